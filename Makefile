@@ -1,0 +1,77 @@
+# Hibiki — every target installs what it needs: a fresh machine with Python 3.11 is enough.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+PROTO_OUT := libs/contracts/src
+PROTO_FILES = $(shell find proto -name '*.proto' | sort)
+
+.PHONY: help install run test test-unit test-integration lint proto proto-check clean bench
+
+help:
+	@echo "make run    start broker, databases, the four services and simulators (Ctrl-C stops all)"
+	@echo "make test   run the whole suite: unit tests and integration tests (real broker, real PostgreSQL)"
+	@echo "make lint   ruff, mypy, buf lint and buf breaking"
+	@echo "make proto  regenerate Python code from proto/"
+	@echo "make clean  remove virtualenvs, caches and local data"
+
+$(UV):
+	@echo "==> installing uv $(UV_VERSION) into $(TOOLS)/"
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml tools/*/pyproject.toml services/*/pyproject.toml)
+	@echo "==> syncing locked dependencies into $(VENV)/"
+	@$(UV) sync --locked --all-packages --quiet
+	@touch $@
+
+install: $(VENV)/.synced
+
+proto: install
+	@rm -rf $(PROTO_OUT)/hibiki
+	@mkdir -p $(PROTO_OUT)
+	@$(RUN) python -m grpc_tools.protoc -I proto \
+		--python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
+		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) $(PROTO_FILES)
+	@find $(PROTO_OUT)/hibiki -type d -exec touch {}/__init__.py \;
+	@touch $(PROTO_OUT)/hibiki/py.typed
+	@echo "==> generated code in $(PROTO_OUT)/hibiki"
+
+proto-check: install
+	@$(RUN) python -m hibiki_runtime.contracts_check proto $(PROTO_OUT)
+
+run: install
+	@$(RUN) hibiki-dev run
+
+test: install proto-check
+	@$(RUN) pytest -p no:cacheprovider libs tools services tests
+
+test-unit: install
+	@$(RUN) pytest -p no:cacheprovider -m "not integration" libs tools services
+
+test-integration: install
+	@$(RUN) pytest -p no:cacheprovider tests/integration
+
+lint: install
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+	@$(RUN) mypy libs/runtime/src tools/devstack/src services/*/src/*/domain
+	@$(RUN) buf lint proto
+	@if git rev-parse --verify --quiet HEAD~1:proto >/dev/null; then \
+		$(RUN) buf breaking proto --against '.git#ref=HEAD~1,subdir=proto'; \
+	else echo "buf breaking: no earlier commit with proto/, nothing to compare"; fi
+
+bench: install
+	@$(RUN) hibiki-dev bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

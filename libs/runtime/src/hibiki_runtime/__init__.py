@@ -1,0 +1,1 @@
+"""Shared runtime of the Hibiki services: one way to configure, log, consume, serve and shut down."""

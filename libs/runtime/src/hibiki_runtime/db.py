@@ -1,0 +1,72 @@
+"""Async SQLAlchemy engines (SQLite by default, PostgreSQL by URL) and per-service Alembic migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession  # re-exported for services
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine; SQLite files get WAL, a busy timeout and enforced foreign keys."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded attributes after commit (the outbox relay reads them after commit)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(migrations_dir: Path) -> Config:
+    """Alembic configuration for a service's migrations folder (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    return config
+
+
+async def upgrade_to_head(engine: AsyncEngine, migrations_dir: Path) -> None:
+    """Apply the service's migrations inside the running event loop."""
+
+    def _upgrade(connection: Connection) -> None:
+        config = alembic_config(migrations_dir)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+
+
+def run_migrations_online(target_metadata: Any = None) -> None:
+    """Body of every service's migrations/env.py: migrate the connection handed over by upgrade_to_head."""
+    from alembic import context
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError(
+            "run migrations through hibiki_runtime.db.upgrade_to_head (or `<service> migrate`)"
+        )
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()

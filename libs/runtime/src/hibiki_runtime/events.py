@@ -1,0 +1,136 @@
+"""The four topics, their message types, envelopes, and strict decoding with reasons for the DLQ."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from google.protobuf.message import DecodeError, Message
+from hibiki.call.v1 import call_actions_pb2, call_events_pb2
+from hibiki.common.v1 import envelope_pb2
+from hibiki.sms.v1 import sms_requests_pb2, sms_results_pb2
+
+CALL_EVENTS = "call.events"
+CALL_ACTIONS = "call.actions"
+SMS_REQUESTS = "sms.requests"
+SMS_RESULTS = "sms.results"
+DLQ_SUFFIX = ".dlq"
+
+TOPIC_MESSAGES: Mapping[str, type[Message]] = {
+    CALL_EVENTS: call_events_pb2.CallEvent,
+    CALL_ACTIONS: call_actions_pb2.CallAction,
+    SMS_REQUESTS: sms_requests_pb2.SmsRequest,
+    SMS_RESULTS: sms_results_pb2.SmsResult,
+}
+ALL_TOPICS = tuple(TOPIC_MESSAGES) + tuple(topic + DLQ_SUFFIX for topic in TOPIC_MESSAGES)
+SUPPORTED_SCHEMA_VERSION = 1
+CONTENT_TYPE = "application/x-protobuf"
+
+
+def dlq_topic(topic: str) -> str:
+    return topic + DLQ_SUFFIX
+
+
+class InvalidEvent(Exception):
+    """A record that can never be processed; it goes to the DLQ with `reason` (a short code) and detail."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def new_envelope(
+    tenant_id: str,
+    body: Message,
+    *,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+    causation_id: str = "",
+    traceparent: str = "",
+) -> envelope_pb2.Envelope:
+    """Envelope for `body`; pass a deterministic event_id whenever the producer can derive one."""
+    envelope = envelope_pb2.Envelope(
+        event_id=event_id or str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        schema=body.DESCRIPTOR.full_name,
+        schema_version=SUPPORTED_SCHEMA_VERSION,
+        causation_id=causation_id,
+        traceparent=traceparent,
+    )
+    envelope.occurred_at.FromDatetime(occurred_at or datetime.now(UTC))
+    return envelope
+
+
+def body_of(message: Message) -> Message:
+    """The event inside a topic message (the set member of its `body` oneof)."""
+    which = message.WhichOneof("body")
+    if which is None:
+        raise InvalidEvent("unknown_schema", f"{message.DESCRIPTOR.full_name} carries no known body")
+    body: Message = getattr(message, which)
+    return body
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    """A validated topic message with its envelope and body at hand."""
+
+    message: Message
+    envelope: envelope_pb2.Envelope
+    body: Message
+
+    @property
+    def event_id(self) -> str:
+        return self.envelope.event_id
+
+    @property
+    def tenant_id(self) -> str:
+        return self.envelope.tenant_id
+
+
+def decode_event(topic: str, value: bytes | None) -> DecodedEvent:
+    """Parse and validate a record of `topic`; raises InvalidEvent with a DLQ reason."""
+    message_type = TOPIC_MESSAGES.get(topic)
+    if message_type is None:
+        raise InvalidEvent("unknown_topic", f"no contract for topic {topic!r}")
+    if not value:
+        raise InvalidEvent("malformed", "empty record value")
+    message = message_type()
+    try:
+        message.ParseFromString(value)
+    except DecodeError as error:
+        raise InvalidEvent("malformed", f"not a {message_type.DESCRIPTOR.full_name}: {error}") from error
+    envelope: envelope_pb2.Envelope = message.envelope  # type: ignore[attr-defined]
+    if not message.HasField("envelope"):
+        raise InvalidEvent("missing_envelope", "record has no envelope")
+    if not envelope.event_id:
+        raise InvalidEvent("missing_event_id", "envelope.event_id is empty")
+    if not envelope.tenant_id:
+        raise InvalidEvent("missing_tenant", "envelope.tenant_id is empty")
+    body = body_of(message)
+    if envelope.schema != body.DESCRIPTOR.full_name:
+        raise InvalidEvent(
+            "schema_mismatch", f"envelope.schema {envelope.schema!r} but body is {body.DESCRIPTOR.full_name}"
+        )
+    if envelope.schema_version != SUPPORTED_SCHEMA_VERSION:
+        raise InvalidEvent(
+            "unsupported_schema_version",
+            f"{envelope.schema} version {envelope.schema_version} (supported: {SUPPORTED_SCHEMA_VERSION})",
+        )
+    return DecodedEvent(message=message, envelope=envelope, body=body)
+
+
+def record_headers(message: Message) -> list[tuple[str, bytes]]:
+    """Kafka headers that let tools route and inspect a record without decoding it."""
+    envelope: envelope_pb2.Envelope = message.envelope  # type: ignore[attr-defined]
+    headers = [
+        ("content-type", CONTENT_TYPE.encode()),
+        ("schema", envelope.schema.encode()),
+        ("event-id", envelope.event_id.encode()),
+        ("tenant-id", envelope.tenant_id.encode()),
+    ]
+    if envelope.traceparent:
+        headers.append(("traceparent", envelope.traceparent.encode()))
+    return headers

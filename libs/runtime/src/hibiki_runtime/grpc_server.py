@@ -1,0 +1,212 @@
+"""asyncio gRPC server bootstrap: health, reflection, authentication, logging, metrics, error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, TypeAlias
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from hibiki_runtime.auth import Authenticator, reset_current_principal, set_current_principal
+from hibiki_runtime.errors import HibikiError, InvalidArgument
+from hibiki_runtime.metrics import RuntimeMetrics
+
+log = logging.getLogger("hibiki.grpc")
+
+# Health and reflection stay open so that probes and tools work without credentials.
+OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/")
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+MethodHandler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[MethodHandler | None]]"
+Handler = Callable[[Any, Context], Awaitable[Any]]
+StreamHandler = Callable[[Any, Context], AsyncIterator[Any]]
+
+
+def grpc_status_for(error: HibikiError) -> grpc.Status:
+    """The rich gRPC status of a domain error (field violations travel as google.rpc.BadRequest)."""
+    code = getattr(code_pb2, error.code)
+    status = status_pb2.Status(code=code, message=error.message)
+    if isinstance(error, InvalidArgument):
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in error.violations
+                ]
+            )
+        )
+        status.details.append(detail)
+    grpc_status: grpc.Status = rpc_status.to_status(status)
+    return grpc_status
+
+
+def _wrap(
+    handler: MethodHandler,
+    unary: Callable[[Handler], Handler],
+    stream: Callable[[StreamHandler], StreamHandler],
+) -> MethodHandler:
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            unary(handler.unary_unary),  # type: ignore[arg-type]  # aio servers hold coroutine functions
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            stream(handler.unary_stream),  # type: ignore[arg-type]
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler  # client streaming is not used by Hibiki's APIs
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    """Maps domain errors to statuses in one place, and logs and measures every call."""
+
+    def __init__(self, metrics: RuntimeMetrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Continuation,
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> MethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        metrics = self._metrics
+
+        async def finish(context: Context, started: float, error: BaseException | None) -> None:
+            status: grpc.Status | None = None
+            if error is None:
+                code = "OK"
+            elif isinstance(error, HibikiError):
+                status = grpc_status_for(error)
+                code = status.code.name
+                log.info("rpc %s failed: %s %s", method, code, error.message)
+            elif isinstance(error, grpc.aio.AbortError):
+                aborted = context.code()
+                code = aborted.name if isinstance(aborted, grpc.StatusCode) else "UNKNOWN"
+            elif isinstance(error, asyncio.CancelledError):
+                code = "CANCELLED"
+            else:
+                code = "INTERNAL"
+                log.error("rpc %s crashed", method, exc_info=error)
+            metrics.grpc_requests.labels(method, code).inc()
+            metrics.grpc_latency.labels(method).observe(time.perf_counter() - started)
+            if status is not None:
+                await context.abort(status.code, status.details, status.trailing_metadata)
+
+        def unary(behavior: Handler) -> Handler:
+            async def wrapper(request: Any, context: Context) -> Any:
+                started = time.perf_counter()
+                try:
+                    response = await behavior(request, context)
+                except BaseException as error:  # re-raised below, or replaced by the mapped status
+                    await finish(context, started, error)
+                    raise
+                await finish(context, started, None)
+                return response
+
+            return wrapper
+
+        def stream(behavior: StreamHandler) -> StreamHandler:
+            async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
+                started = time.perf_counter()
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except BaseException as error:  # re-raised below, or replaced by the mapped status
+                    await finish(context, started, error)
+                    raise
+                await finish(context, started, None)
+
+            return wrapper
+
+        return _wrap(handler, unary, stream)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates every call except health and reflection and makes the principal current."""
+
+    def __init__(self, authenticator: Authenticator, open_prefixes: Iterable[str] = OPEN_SERVICES) -> None:
+        self._authenticator = authenticator
+        self._open = tuple(open_prefixes)
+
+    async def intercept_service(
+        self,
+        continuation: Continuation,
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> MethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(self._open):
+            return handler
+        authenticate = self._authenticator.authenticate
+
+        def principal_for(context: Context) -> Any:
+            metadata = {
+                key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)
+            }
+            return authenticate(metadata)
+
+        def unary(behavior: Handler) -> Handler:
+            async def wrapper(request: Any, context: Context) -> Any:
+                token = set_current_principal(principal_for(context))
+                try:
+                    return await behavior(request, context)
+                finally:
+                    reset_current_principal(token)
+
+            return wrapper
+
+        def stream(behavior: StreamHandler) -> StreamHandler:
+            async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
+                token = set_current_principal(principal_for(context))
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                finally:
+                    reset_current_principal(token)
+
+            return wrapper
+
+        return _wrap(handler, unary, stream)
+
+
+Registrar = Callable[[grpc.aio.Server], None]
+
+
+def create_server(
+    address: str,
+    *,
+    registrars: Iterable[tuple[str, Registrar]],
+    authenticator: Authenticator,
+    metrics: RuntimeMetrics,
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """An unstarted server with the given services, health and reflection; port 0 picks a free port."""
+    server = grpc.aio.server(
+        interceptors=[ObservabilityInterceptor(metrics), AuthInterceptor(authenticator)],
+        options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+    )
+    names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+    for full_name, register in registrars:
+        register(server)
+        names.append(full_name)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind gRPC server to {address}")
+    return server, port, health_servicer

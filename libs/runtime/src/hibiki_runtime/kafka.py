@@ -1,0 +1,194 @@
+"""Kafka through FastStream: broker factory, topic creation, batch consumers with a DLQ, and publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+
+from hibiki_runtime.events import DecodedEvent, InvalidEvent, decode_event, dlq_topic
+from hibiki_runtime.metrics import RuntimeMetrics
+from hibiki_runtime.outbox import OutboundRecord
+
+log = logging.getLogger("hibiki.kafka")
+
+
+def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
+    """A FastStream broker tuned for batch pipelines; per-message logs stay below INFO."""
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=1024 * 1024,
+        log_level=logging.DEBUG,
+        graceful_timeout=15.0,
+    )
+
+
+async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="hibiki-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in topics if name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica created it first
+                await admin.create_topics(
+                    [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in missing]
+                )
+        return missing
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One valid record of a consumed batch."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    event: DecodedEvent
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record the handler refuses for good (e.g. cross-tenant); it goes to the DLQ with the reason."""
+
+    delivery: Delivery
+    reason: str
+    detail: str
+
+
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Rejection]]]
+
+
+@dataclass(frozen=True)
+class _DeadLetter:
+    record: ConsumerRecord[Any, Any]
+    reason: str
+    detail: str
+
+
+async def publish_records(broker: KafkaBroker, records: Sequence[OutboundRecord]) -> None:
+    """Send records with their own keys in one go, then wait until the broker acknowledged all of them."""
+    futures = [
+        await broker.publish(
+            record.value, record.topic, key=record.key, headers=record.headers, no_confirm=True
+        )
+        for record in records
+    ]
+    await asyncio.gather(*futures)
+
+
+def _dead_letter_record(dead: _DeadLetter, group: str) -> OutboundRecord:
+    record = dead.record
+    headers = {name: value.decode("utf-8", "replace") for name, value in record.headers or ()}
+    headers.update(
+        {
+            "dlq-reason": dead.reason,
+            "dlq-detail": dead.detail[:1000],
+            "dlq-source-topic": record.topic,
+            "dlq-source-partition": str(record.partition),
+            "dlq-source-offset": str(record.offset),
+            "dlq-consumer-group": group,
+        }
+    )
+    return OutboundRecord(dlq_topic(record.topic), record.key, record.value or b"", headers)
+
+
+async def _raw_records(message: StreamMessage[Any]) -> Any:
+    # Decoding happens in the handler so that a bad record reaches the DLQ instead of being skipped.
+    return message.raw_message
+
+
+def register_batch_consumer(
+    broker: KafkaBroker,
+    *,
+    topic: str,
+    group: str,
+    handler: BatchHandler,
+    metrics: RuntimeMetrics,
+    max_records: int = 500,
+    max_backoff_seconds: float = 30.0,
+) -> None:
+    """Consume `topic` in batches; commit only after the handler (and its DB commit) and the DLQ succeeded.
+
+    Invalid records and the handler's rejections go to `<topic>.dlq` with a reason header. If the handler
+    raises, the batch is sought back and redelivered after a growing pause; nothing is committed past it.
+    """
+    failures = 0
+
+    @broker.subscriber(
+        topic,
+        group_id=group,
+        batch=True,
+        max_records=max_records,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        decoder=_raw_records,
+    )
+    async def consume(records: Any, message: KafkaMessage) -> None:
+        nonlocal failures
+        started = time.perf_counter()
+        deliveries: list[Delivery] = []
+        dead: list[_DeadLetter] = []
+        by_position: dict[tuple[int, int], ConsumerRecord[Any, Any]] = {}
+        for record in records:
+            try:
+                event = decode_event(topic, record.value)
+            except InvalidEvent as error:
+                dead.append(_DeadLetter(record, error.reason, error.detail))
+                continue
+            deliveries.append(Delivery(topic, record.partition, record.offset, record.key, event))
+            by_position[(record.partition, record.offset)] = record
+        try:
+            rejections = await handler(deliveries) if deliveries else ()
+            dead.extend(
+                _DeadLetter(by_position[(r.delivery.partition, r.delivery.offset)], r.reason, r.detail)
+                for r in rejections
+            )
+            if dead:
+                await publish_records(broker, [_dead_letter_record(d, group) for d in dead])
+        except Exception:
+            failures += 1
+            metrics.consumer_errors.labels(topic).inc()
+            pause = min(max_backoff_seconds, 0.2 * 2 ** min(failures, 10))
+            log.exception(
+                "batch of %d records from %s failed; redelivering in %.1fs", len(records), topic, pause
+            )
+            await message.nack()
+            await asyncio.sleep(pause)
+            return
+        failures = 0
+        await message.ack()
+        for d in dead:
+            metrics.dlq.labels(topic, d.reason).inc()
+            log.warning(
+                "record %s[%d]@%d sent to %s: %s (%s)",
+                topic,
+                d.record.partition,
+                d.record.offset,
+                dlq_topic(topic),
+                d.reason,
+                d.detail,
+            )
+        metrics.consumed.labels(topic, "processed").inc(len(records) - len(dead))
+        if dead:
+            metrics.consumed.labels(topic, "dead_lettered").inc(len(dead))
+        metrics.batch_latency.labels(topic).observe(time.perf_counter() - started)

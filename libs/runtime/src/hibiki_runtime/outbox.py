@@ -1,0 +1,195 @@
+"""Effectively-once effects: processed-event ids and a transactional outbox relayed to Kafka.
+
+A consumer records the event id it handles and the messages it wants to send in the same database
+transaction as its state change; the relay publishes committed outbox rows and deletes them only
+after the broker acknowledged them. A crash anywhere repeats work at most; consumers deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from hibiki_runtime.events import record_headers
+from hibiki_runtime.metrics import RuntimeMetrics
+
+log = logging.getLogger("hibiki.outbox")
+
+reliability_metadata = MetaData()
+
+outbox = Table(
+    "outbox",
+    reliability_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("topic", String(249), nullable=False),
+    Column("key", LargeBinary, nullable=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+processed_events = Table(
+    "processed_events",
+    reliability_metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+def create_reliability_tables(op: Any) -> None:
+    """Create the outbox and processed-events tables from a service's first Alembic migration."""
+    for table in (outbox, processed_events):
+        op.create_table(table.name, *(column.copy() for column in table.columns))
+
+
+def _insert(session: AsyncSession, table: Table) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+async def claim_event(session: AsyncSession, consumer: str, event_id: str) -> bool:
+    """Record that `consumer` handles `event_id`; False when it already did (a redelivery)."""
+    statement = (
+        _insert(session, processed_events)
+        .values(consumer=consumer, event_id=event_id, processed_at=datetime.now(UTC))
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    )
+    result = await session.execute(statement)
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def enqueue_all(session: AsyncSession, messages: Sequence[tuple[str, str, Message]]) -> None:
+    """Add (topic, key, message) triples to the outbox within the session's transaction."""
+    if not messages:
+        return
+    now = datetime.now(UTC)
+    await session.execute(
+        outbox.insert(),
+        [
+            {
+                "topic": topic,
+                "key": key.encode(),
+                "value": message.SerializeToString(),
+                "headers": {name: value.decode() for name, value in record_headers(message)},
+                "created_at": now,
+            }
+            for topic, key, message in messages
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+
+SendBatch = Callable[[Sequence[OutboundRecord]], Awaitable[None]]
+
+# Only one relay per database publishes at a time, so records of one key keep their order.
+_RELAY_LOCK_ID = 0x48494249
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in id order and deletes them once the broker has them."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        send_batch: SendBatch,
+        metrics: RuntimeMetrics,
+        *,
+        batch_size: int = 500,
+        idle_seconds: float = 0.5,
+    ) -> None:
+        self._engine = engine
+        self._send_batch = send_batch
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._idle_seconds = idle_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def notify(self) -> None:
+        """Tell the relay that new rows were committed (saves waiting for the next poll)."""
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch of pending rows; returns how many were published."""
+        async with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                locked = await connection.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": _RELAY_LOCK_ID}
+                )
+                if not locked:
+                    return 0
+            rows = (
+                await connection.execute(select(outbox).order_by(outbox.c.id).limit(self._batch_size))
+            ).all()
+            if not rows:
+                self._metrics.outbox_backlog.set(0)
+                return 0
+            await self._send_batch(
+                [OutboundRecord(row.topic, row.key, row.value, dict(row.headers)) for row in rows]
+            )
+            await connection.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+            for row in rows:
+                self._metrics.outbox_published.labels(row.topic).inc()
+            if len(rows) == self._batch_size:
+                backlog = await connection.scalar(select(func.count()).select_from(outbox))
+                self._metrics.outbox_backlog.set(backlog or 0)
+            else:
+                self._metrics.outbox_backlog.set(0)
+            return len(rows)
+
+    async def run(self) -> None:
+        """Relay until stop() is called; errors are logged and retried with a pause."""
+        while not self._stopping:
+            try:
+                published = await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if published == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_seconds)
+
+    async def drain(self) -> None:
+        """Publish everything already committed (used during graceful shutdown)."""
+        while await self.relay_once():
+            pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()

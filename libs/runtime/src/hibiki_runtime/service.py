@@ -1,0 +1,205 @@
+"""ServiceRuntime: the one bootstrap every Hibiki service uses (logs, DB, Kafka, gRPC, HTTP, shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health_pb2
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from hibiki_runtime.auth import Authenticator, StaticTokenAuthenticator
+from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
+from hibiki_runtime.events import ALL_TOPICS
+from hibiki_runtime.grpc_server import Registrar, create_server
+from hibiki_runtime.kafka import (
+    BatchHandler,
+    create_broker,
+    ensure_topics,
+    publish_records,
+    register_batch_consumer,
+)
+from hibiki_runtime.logging import configure_logging
+from hibiki_runtime.metrics import RuntimeMetrics
+from hibiki_runtime.outbox import OutboxRelay
+from hibiki_runtime.settings import ServiceSettings
+
+log = logging.getLogger("hibiki.service")
+
+Hook = Callable[[], Coroutine[Any, Any, None]]
+
+
+class ServiceRuntime:
+    """Wires the shared parts of a service; the service adds its gRPC servicers, consumers and tasks."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migrations_dir: Path | None = None,
+        authenticator: Authenticator | None = None,
+        version: str = "0.1.0",
+    ) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.metrics = RuntimeMetrics(settings.service_name, self.registry)
+        self.metrics.build_info.info({"version": version, "service": settings.service_name})
+        self.engine = create_engine(settings.resolved_database_url)
+        self.sessions = session_factory(self.engine)
+        self.broker = create_broker(settings.kafka_bootstrap_servers, f"hibiki-{settings.service_name}")
+        self.relay = OutboxRelay(
+            self.engine,
+            partial(publish_records, self.broker),
+            self.metrics,
+            batch_size=settings.outbox_batch,
+            idle_seconds=settings.outbox_idle_seconds,
+        )
+        self.http = web.Application()
+        self.http.router.add_get("/metrics", self._metrics_endpoint)
+        self.http.router.add_get("/healthz", self._health_endpoint)
+        self.grpc_port = 0
+        self.http_port = 0
+        self._migrations_dir = migrations_dir
+        self._authenticator = authenticator or StaticTokenAuthenticator.from_settings(
+            settings.auth_tokens, settings.auth_tokens_file
+        )
+        self._registrars: list[tuple[str, Registrar]] = []
+        self._startup_hooks: list[Hook] = []
+        self._shutdown_hooks: list[Hook] = []
+        self._task_factories: list[tuple[str, Hook]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: grpc.aio.Server | None = None
+        self._http_runner: web.AppRunner | None = None
+        self._serving = False
+
+    # -- what a service adds -------------------------------------------------------------------------
+    def add_grpc_service(self, full_name: str, register: Registrar) -> None:
+        """Serve a gRPC service; its `full_name` (e.g. "hibiki.routing.v1.RoutingService") shows in health."""
+        self._registrars.append((full_name, register))
+
+    def consume(self, topic: str, handler: BatchHandler, *, max_records: int | None = None) -> None:
+        """Consume a topic in batches with the service's consumer group (see register_batch_consumer)."""
+        register_batch_consumer(
+            self.broker,
+            topic=topic,
+            group=self.settings.consumer_group,
+            handler=handler,
+            metrics=self.metrics,
+            max_records=max_records or self.settings.kafka_max_batch,
+        )
+
+    def add_task(self, name: str, factory: Hook) -> None:
+        """Run a background loop while the service runs; it is cancelled at shutdown."""
+        self._task_factories.append((name, factory))
+
+    def on_startup(self, hook: Hook) -> None:
+        """Run after migrations, before consuming and serving."""
+        self._startup_hooks.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        """Run after consumers and servers stopped, before connections close."""
+        self._shutdown_hooks.append(hook)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Migrate, connect and start serving; the service is SERVING when this returns."""
+        settings = self.settings
+        if self._migrations_dir is not None and settings.run_migrations:
+            await upgrade_to_head(self.engine, self._migrations_dir)
+        if settings.kafka_create_topics:
+            created = await ensure_topics(
+                settings.kafka_bootstrap_servers, ALL_TOPICS, settings.kafka_topic_partitions
+            )
+            if created:
+                log.info("created topics %s", ", ".join(created))
+        for hook in self._startup_hooks:
+            await hook()
+        await self.broker.start()
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        for name, factory in self._task_factories:
+            self._tasks.append(asyncio.create_task(factory(), name=name))
+
+        server, self.grpc_port, health = create_server(
+            f"{settings.grpc_host}:{settings.grpc_port}",
+            registrars=self._registrars,
+            authenticator=self._authenticator,
+            metrics=self.metrics,
+        )
+        self._server, self._health = server, health
+        await server.start()
+        runner = web.AppRunner(self.http, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        await site.start()
+        self._http_runner = runner
+        self.http_port = runner.addresses[0][1] if runner.addresses else settings.http_port
+        for full_name in ["", *(name for name, _ in self._registrars)]:
+            await health.set(full_name, health_pb2.HealthCheckResponse.SERVING)
+        self._serving = True
+        log.info(
+            "%s serving: gRPC on %d, HTTP on %d, database %s",
+            settings.service_name,
+            self.grpc_port,
+            self.http_port,
+            self.engine.url.render_as_string(hide_password=True),
+        )
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop taking work, finish in-flight work, commit, relay, close."""
+        if not self._serving:
+            return
+        self._serving = False
+        log.info("%s shutting down", self.settings.service_name)
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(self.settings.grpc_shutdown_grace_seconds)
+        for subscriber in self.broker.subscribers:
+            await subscriber.stop()  # waits for in-flight batches; they ack after their DB commit
+        self.relay.stop()
+        for task in self._tasks:
+            if task.get_name() != "outbox-relay":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self.relay.drain()
+        except Exception:
+            log.warning("outbox not drained at shutdown; the next start relays the rest", exc_info=True)
+        await self.broker.stop()
+        for hook in self._shutdown_hooks:
+            await hook()
+        if self._http_runner is not None:
+            await self._http_runner.cleanup()
+        await self.engine.dispose()
+        log.info("%s stopped", self.settings.service_name)
+
+    async def serve(self) -> None:
+        """Start, run until SIGTERM/SIGINT, then stop gracefully."""
+        configure_logging(self.settings.service_name, self.settings.log_level, self.settings.log_json)
+        stop_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop_requested.set)
+        await self.start()
+        await stop_requested.wait()
+        await self.stop()
+
+    def run(self) -> None:
+        """Entry point of a service process."""
+        asyncio.run(self.serve())
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+    async def _metrics_endpoint(self, _request: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _health_endpoint(self, _request: web.Request) -> web.Response:
+        if self._serving:
+            return web.json_response({"status": "SERVING"})
+        return web.json_response({"status": "NOT_SERVING"}, status=503)

@@ -1,0 +1,54 @@
+"""Typed service settings read from HIBIKI_* environment variables (12-factor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has; a service subclasses it and overrides the defaults it owns."""
+
+    model_config = SettingsConfigDict(env_prefix="HIBIKI_", env_file=None, extra="ignore")
+
+    service_name: str = "hibiki"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = 50050
+    grpc_shutdown_grace_seconds: float = 5.0
+    http_host: str = "0.0.0.0"
+    # HTTP port of /metrics, /healthz and any HTTP routes of the service.
+    http_port: int = 9100
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_create_topics: bool = True
+    kafka_topic_partitions: int = Field(default=3, ge=1)
+    kafka_max_batch: int = Field(default=500, ge=1)
+    kafka_consumer_group: str = ""
+
+    database_url: str = ""
+    data_dir: Path = Path("var")
+    run_migrations: bool = True
+
+    # JSON object {token: {"tenant_id": ..., "role": ...}}; empty refuses every authenticated call.
+    auth_tokens: dict[str, dict[str, str]] = Field(default_factory=dict)
+    auth_tokens_file: Path | None = None
+
+    outbox_batch: int = Field(default=500, ge=1)
+    outbox_idle_seconds: float = Field(default=0.5, gt=0)
+
+    @property
+    def consumer_group(self) -> str:
+        """Kafka consumer group of this service (one per service, shared by its replicas)."""
+        return self.kafka_consumer_group or f"hibiki-{self.service_name}"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured database URL, or an SQLite file under data_dir for local runs."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"

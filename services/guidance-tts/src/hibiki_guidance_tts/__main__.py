@@ -1,0 +1,3 @@
+from hibiki_guidance_tts.entrypoints.main import main
+
+main()

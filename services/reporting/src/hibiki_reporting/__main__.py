@@ -1,0 +1,3 @@
+from hibiki_reporting.entrypoints.main import main
+
+main()

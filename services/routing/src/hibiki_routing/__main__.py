@@ -1,0 +1,3 @@
+from hibiki_routing.entrypoints.main import main
+
+main()

@@ -1,0 +1,3 @@
+from hibiki_sms_gateway.entrypoints.main import main
+
+main()

@@ -1,0 +1,79 @@
+"""Real infrastructure for integration tests: the Kafka-protocol broker, PostgreSQL, service processes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hibiki_devstack.infra import Broker, Postgres, free_port, kafka_broker, postgres_server
+from hibiki_devstack.stack import ServiceSpec, Stack
+from hibiki_runtime.events import ALL_TOPICS
+from hibiki_runtime.kafka import ensure_topics
+
+TENANT = "tenant-a"
+OTHER_TENANT = "tenant-b"
+TOKENS = {
+    "token-a-operator": {"tenant_id": TENANT, "role": "operator"},
+    "token-a-viewer": {"tenant_id": TENANT, "role": "viewer"},
+    "token-b-operator": {"tenant_id": OTHER_TENANT, "role": "operator"},
+    "token-platform": {"tenant_id": TENANT, "role": "platform"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("integration")
+
+
+@pytest.fixture(scope="session")
+async def kafka(work_dir: Path) -> Broker:  # type: ignore[misc]
+    with kafka_broker(free_port(), work_dir / "broker.log") as broker:
+        await ensure_topics(broker.bootstrap_servers, ALL_TOPICS, partitions=3)
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def postgres(work_dir: Path) -> Iterator[Postgres]:
+    with postgres_server(work_dir / "postgres") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stack(work_dir: Path, kafka: Broker) -> Iterator[Stack]:
+    tokens_file = work_dir / "tokens.json"
+    tokens_file.write_text(json.dumps(TOKENS))
+    running = Stack(
+        work_dir / "logs",
+        {
+            "HIBIKI_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "HIBIKI_AUTH_TOKENS_FILE": str(tokens_file),
+            "HIBIKI_DATA_DIR": str(work_dir / "data"),
+            "HIBIKI_KAFKA_CREATE_TOPICS": "false",
+        },
+        say=lambda _line: None,
+    )
+    yield running
+    running.stop()
+
+
+def start_service(stack: Stack, postgres: Postgres, name: str, module: str, **env: str) -> ServiceSpec:
+    """Start a service process on free ports with its own PostgreSQL database; returns once SERVING."""
+    database = f"{name.replace('-', '_')}_{free_port()}"
+    postgres.create_database(database)
+    spec = ServiceSpec(
+        name,
+        module,
+        grpc_port=free_port(),
+        http_port=free_port(),
+        env={"HIBIKI_DATABASE_URL": postgres.url(database), **env},
+    )
+    stack.wait_healthy([stack.start(spec)], timeout=90)
+    return spec

@@ -1,0 +1,95 @@
+"""The foundation end to end: a protobuf CallStarted through the real broker to a service process."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+from hibiki.call.v1 import call_actions_pb2, call_events_pb2
+from hibiki_devstack.infra import Broker, Postgres
+from hibiki_devstack.processes import health_status
+from hibiki_devstack.stack import ServiceSpec, Stack
+from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, dlq_topic, new_envelope
+
+from tests.integration.conftest import TENANT, start_service
+from tests.integration.kafka_io import produce, read_until
+
+
+def call_started(call_id: str, dialed: str) -> call_events_pb2.CallEvent:
+    body = call_events_pb2.CallStarted(dialed_number=dialed, caller_number="+819012345678")
+    event = call_events_pb2.CallEvent(call_id=call_id, call_started=body)
+    event.envelope.CopyFrom(
+        new_envelope(TENANT, body, event_id=f"{call_id}:started", occurred_at=datetime.now(UTC))
+    )
+    return event
+
+
+def actions_for(records: list, call_id: str) -> list[call_actions_pb2.CallAction]:
+    actions = [call_actions_pb2.CallAction.FromString(r.value) for r in records]
+    return [a for a in actions if a.call_id == call_id]
+
+
+@pytest.fixture(scope="module")
+def routing(postgres: Postgres, stack: Stack) -> ServiceSpec:
+    return start_service(stack, postgres, "routing", "hibiki_routing")
+
+
+async def test_routing_answers_health_and_serves_metrics(routing: ServiceSpec) -> None:
+    assert health_status(routing.grpc_port or 0) == "SERVING"
+    assert health_status(routing.grpc_port or 0, "hibiki.routing.v1.RoutingService") == "SERVING"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{routing.http_port}/metrics") as reply,
+    ):
+        assert reply.status == 200
+        assert "hibiki_routing_build_info" in await reply.text()
+
+
+async def test_malformed_event_goes_to_dlq_and_routing_keeps_consuming(
+    kafka: Broker, routing: ServiceSpec
+) -> None:
+    poison = b"\xff\xfe this is not a protobuf CallEvent"
+
+    await produce(
+        kafka.bootstrap_servers,
+        CALL_EVENTS,
+        [("call-poison", poison), ("call-1", call_started("call-1", "+81399990000"))],
+    )
+
+    dead = await read_until(kafka.bootstrap_servers, dlq_topic(CALL_EVENTS), lambda rs: len(rs) >= 1)
+    assert [r.value for r in dead] == [poison]
+    headers = dict(dead[0].headers)
+    assert headers["dlq-reason"] == b"malformed"
+    assert headers["dlq-source-topic"] == CALL_EVENTS.encode()
+
+    records = await read_until(
+        kafka.bootstrap_servers, CALL_ACTIONS, lambda rs: bool(actions_for(rs, "call-1"))
+    )
+    (action,) = actions_for(records, "call-1")
+    assert action.WhichOneof("body") == "hangup"
+    assert action.hangup.reason == "not_in_service"
+    assert action.action_id == "call-1:1"
+    assert action.envelope.tenant_id == TENANT
+    assert action.envelope.causation_id == "call-1:started"
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{routing.http_port}/metrics") as reply,
+    ):
+        metrics = await reply.text()
+    assert 'hibiki_routing_dlq_messages_total{reason="malformed",topic="call.events"} 1.0' in metrics
+
+
+async def test_redelivered_call_started_produces_no_second_action(
+    kafka: Broker, routing: ServiceSpec
+) -> None:
+    event = call_started("call-dup", "+81399990001")
+    await produce(kafka.bootstrap_servers, CALL_EVENTS, [("call-dup", event), ("call-dup", event)])
+    marker = call_started("call-after-dup", "+81399990001")
+    await produce(kafka.bootstrap_servers, CALL_EVENTS, [("call-dup", marker)])
+
+    records = await read_until(
+        kafka.bootstrap_servers, CALL_ACTIONS, lambda rs: bool(actions_for(rs, "call-after-dup"))
+    )
+    assert len(actions_for(records, "call-dup")) == 1

@@ -1,0 +1,1 @@
+"""Local infrastructure without Docker: broker, PostgreSQL and supervised service processes."""
