@@ -67,7 +67,7 @@ class ServiceRuntime:
         self.grpc_port = 0
         self.http_port = 0
         self._migrations_dir = migrations_dir
-        self._authenticator = authenticator or StaticTokenAuthenticator.from_settings(
+        self.authenticator = authenticator or StaticTokenAuthenticator.from_settings(
             settings.auth_tokens, settings.auth_tokens_file
         )
         self._registrars: list[tuple[str, Registrar]] = []
@@ -129,7 +129,7 @@ class ServiceRuntime:
         server, self.grpc_port, health = create_server(
             f"{settings.grpc_host}:{settings.grpc_port}",
             registrars=self._registrars,
-            authenticator=self._authenticator,
+            authenticator=self.authenticator,
             metrics=self.metrics,
         )
         self._server, self._health = server, health
