@@ -107,6 +107,8 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             metrics.grpc_latency.labels(method).observe(time.perf_counter() - started)
             if status is not None:
                 await context.abort(status.code, status.details, status.trailing_metadata)
+            if code == "INTERNAL":
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")  # details stay in the logs
 
         def unary(behavior: Handler) -> Handler:
             async def wrapper(request: Any, context: Context) -> Any:

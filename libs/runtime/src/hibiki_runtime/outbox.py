@@ -41,30 +41,34 @@ log = logging.getLogger("hibiki.outbox")
 
 reliability_metadata = MetaData()
 
-outbox = Table(
-    "outbox",
-    reliability_metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("topic", String(249), nullable=False),
-    Column("key", LargeBinary, nullable=True),
-    Column("value", LargeBinary, nullable=False),
-    Column("headers", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
 
-processed_events = Table(
-    "processed_events",
-    reliability_metadata,
-    Column("consumer", String(100), primary_key=True),
-    Column("event_id", String(200), primary_key=True),
-    Column("processed_at", DateTime(timezone=True), nullable=False, index=True),
-)
+def _outbox_columns() -> list[Column[Any]]:
+    return [
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("topic", String(249), nullable=False),
+        Column("key", LargeBinary, nullable=True),
+        Column("value", LargeBinary, nullable=False),
+        Column("headers", JSON, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+def _processed_events_columns() -> list[Column[Any]]:
+    return [
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(200), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False, index=True),
+    ]
+
+
+outbox = Table("outbox", reliability_metadata, *_outbox_columns())
+processed_events = Table("processed_events", reliability_metadata, *_processed_events_columns())
 
 
 def create_reliability_tables(op: Any) -> None:
     """Create the outbox and processed-events tables from a service's first Alembic migration."""
-    for table in (outbox, processed_events):
-        op.create_table(table.name, *(column.copy() for column in table.columns))
+    op.create_table("outbox", *_outbox_columns())
+    op.create_table("processed_events", *_processed_events_columns())
 
 
 def _insert(session: AsyncSession, table: Table) -> Any:
