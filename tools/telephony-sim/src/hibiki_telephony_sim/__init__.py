@@ -1,0 +1,1 @@
+"""Simulated telephony platform for Hibiki: callers that dial, listen, key digits and hang up."""
