@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -145,3 +146,4 @@ def postgres_server(data_dir: Path) -> Iterator[Postgres]:
         )
     finally:
         server.cleanup()
+        atexit.unregister(server._cleanup)  # already stopped; its exit hook would log to closed streams
