@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import aiohttp
@@ -32,7 +33,9 @@ def actions_for(records: list, call_id: str) -> list[call_actions_pb2.CallAction
 
 @pytest.fixture(scope="module")
 def routing(postgres: Postgres, stack: Stack) -> ServiceSpec:
-    return start_service(stack, postgres, "routing", "hibiki_routing")
+    return start_service(
+        stack, postgres, "routing", "hibiki_routing", HIBIKI_CONSUMER_LAG_INTERVAL_SECONDS="0.5"
+    )
 
 
 async def test_routing_answers_health_and_serves_metrics(routing: ServiceSpec) -> None:
@@ -93,3 +96,25 @@ async def test_redelivered_call_started_produces_no_second_action(
         kafka.bootstrap_servers, CALL_ACTIONS, lambda rs: bool(actions_for(rs, "call-after-dup"))
     )
     assert len(actions_for(records, "call-dup")) == 1
+
+
+async def test_consumer_lag_is_exported_per_partition(kafka: Broker, routing: ServiceSpec) -> None:
+    await produce(
+        kafka.bootstrap_servers, CALL_EVENTS, [("call-lag", call_started("call-lag", "+81399990002"))]
+    )
+    await read_until(kafka.bootstrap_servers, CALL_ACTIONS, lambda rs: bool(actions_for(rs, "call-lag")))
+    lag_lines: list[str] = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(40):
+            async with http.get(f"http://127.0.0.1:{routing.http_port}/metrics") as reply:
+                lag_lines = [
+                    line
+                    for line in (await reply.text()).splitlines()
+                    if line.startswith('hibiki_routing_consumer_lag_messages{partition="')
+                    and 'topic="call.events"' in line
+                ]
+            if lag_lines:
+                break
+            await asyncio.sleep(0.25)
+    assert lag_lines, "no consumer lag samples for call.events"
+    assert all(float(line.rsplit(" ", 1)[1]) >= 0 for line in lag_lines)

@@ -192,3 +192,23 @@ def register_batch_consumer(
         if dead:
             metrics.consumed.labels(topic, "dead_lettered").inc(len(dead))
         metrics.batch_latency.labels(topic).observe(time.perf_counter() - started)
+
+
+async def record_consumer_lag(broker: KafkaBroker, metrics: RuntimeMetrics) -> None:
+    """Set the lag gauge (end offset − committed offset) of every assigned partition.
+
+    Uses the high-water marks the consumers already learned from fetches, so it costs one committed-offset
+    request per partition and no extra connection.
+    """
+    for subscriber in broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is None:
+            continue
+        for partition in consumer.assignment():
+            end = consumer.highwater(partition)
+            if end is None:
+                continue
+            committed = await consumer.committed(partition) or 0
+            metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(
+                max(0, end - committed)
+            )

@@ -24,6 +24,7 @@ from hibiki_runtime.kafka import (
     create_broker,
     ensure_topics,
     publish_records,
+    record_consumer_lag,
     register_batch_consumer,
 )
 from hibiki_runtime.logging import configure_logging
@@ -123,6 +124,7 @@ class ServiceRuntime:
             await hook()
         await self.broker.start()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._tasks.append(asyncio.create_task(self._watch_consumer_lag(), name="consumer-lag"))
         for name, factory in self._task_factories:
             self._tasks.append(asyncio.create_task(factory(), name=name))
 
@@ -193,6 +195,14 @@ class ServiceRuntime:
     def run(self) -> None:
         """Entry point of a service process."""
         asyncio.run(self.serve())
+
+    async def _watch_consumer_lag(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.consumer_lag_interval_seconds)
+            try:
+                await record_consumer_lag(self.broker, self.metrics)
+            except Exception:
+                log.warning("could not read consumer lag", exc_info=True)
 
     # -- HTTP ----------------------------------------------------------------------------------------
     async def _metrics_endpoint(self, _request: web.Request) -> web.Response:

@@ -29,6 +29,7 @@ class ServiceSettings(BaseSettings):
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_max_batch: int = Field(default=500, ge=1)
     kafka_consumer_group: str = ""
+    consumer_lag_interval_seconds: float = Field(default=10.0, gt=0)
 
     database_url: str = ""
     data_dir: Path = Path("var")

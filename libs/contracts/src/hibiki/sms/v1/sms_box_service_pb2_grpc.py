@@ -66,6 +66,16 @@ class SmsBoxServiceStub:
                 request_serializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.PreviewMessageRequest.SerializeToString,
                 response_deserializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.PreviewMessageResponse.FromString,
                 _registered_method=True)
+        self.AddOptOut = channel.unary_unary(
+                '/hibiki.sms.v1.SmsBoxService/AddOptOut',
+                request_serializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.AddOptOutRequest.SerializeToString,
+                response_deserializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.AddOptOutResponse.FromString,
+                _registered_method=True)
+        self.RemoveOptOut = channel.unary_unary(
+                '/hibiki.sms.v1.SmsBoxService/RemoveOptOut',
+                request_serializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.RemoveOptOutRequest.SerializeToString,
+                response_deserializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.RemoveOptOutResponse.FromString,
+                _registered_method=True)
 
 
 class SmsBoxServiceServicer:
@@ -110,6 +120,20 @@ class SmsBoxServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddOptOut(self, request, context):
+        """Puts a recipient on the tenant's opt-out list: requests for that number are rejected (REJECT_REASON_OPTED_OUT).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveOptOut(self, request, context):
+        """Takes a recipient off the tenant's opt-out list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SmsBoxServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +166,16 @@ def add_SmsBoxServiceServicer_to_server(servicer, server):
                     servicer.PreviewMessage,
                     request_deserializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.PreviewMessageRequest.FromString,
                     response_serializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.PreviewMessageResponse.SerializeToString,
+            ),
+            'AddOptOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddOptOut,
+                    request_deserializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.AddOptOutRequest.FromString,
+                    response_serializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.AddOptOutResponse.SerializeToString,
+            ),
+            'RemoveOptOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveOptOut,
+                    request_deserializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.RemoveOptOutRequest.FromString,
+                    response_serializer=hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.RemoveOptOutResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -308,6 +342,60 @@ class SmsBoxService:
             '/hibiki.sms.v1.SmsBoxService/PreviewMessage',
             hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.PreviewMessageRequest.SerializeToString,
             hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.PreviewMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddOptOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hibiki.sms.v1.SmsBoxService/AddOptOut',
+            hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.AddOptOutRequest.SerializeToString,
+            hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.AddOptOutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveOptOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hibiki.sms.v1.SmsBoxService/RemoveOptOut',
+            hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.RemoveOptOutRequest.SerializeToString,
+            hibiki_dot_sms_dot_v1_dot_sms__box__service__pb2.RemoveOptOutResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,10 @@ class SmsBoxServiceStub:
     """Changes message_text and/or url; number and name are refused with INVALID_ARGUMENT."""
     ListSmsBoxRevisions: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.ListSmsBoxRevisionsRequest, _sms_box_service_pb2.ListSmsBoxRevisionsResponse]
     PreviewMessage: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.PreviewMessageRequest, _sms_box_service_pb2.PreviewMessageResponse]
+    AddOptOut: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.AddOptOutRequest, _sms_box_service_pb2.AddOptOutResponse]
+    """Puts a recipient on the tenant's opt-out list: requests for that number are rejected (REJECT_REASON_OPTED_OUT)."""
+    RemoveOptOut: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.RemoveOptOutRequest, _sms_box_service_pb2.RemoveOptOutResponse]
+    """Takes a recipient off the tenant's opt-out list."""
 
 @_typing.type_check_only
 class SmsBoxServiceAsyncStub(SmsBoxServiceStub):
@@ -57,6 +61,10 @@ class SmsBoxServiceAsyncStub(SmsBoxServiceStub):
     """Changes message_text and/or url; number and name are refused with INVALID_ARGUMENT."""
     ListSmsBoxRevisions: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.ListSmsBoxRevisionsRequest, _sms_box_service_pb2.ListSmsBoxRevisionsResponse]  # type: ignore[assignment]
     PreviewMessage: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.PreviewMessageRequest, _sms_box_service_pb2.PreviewMessageResponse]  # type: ignore[assignment]
+    AddOptOut: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.AddOptOutRequest, _sms_box_service_pb2.AddOptOutResponse]  # type: ignore[assignment]
+    """Puts a recipient on the tenant's opt-out list: requests for that number are rejected (REJECT_REASON_OPTED_OUT)."""
+    RemoveOptOut: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.RemoveOptOutRequest, _sms_box_service_pb2.RemoveOptOutResponse]  # type: ignore[assignment]
+    """Takes a recipient off the tenant's opt-out list."""
 
 class SmsBoxServiceServicer(metaclass=_abc_1.ABCMeta):
     """SmsBoxService configures SMS boxes (蓄積BOX): number and name are fixed at creation,
@@ -105,5 +113,21 @@ class SmsBoxServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _sms_box_service_pb2.PreviewMessageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_sms_box_service_pb2.PreviewMessageResponse, _abc.Awaitable[_sms_box_service_pb2.PreviewMessageResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AddOptOut(
+        self,
+        request: _sms_box_service_pb2.AddOptOutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sms_box_service_pb2.AddOptOutResponse, _abc.Awaitable[_sms_box_service_pb2.AddOptOutResponse]]:
+        """Puts a recipient on the tenant's opt-out list: requests for that number are rejected (REJECT_REASON_OPTED_OUT)."""
+
+    @_abc_1.abstractmethod
+    def RemoveOptOut(
+        self,
+        request: _sms_box_service_pb2.RemoveOptOutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sms_box_service_pb2.RemoveOptOutResponse, _abc.Awaitable[_sms_box_service_pb2.RemoveOptOutResponse]]:
+        """Takes a recipient off the tenant's opt-out list."""
 
 def add_SmsBoxServiceServicer_to_server(servicer: SmsBoxServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
