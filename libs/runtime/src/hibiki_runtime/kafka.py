@@ -33,6 +33,7 @@ def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
         acks="all",
         linger_ms=2,
         max_batch_size=1024 * 1024,
+        logger=logging.getLogger("hibiki.faststream"),  # our JSON handler, not FastStream's own
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
     )

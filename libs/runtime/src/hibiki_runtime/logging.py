@@ -48,10 +48,11 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     formatter: logging.Formatter
     if json:
         formatter = JsonFormatter(
-            "{asctime}{levelname}{name}{message}",
+            "{levelname}{name}{message}",
             style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            rename_fields={"levelname": "level", "name": "logger"},
             static_fields={"service": service},
+            timestamp="time",  # ISO 8601 in UTC
         )
     else:
         formatter = logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
