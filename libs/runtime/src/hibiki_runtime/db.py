@@ -39,10 +39,17 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# Revision "0001" (outbox and processed-event tables) lives here once; each service's first own revision
+# names it as down_revision.
+RUNTIME_VERSIONS = Path(__file__).resolve().parent / "migrations"
+
+
 def alembic_config(migrations_dir: Path) -> Config:
     """Alembic configuration for a service's migrations folder (no alembic.ini needed)."""
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("version_locations", f"{RUNTIME_VERSIONS} {migrations_dir / 'versions'}")
+    config.set_main_option("path_separator", "space")
     return config
 
 

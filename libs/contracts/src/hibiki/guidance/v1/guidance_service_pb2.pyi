@@ -703,3 +703,57 @@ class PreviewResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PreviewResponse: _TypeAlias = PreviewResponse  # noqa: Y015
+
+@_typing.final
+class SetGuidanceUsageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    GUIDANCE_IDS_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Stable id of the user, e.g. "routing-flow/<flow id>"."""
+    display_name: _builtins.str
+    """How refusals name the user, e.g. "受付フロー v3"."""
+    version: _builtins.int
+    """Increases with every change of the user (e.g. the published version); older versions are ignored."""
+    @_builtins.property
+    def guidance_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every guidance the user plays now; empty when it plays none (unpublished or deleted)."""
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        version: _builtins.int = ...,
+        guidance_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "guidance_ids", b"guidance_ids", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetGuidanceUsageRequest: _TypeAlias = SetGuidanceUsageRequest  # noqa: Y015
+
+@_typing.final
+class SetGuidanceUsageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """False when a newer version of the user was recorded already."""
+    def __init__(
+        self,
+        *,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetGuidanceUsageResponse: _TypeAlias = SetGuidanceUsageResponse  # noqa: Y015

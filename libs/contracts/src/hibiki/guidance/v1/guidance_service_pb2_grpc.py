@@ -96,6 +96,11 @@ class GuidanceServiceStub:
                 request_serializer=hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.PreviewRequest.SerializeToString,
                 response_deserializer=hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.PreviewResponse.FromString,
                 _registered_method=True)
+        self.SetGuidanceUsage = channel.unary_unary(
+                '/hibiki.guidance.v1.GuidanceService/SetGuidanceUsage',
+                request_serializer=hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.SetGuidanceUsageRequest.SerializeToString,
+                response_deserializer=hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.SetGuidanceUsageResponse.FromString,
+                _registered_method=True)
 
 
 class GuidanceServiceServicer:
@@ -179,6 +184,15 @@ class GuidanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetGuidanceUsage(self, request, context):
+        """Records which guidances a user (e.g. a routing flow's published version) plays, replacing what that
+        user played before; called by routing before it publishes (platform role). Guidances in use cannot be
+        deleted, and guidance-tts never has to ask routing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GuidanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -241,6 +255,11 @@ def add_GuidanceServiceServicer_to_server(servicer, server):
                     servicer.Preview,
                     request_deserializer=hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.PreviewRequest.FromString,
                     response_serializer=hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.PreviewResponse.SerializeToString,
+            ),
+            'SetGuidanceUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetGuidanceUsage,
+                    request_deserializer=hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.SetGuidanceUsageRequest.FromString,
+                    response_serializer=hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.SetGuidanceUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -569,6 +588,33 @@ class GuidanceService:
             '/hibiki.guidance.v1.GuidanceService/Preview',
             hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.PreviewRequest.SerializeToString,
             hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.PreviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetGuidanceUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hibiki.guidance.v1.GuidanceService/SetGuidanceUsage',
+            hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.SetGuidanceUsageRequest.SerializeToString,
+            hibiki_dot_guidance_dot_v1_dot_guidance__service__pb2.SetGuidanceUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

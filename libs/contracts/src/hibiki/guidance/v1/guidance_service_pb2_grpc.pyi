@@ -51,6 +51,11 @@ class GuidanceServiceStub:
     """Streams the audio of a guidance or audio file in chunks, for media servers."""
     Preview: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.PreviewRequest, _guidance_service_pb2.PreviewResponse]
     """Synthesizes text without storing it, for editors."""
+    SetGuidanceUsage: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.SetGuidanceUsageRequest, _guidance_service_pb2.SetGuidanceUsageResponse]
+    """Records which guidances a user (e.g. a routing flow's published version) plays, replacing what that
+    user played before; called by routing before it publishes (platform role). Guidances in use cannot be
+    deleted, and guidance-tts never has to ask routing.
+    """
 
 @_typing.type_check_only
 class GuidanceServiceAsyncStub(GuidanceServiceStub):
@@ -75,6 +80,11 @@ class GuidanceServiceAsyncStub(GuidanceServiceStub):
     """Streams the audio of a guidance or audio file in chunks, for media servers."""
     Preview: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.PreviewRequest, _guidance_service_pb2.PreviewResponse]  # type: ignore[assignment]
     """Synthesizes text without storing it, for editors."""
+    SetGuidanceUsage: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.SetGuidanceUsageRequest, _guidance_service_pb2.SetGuidanceUsageResponse]  # type: ignore[assignment]
+    """Records which guidances a user (e.g. a routing flow's published version) plays, replacing what that
+    user played before; called by routing before it publishes (platform role). Guidances in use cannot be
+    deleted, and guidance-tts never has to ask routing.
+    """
 
 class GuidanceServiceServicer(metaclass=_abc_1.ABCMeta):
     """GuidanceService turns Japanese text into telephony audio (音声ファイル) and registers
@@ -168,5 +178,16 @@ class GuidanceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_guidance_service_pb2.PreviewResponse, _abc.Awaitable[_guidance_service_pb2.PreviewResponse]]:
         """Synthesizes text without storing it, for editors."""
+
+    @_abc_1.abstractmethod
+    def SetGuidanceUsage(
+        self,
+        request: _guidance_service_pb2.SetGuidanceUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_guidance_service_pb2.SetGuidanceUsageResponse, _abc.Awaitable[_guidance_service_pb2.SetGuidanceUsageResponse]]:
+        """Records which guidances a user (e.g. a routing flow's published version) plays, replacing what that
+        user played before; called by routing before it publishes (platform role). Guidances in use cannot be
+        deleted, and guidance-tts never has to ask routing.
+        """
 
 def add_GuidanceServiceServicer_to_server(servicer: GuidanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

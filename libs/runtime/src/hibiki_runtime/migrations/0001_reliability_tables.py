@@ -1,4 +1,4 @@
-"""Outbox and processed-event tables.
+"""Outbox and processed-event tables, shared by every service (see hibiki_runtime.db.RUNTIME_VERSIONS).
 
 Revision ID: 0001
 Revises:
