@@ -14,13 +14,14 @@ RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 PROTO_OUT := libs/contracts/src
 PROTO_FILES = $(shell find proto -name '*.proto' | sort)
 
-.PHONY: help install run test test-unit test-integration lint proto proto-check clean bench
+.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check clean bench
 
 help:
 	@echo "make run    start broker, databases, the four services and simulators (Ctrl-C stops all)"
 	@echo "make test   run the whole suite: unit tests and integration tests (real broker, real PostgreSQL)"
 	@echo "make lint   ruff, mypy, buf lint and buf breaking"
 	@echo "make proto  regenerate Python code from proto/"
+	@echo "make k8s-check  render deploy/k8s overlays and validate them offline (also part of make test)"
 	@echo "make clean  remove virtualenvs, caches and local data"
 
 $(UV):
@@ -68,6 +69,10 @@ lint: install
 	@if git rev-parse --verify --quiet HEAD~1:proto >/dev/null; then \
 		$(RUN) buf breaking proto --against '.git#ref=HEAD~1,subdir=proto'; \
 	else echo "buf breaking: no earlier commit with proto/, nothing to compare"; fi
+
+k8s-check: install
+	@command -v kubectl >/dev/null || { echo "k8s-check needs kubectl (Debian package kubectl, kustomize built in)"; exit 1; }
+	@$(RUN) pytest -p no:cacheprovider -q tests/deploy
 
 bench: install
 	@$(RUN) hibiki-dev bench

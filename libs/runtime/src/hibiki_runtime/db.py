@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession  # re-exported for services
 
@@ -41,6 +41,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 # Revision "0001" (outbox and processed-event tables) lives here once; each service's first own revision
 # names it as down_revision.
+_MIGRATION_LOCK_ID = 0x48494241
 RUNTIME_VERSIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -62,6 +63,9 @@ async def upgrade_to_head(engine: AsyncEngine, migrations_dir: Path) -> None:
         command.upgrade(config, "head")
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas or Jobs starting together migrate in turn; the lock ends with the transaction.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
         await connection.run_sync(_upgrade)
 
 
