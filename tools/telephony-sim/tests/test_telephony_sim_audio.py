@@ -1,0 +1,107 @@
+"""Fetching prompt audio through GuidanceService.StreamAudio (a fake server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from hibiki.guidance.v1 import guidance_service_pb2, guidance_service_pb2_grpc
+from hibiki_telephony_sim.audio import WAV_HEADER_BYTES, AudioSource, GuidanceAudioSource, audio_seconds
+from hibiki_telephony_sim.behaviour import PromptRef
+
+TOKEN = "platform-token"
+# 1.5 s of 8 kHz μ-law audio behind a WAV header, in three chunks
+AUDIO = b"RIFF" + b"\0" * (WAV_HEADER_BYTES - 4) + b"\x7f" * 12000
+
+
+class FakeGuidance(guidance_service_pb2_grpc.GuidanceServiceServicer):
+    def __init__(self) -> None:
+        self.requests: list[guidance_service_pb2.StreamAudioRequest] = []
+
+    async def StreamAudio(
+        self,
+        request: guidance_service_pb2.StreamAudioRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[guidance_service_pb2.StreamAudioResponse]:
+        metadata = dict(context.invocation_metadata() or ())
+        if metadata.get("authorization") != f"Bearer {TOKEN}":
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
+        self.requests.append(request)
+        if request.guidance_id == "missing":
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such guidance")
+        for offset in range(0, len(AUDIO), 4096):
+            chunk = guidance_service_pb2.StreamAudioResponse(data=AUDIO[offset : offset + 4096])
+            if offset == 0:
+                chunk.format = guidance_service_pb2.AUDIO_FORMAT_WAV_MULAW_8K
+                chunk.sample_rate = 8000
+                chunk.total_bytes = len(AUDIO)
+            yield chunk
+
+
+@pytest.fixture
+async def guidance() -> AsyncIterator[tuple[str, FakeGuidance]]:
+    server = grpc.aio.server()
+    servicer = FakeGuidance()  # type: ignore[abstract]  # only StreamAudio is served
+    guidance_service_pb2_grpc.add_GuidanceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield f"127.0.0.1:{port}", servicer
+    await server.stop(None)
+
+
+def test_audio_seconds_from_wav_size() -> None:
+    assert audio_seconds(WAV_HEADER_BYTES + 8000, 8000, guidance_service_pb2.AUDIO_FORMAT_WAV_MULAW_8K) == 1.0
+    assert audio_seconds(WAV_HEADER_BYTES + 32000, 16000, guidance_service_pb2.AUDIO_FORMAT_WAV_PCM16) == 1.0
+    assert audio_seconds(10, 8000, 0) == 0.0
+
+
+async def test_nominal_source_fetches_nothing() -> None:
+    played = await AudioSource(2.5).play([PromptRef("g-1"), PromptRef(text="hello")])
+    assert played.seconds == 5.0 and played.bytes == 0 and not played.fetched
+
+
+async def test_fetches_audio_counts_bytes_and_caches_per_id(guidance: tuple[str, FakeGuidance]) -> None:
+    endpoint, servicer = guidance
+    source = GuidanceAudioSource(endpoint, TOKEN, nominal_seconds=2.0)
+    try:
+        played = await source.play([PromptRef(guidance_id="g-1"), PromptRef(audio_file_id="a-1")])
+        assert played.bytes == 2 * len(AUDIO)
+        assert played.seconds == pytest.approx(3.0)
+        assert played.fetched == ["guidance:g-1", "audio:a-1"]
+        assert servicer.requests[0].format == guidance_service_pb2.AUDIO_FORMAT_WAV_MULAW_8K
+        assert servicer.requests[1].WhichOneof("source") == "audio_file_id"
+        again = await source.play([PromptRef(guidance_id="g-1"), PromptRef(text="text only")])
+        assert again.bytes == 0 and again.seconds == pytest.approx(1.5 + 2.0)
+        assert len(servicer.requests) == 2
+    finally:
+        await source.close()
+
+
+async def test_without_cache_every_prompt_is_fetched(guidance: tuple[str, FakeGuidance]) -> None:
+    endpoint, servicer = guidance
+    source = GuidanceAudioSource(endpoint, TOKEN, cache=False)
+    try:
+        for _ in range(3):
+            await source.play([PromptRef(guidance_id="g-1")])
+        assert len(servicer.requests) == 3
+    finally:
+        await source.close()
+
+
+async def test_fetch_errors_are_reported_and_the_nominal_duration_is_played(
+    guidance: tuple[str, FakeGuidance],
+) -> None:
+    endpoint, _ = guidance
+    wrong_token = GuidanceAudioSource(endpoint, "nope", nominal_seconds=2.0)
+    source = GuidanceAudioSource(endpoint, TOKEN, nominal_seconds=2.0)
+    try:
+        played = await wrong_token.play([PromptRef(guidance_id="g-1")])
+        assert played.seconds == 2.0 and played.bytes == 0
+        assert played.errors and "UNAUTHENTICATED" in played.errors[0]
+        played = await source.play([PromptRef(guidance_id="missing")])
+        assert played.errors and "NOT_FOUND" in played.errors[0]
+    finally:
+        await wrong_token.close()
+        await source.close()
