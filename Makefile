@@ -53,7 +53,7 @@ run: install
 	@$(RUN) hibiki-dev run
 
 test: install proto-check
-	@$(RUN) pytest -p no:cacheprovider libs tools services tests
+	@$(RUN) pytest -p no:cacheprovider --basetemp="$$(mktemp -d /tmp/hibiki-test.XXXXXX)" libs tools services tests
 
 test-unit: install
 	@$(RUN) pytest -p no:cacheprovider -m "not integration" libs tools services

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def kafka(work_dir: Path) -> Broker:  # type: ignore[misc]
+async def kafka(work_dir: Path) -> AsyncIterator[Broker]:
     with kafka_broker(free_port(), work_dir / "broker.log") as broker:
         await ensure_topics(broker.bootstrap_servers, ALL_TOPICS, partitions=3)
         yield broker
@@ -57,6 +57,8 @@ def stack(work_dir: Path, kafka: Broker) -> Iterator[Stack]:
             "HIBIKI_AUTH_TOKENS_FILE": str(tokens_file),
             "HIBIKI_DATA_DIR": str(work_dir / "data"),
             "HIBIKI_KAFKA_CREATE_TOPICS": "false",
+            "HIBIKI_GRPC_HOST": "127.0.0.1",
+            "HIBIKI_HTTP_HOST": "127.0.0.1",
         },
         say=lambda _line: None,
     )

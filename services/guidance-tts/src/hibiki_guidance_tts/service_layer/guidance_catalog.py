@@ -1,0 +1,210 @@
+"""Use cases of original guidances (オリジナルガイダンス), system guidances and who uses them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from hibiki_runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from sqlalchemy.exc import IntegrityError
+
+from hibiki_guidance_tts.domain.model import AudioFormat, GuidanceType, GuidanceUser, OriginalGuidance, Wav
+from hibiki_guidance_tts.domain.rules import (
+    SYSTEM_GUIDANCES,
+    SystemGuidance,
+    check_guidance_deletable,
+    check_guidance_source,
+    check_revision,
+    check_system_guidance_name,
+    check_usage,
+)
+from hibiki_guidance_tts.domain.text_rules import clean_name
+from hibiki_guidance_tts.service_layer.audio_library import AudioLibrary
+from hibiki_guidance_tts.service_layer.paging import decode_token, encode_token, page_limit
+from hibiki_guidance_tts.service_layer.unit_of_work import UnitOfWork
+
+
+class GuidanceCatalog:
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork], library: AudioLibrary) -> None:
+        self._uow = unit_of_work
+        self._library = library
+        self._provisioned: set[str] = set()  # tenants whose system guidances this process has seen
+        self._provisioning = asyncio.Lock()  # replicas race on primary keys instead
+
+    async def provision_tenant(self, tenant_id: str) -> None:
+        """Give a tenant the system guidances on first use (idempotent, safe across replicas)."""
+        if tenant_id in self._provisioned:
+            return
+        async with self._provisioning:
+            if tenant_id in self._provisioned:
+                return
+            for spec in SYSTEM_GUIDANCES:
+                await self._provision(tenant_id, spec)
+            self._provisioned.add(tenant_id)
+
+    async def create(
+        self,
+        tenant_id: str,
+        guidance_type: GuidanceType | None,
+        name: str,
+        speech_synthesis: bool,
+        audio_file_id: str,
+    ) -> OriginalGuidance:
+        if guidance_type is None:
+            raise InvalidArgument.field("type", "must be set, e.g. GUIDANCE_TYPE_PB_ROUTING")
+        name = clean_name("name", name)
+        check_guidance_source(speech_synthesis)
+        now = datetime.now(UTC)
+        guidance = OriginalGuidance(
+            id=str(uuid.uuid4()),
+            tenant_id=tenant_id,
+            type=guidance_type,
+            name=name,
+            speech_synthesis=True,
+            audio_file_id=audio_file_id,
+            system=False,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            async with self._uow() as uow:
+                await _check_name_free(uow, tenant_id, name)
+                await _check_audio_file(uow, tenant_id, audio_file_id)
+                await uow.guidances.add(guidance)
+                await uow.commit()
+        except IntegrityError as error:  # a concurrent create took the name first
+            raise AlreadyExists(f"a guidance named {name!r} already exists") from error
+        return guidance
+
+    async def get(self, tenant_id: str, guidance_id: str) -> OriginalGuidance:
+        async with self._uow() as uow:
+            return await _existing(uow, tenant_id, guidance_id)
+
+    async def search(
+        self,
+        tenant_id: str,
+        guidance_type: GuidanceType | None,
+        name_contains: str,
+        page_size: int,
+        page_token: str,
+    ) -> tuple[list[OriginalGuidance], str]:
+        limit = page_limit(page_size)
+        after = decode_token(page_token)
+        async with self._uow() as uow:
+            found = await uow.guidances.search(tenant_id, guidance_type, name_contains, after, limit + 1)
+        more = len(found) > limit
+        return found[:limit], encode_token(found[limit - 1].name) if more else ""
+
+    async def update(
+        self, tenant_id: str, guidance_id: str, name: str, audio_file_id: str, expected_revision: int
+    ) -> OriginalGuidance:
+        """Rename and/or point at another audio file; empty fields stay as they are."""
+        async with self._uow() as uow:
+            current = await _existing(uow, tenant_id, guidance_id)
+            check_revision("expected_revision", current.revision, expected_revision)
+            new_name = clean_name("name", name) if name else current.name
+            check_system_guidance_name(current, new_name)
+            if new_name != current.name:
+                await _check_name_free(uow, tenant_id, new_name)
+            if audio_file_id:
+                await _check_audio_file(uow, tenant_id, audio_file_id)
+            revised = replace(
+                current,
+                name=new_name,
+                audio_file_id=audio_file_id or current.audio_file_id,
+                revision=current.revision + 1,
+                updated_at=datetime.now(UTC),
+            )
+            if not await uow.guidances.update(revised, current.revision):
+                latest = await _existing(uow, tenant_id, guidance_id)
+                check_revision("expected_revision", latest.revision, current.revision)
+            try:
+                await uow.commit()
+            except IntegrityError as error:
+                raise AlreadyExists(f"a guidance named {new_name!r} already exists") from error
+        return revised
+
+    async def delete(self, tenant_id: str, guidance_id: str) -> None:
+        async with self._uow() as uow:
+            guidance = await _existing(uow, tenant_id, guidance_id)
+            check_guidance_deletable(guidance, await uow.usages.users_of(tenant_id, guidance_id))
+            try:
+                await uow.guidances.delete(tenant_id, guidance_id)
+                await uow.commit()
+            except IntegrityError as error:  # a usage was recorded meanwhile
+                raise FailedPrecondition(f"guidance {guidance.name!r} was just taken into use") from error
+
+    async def wav(
+        self, tenant_id: str, audio_format: AudioFormat, *, guidance_id: str = "", audio_file_id: str = ""
+    ) -> Wav:
+        """Stored audio of a guidance or of an audio file of the tenant."""
+        async with self._uow() as uow:
+            if guidance_id:
+                audio_file_id = (await _existing(uow, tenant_id, guidance_id)).audio_file_id
+            return await self._library.wav_of(uow, tenant_id, audio_file_id, audio_format)
+
+    async def record_usage(
+        self, tenant_id: str, user: GuidanceUser, version: int, guidance_ids: Sequence[str]
+    ) -> bool:
+        """Note which guidances `user` (e.g. a published routing flow) plays; older versions are ignored."""
+        async with self._uow() as uow:
+            check_usage(user, await uow.guidances.existing_ids(tenant_id, guidance_ids), guidance_ids)
+            applied = await uow.usages.replace(tenant_id, user, version, guidance_ids)
+            try:
+                await uow.commit()
+            except IntegrityError as error:  # a guidance was deleted meanwhile
+                raise FailedPrecondition(
+                    "a guidance was deleted meanwhile; check the flow and retry"
+                ) from error
+        return applied
+
+    async def _provision(self, tenant_id: str, spec: SystemGuidance) -> None:
+        guidance_id, file_id = spec.guidance_id(tenant_id), spec.audio_file_id(tenant_id)
+        async with self._uow() as uow:
+            if await uow.guidances.get(tenant_id, guidance_id) is not None:
+                return
+            has_file = await uow.audio_files.get(tenant_id, file_id) is not None
+        try:
+            if not has_file:
+                await self._library.create(tenant_id, spec.name, spec.text, file_id=file_id, system=True)
+            now = datetime.now(UTC)
+            async with self._uow() as uow:
+                system_guidance = OriginalGuidance(
+                    id=guidance_id,
+                    tenant_id=tenant_id,
+                    type=spec.type,
+                    name=spec.name,
+                    speech_synthesis=True,
+                    audio_file_id=file_id,
+                    system=True,
+                    revision=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+                await uow.guidances.add(system_guidance)
+                await uow.commit()
+        except (AlreadyExists, IntegrityError):
+            pass  # another replica provisioned the tenant at the same time
+
+
+async def _existing(uow: UnitOfWork, tenant_id: str, guidance_id: str) -> OriginalGuidance:
+    guidance = await uow.guidances.get(tenant_id, guidance_id)
+    if guidance is None:
+        raise NotFound(f"no original guidance {guidance_id!r}")
+    return guidance
+
+
+async def _check_name_free(uow: UnitOfWork, tenant_id: str, name: str) -> None:
+    if await uow.guidances.name_taken(tenant_id, name):
+        raise AlreadyExists(f"a guidance named {name!r} already exists")
+
+
+async def _check_audio_file(uow: UnitOfWork, tenant_id: str, audio_file_id: str) -> None:
+    if not audio_file_id:
+        raise InvalidArgument.field("audio_file_id", "must name the audio file the guidance plays")
+    if await uow.audio_files.get(tenant_id, audio_file_id) is None:
+        raise InvalidArgument.field("audio_file_id", f"no audio file {audio_file_id!r} in this tenant")

@@ -1,0 +1,218 @@
+"""Use cases through the real wiring: SQLite with the service's migrations and the real speech engine."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from hibiki_guidance_tts.adapters.metrics import GuidanceMetrics
+from hibiki_guidance_tts.adapters.synthesizer import ProcessPoolSynthesizer
+from hibiki_guidance_tts.domain.model import AudioFormat, GuidanceType, GuidanceUser
+from hibiki_guidance_tts.entrypoints.main import MIGRATIONS
+from hibiki_guidance_tts.service_layer.audio_library import AudioLibrary
+from hibiki_guidance_tts.service_layer.guidance_catalog import GuidanceCatalog
+from hibiki_guidance_tts.service_layer.unit_of_work import UnitOfWork
+from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
+from hibiki_runtime.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from prometheus_client import CollectorRegistry
+
+A, B = "tenant-a", "tenant-b"
+MENU_TEXT = "お電話ありがとうございます。資料請求は1を、お問い合わせは2を押してください。"
+
+
+@dataclass
+class Service:
+    library: AudioLibrary
+    catalog: GuidanceCatalog
+    registry: CollectorRegistry
+    unit_of_work: Callable[[], UnitOfWork]
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    @property
+    def syntheses(self) -> float:
+        return self.metric("hibiki_guidance_tts_synthesis_duration_seconds_count")
+
+
+@pytest.fixture(scope="module")
+async def synthesizer_pool() -> AsyncIterator[
+    tuple[ProcessPoolSynthesizer, GuidanceMetrics, CollectorRegistry]
+]:
+    registry = CollectorRegistry()
+    metrics = GuidanceMetrics(registry)
+    pool = ProcessPoolSynthesizer(metrics, workers=1, max_waiting=8)
+    await pool.start()
+    yield pool, metrics, registry
+    await pool.stop()
+
+
+@pytest.fixture
+async def service(tmp_path: Path, synthesizer_pool) -> AsyncIterator[Service]:
+    pool, metrics, registry = synthesizer_pool
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'guidance.db'}")
+    await upgrade_to_head(engine, MIGRATIONS)
+    unit_of_work = partial(UnitOfWork, session_factory(engine))
+    library = AudioLibrary(unit_of_work, pool, metrics)
+    yield Service(library, GuidanceCatalog(unit_of_work, library), registry, unit_of_work)
+    await engine.dispose()
+
+
+async def test_seed_workflow_create_file_register_guidance_fetch_audio(service: Service) -> None:
+    audio_file = await service.library.create(A, "メインメニュー音声", MENU_TEXT)
+    guidance = await service.catalog.create(A, GuidanceType.PB_ROUTING, "メインメニュー", True, audio_file.id)
+
+    wav = await service.catalog.wav(A, AudioFormat.MULAW_8K, guidance_id=guidance.id)
+
+    assert (audio_file.revision, guidance.revision, guidance.system) == (1, 1, False)
+    info = soundfile.info(io.BytesIO(wav.data))
+    assert (info.subtype, info.samplerate, info.channels, wav.sample_rate) == ("ULAW", 8000, 1, 8000)
+    assert hashlib.sha256(wav.data).hexdigest() == audio_file.content_hash
+    pcm = await service.catalog.wav(A, AudioFormat.PCM16, audio_file_id=audio_file.id)
+    assert soundfile.info(io.BytesIO(pcm.data)).subtype == "PCM_16"
+    samples, _ = soundfile.read(io.BytesIO(wav.data))
+    assert float(np.sqrt(np.mean(samples**2))) > 0.02
+
+
+async def test_creating_the_same_text_again_reuses_the_stored_audio(service: Service) -> None:
+    first = await service.library.create(A, "挨拶1", "本日はお電話ありがとうございます。")
+    syntheses, hits = (
+        service.syntheses,
+        service.metric("hibiki_guidance_tts_audio_cache_lookups_total", result="hit"),
+    )
+
+    second = await service.library.create(A, "挨拶2", "本日はお電話ありがとうございます。")
+
+    assert second.content_hash == first.content_hash and second.id != first.id
+    assert service.syntheses == syntheses  # nothing synthesized
+    assert service.metric("hibiki_guidance_tts_audio_cache_lookups_total", result="hit") == hits + 1
+
+
+async def test_names_are_unique_per_tenant_only(service: Service) -> None:
+    await service.library.create(A, "案内", "ご案内します。")
+    with pytest.raises(AlreadyExists):
+        await service.library.create(A, "案内", "別のご案内です。")
+    await service.library.create(B, "案内", "ご案内します。")
+
+
+async def test_tenant_b_cannot_see_or_use_tenant_a_files(service: Service) -> None:
+    audio_file = await service.library.create(A, "秘密", "テナントエーの案内です。")
+    with pytest.raises(NotFound):
+        await service.library.get(B, audio_file.id)
+    with pytest.raises(NotFound):
+        await service.catalog.wav(B, AudioFormat.MULAW_8K, audio_file_id=audio_file.id)
+    with pytest.raises(InvalidArgument) as error:
+        await service.catalog.create(B, GuidanceType.PB_ROUTING, "借用", True, audio_file.id)
+    assert error.value.violations[0].field == "audio_file_id"
+    files, _ = await service.library.search(B, "", 0, "")
+    assert audio_file.id not in {f.id for f in files}
+
+
+async def test_guidance_in_use_by_a_published_flow_cannot_be_deleted(service: Service) -> None:
+    audio_file = await service.library.create(A, "メニュー", MENU_TEXT)
+    guidance = await service.catalog.create(A, GuidanceType.PB_ROUTING, "メニュー", True, audio_file.id)
+    await service.catalog.record_usage(A, GuidanceUser("flow-1", "受付フロー v2"), 2, [guidance.id])
+
+    with pytest.raises(FailedPrecondition, match="受付フロー v2"):
+        await service.catalog.delete(A, guidance.id)
+    with pytest.raises(FailedPrecondition, match="メニュー"):
+        await service.library.delete(A, audio_file.id)
+
+    with pytest.raises(InvalidArgument):  # usage of another tenant's guidance is not recordable
+        await service.catalog.record_usage(B, GuidanceUser("flow-9", "B社フロー"), 1, [guidance.id])
+    assert not await service.catalog.record_usage(A, GuidanceUser("flow-1", "受付フロー v1"), 1, [])
+    assert await service.catalog.record_usage(A, GuidanceUser("flow-1", "受付フロー v3"), 3, [])
+    await service.catalog.delete(A, guidance.id)
+    await service.library.delete(A, audio_file.id)
+    with pytest.raises(NotFound):
+        await service.catalog.get(A, guidance.id)
+
+
+async def test_every_tenant_starts_with_the_seed_system_guidances(service: Service) -> None:
+    await service.catalog.provision_tenant(A)
+    await service.catalog.provision_tenant(A)  # idempotent
+
+    system, _ = await service.catalog.search(A, None, "", 0, "")
+    texts = {}
+    for guidance in system:
+        assert guidance.system
+        texts[guidance.type] = (await service.library.get(A, guidance.audio_file_id)).text
+    assert texts == {
+        GuidanceType.INVALID_INPUT: "入力が間違っています。案内をお聞きいただきもう一度入力してください。",
+        GuidanceType.INPUT_TIMEOUT: "入力が確認できません。案内をお聞きいただきもう一度入力してください。",
+    }
+    with pytest.raises(FailedPrecondition, match="system guidance"):
+        await service.catalog.delete(A, system[0].id)
+
+
+async def test_two_replicas_provisioning_one_tenant_at_once_create_each_system_guidance_once(
+    service: Service,
+) -> None:
+    other_replica = GuidanceCatalog(service.unit_of_work, service.library)
+
+    await asyncio.gather(service.catalog.provision_tenant(B), other_replica.provision_tenant(B))
+
+    guidances, _ = await service.catalog.search(B, None, "", 0, "")
+    files, _ = await service.library.search(B, "", 0, "")
+    assert sorted(g.type for g in guidances) == [GuidanceType.INPUT_TIMEOUT, GuidanceType.INVALID_INPUT]
+    assert len(files) == 2
+
+
+async def test_new_text_is_a_new_revision_and_stale_edits_abort(service: Service) -> None:
+    created = await service.library.create(A, "営業時間", "営業時間は9時から17時です。")
+    revised = await service.library.update(A, created.id, "営業時間は9時から18時までです。", 1)
+
+    assert revised.revision == 2 and revised.content_hash != created.content_hash
+    assert revised.duration_ms > 0 and (await service.library.get(A, created.id)).text == revised.text
+    with pytest.raises(Aborted):
+        await service.library.update(A, created.id, "営業時間は10時からです。", 1)
+    unchanged = await service.library.update(A, created.id, "営業時間は9時から18時までです。", 2)
+    assert unchanged.revision == 2
+
+
+async def test_guidance_update_renames_and_repoints_with_revision_check(service: Service) -> None:
+    first = await service.library.create(A, "音声1", "一番目の案内です。")
+    second = await service.library.create(A, "音声2", "二番目の案内です。")
+    guidance = await service.catalog.create(A, GuidanceType.ANNOUNCEMENT, "お知らせ", True, first.id)
+
+    updated = await service.catalog.update(A, guidance.id, "お知らせ(新)", second.id, 1)
+
+    assert (updated.name, updated.audio_file_id, updated.revision) == ("お知らせ(新)", second.id, 2)
+    with pytest.raises(Aborted):
+        await service.catalog.update(A, guidance.id, "", first.id, 1)
+    await service.library.delete(A, first.id)  # no longer played by the guidance
+
+
+async def test_listing_pages_through_names_in_order(service: Service) -> None:
+    for number in range(5):
+        await service.library.create(A, f"頁{number}", "ページの案内です。")
+    page, token = await service.library.search(A, "頁", 2, "")
+    names = [f.name for f in page]
+    while token:
+        page, token = await service.library.search(A, "頁", 2, token)
+        names += [f.name for f in page]
+    assert names == [f"頁{n}" for n in range(5)]
+    with pytest.raises(InvalidArgument):
+        await service.library.search(A, "", 2, "%%%")
+
+
+async def test_name_search_ignores_case_and_treats_wildcards_literally(service: Service) -> None:
+    await service.library.create(A, "Menu_1", "メニューです。")
+    await service.library.create(A, "MENUX1", "メニューです。")
+    found, _ = await service.library.search(A, "menu_", 0, "")
+    assert [f.name for f in found] == ["Menu_1"]
+
+
+async def test_preview_synthesizes_without_storing(service: Service) -> None:
+    audio = await service.library.preview(A, "プレビューの案内です。")
+    assert audio.duration_ms > 0
+    files, _ = await service.library.search(A, "", 0, "")
+    assert files == []
