@@ -64,7 +64,7 @@ test-integration: install
 lint: install
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
-	@$(RUN) mypy libs/runtime/src tools/devstack/src services/*/src/*/domain
+	@$(RUN) mypy libs/runtime/src tools/devstack/src tools/telephony-sim/src services/*/src/*/domain
 	@$(RUN) buf lint proto
 	@if git rev-parse --verify --quiet HEAD~1:proto >/dev/null; then \
 		$(RUN) buf breaking proto --against '.git#ref=HEAD~1,subdir=proto'; \

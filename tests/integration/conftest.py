@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -41,9 +43,15 @@ async def kafka(work_dir: Path) -> AsyncIterator[Broker]:
 
 
 @pytest.fixture(scope="session")
-def postgres(work_dir: Path) -> Iterator[Postgres]:
-    with postgres_server(work_dir / "postgres") as server:
-        yield server
+def postgres() -> Iterator[Postgres]:
+    # Not under pytest's 0700 temp root: the server runs as its own system user when tests run as root.
+    data_dir = Path(tempfile.mkdtemp(prefix="hibiki-pg-"))
+    data_dir.chmod(0o755)
+    try:
+        with postgres_server(data_dir / "data") as server:
+            yield server
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +75,12 @@ def stack(work_dir: Path, kafka: Broker) -> Iterator[Stack]:
 
 
 def start_service(stack: Stack, postgres: Postgres, name: str, module: str, **env: str) -> ServiceSpec:
-    """Start a service process on free ports with its own PostgreSQL database; returns once SERVING."""
+    """Start a service process on free ports with its own PostgreSQL database; returns once SERVING.
+
+    Earlier processes of the same module are stopped first: each has its own database, and two in one
+    consumer group would split (and answer twice) the events of the next test module.
+    """
+    stack.stop_module(module)
     database = f"{name.replace('-', '_')}_{free_port()}"
     postgres.create_database(database)
     spec = ServiceSpec(

@@ -43,6 +43,8 @@ OPERATOR = "+81300001111"
 def events_of(records: list[Any], prefix: str) -> dict[str, list[call_events_pb2.CallEvent]]:
     calls: dict[str, list[call_events_pb2.CallEvent]] = defaultdict(list)
     for record in records:
+        if not (record.key or b"").decode(errors="replace").startswith(prefix):
+            continue  # other modules' records share the topic, malformed ones included
         event = call_events_pb2.CallEvent.FromString(record.value)
         if event.call_id.startswith(prefix):
             calls[event.call_id].append(event)

@@ -121,6 +121,17 @@ class Stack:
                     f"last lines of {service.log_path}:\n{service.log_tail()}"
                 )
 
+    def stop_module(self, module: str, timeout: float = 30.0) -> None:
+        """Gracefully stop the running processes of one service module (they leave the consumer group)."""
+        for service in self.services:
+            if service.spec.module == module and service.process.poll() is None:
+                service.process.send_signal(signal.SIGTERM)
+                try:
+                    service.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    service.process.kill()
+                    service.process.wait()
+
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every service (they drain and commit), SIGKILL what is left after `timeout`."""
         for service in reversed(self.services):
