@@ -1,16 +1,56 @@
-"""Pure call decisions: what the caller hears next. No Kafka, gRPC or SQL here."""
+"""What a call is doing, what it can receive, and what routing tells the telephony side and sms-gateway."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
 
 
 @dataclass(frozen=True)
 class Prompt:
     """Something to play: a registered guidance, or text the media server may synthesize."""
 
-    text: str
+    text: str = ""
     guidance_id: str = ""
+
+
+class PromptReason(Enum):
+    INITIAL = "initial"
+    INVALID_INPUT = "invalid_input"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class PlayAndCollect:
+    """Play the prompts, then collect digits; answered by DigitsEntered or InputTimedOut."""
+
+    prompts: tuple[Prompt, ...]
+    route_id: str
+    route_name: str
+    reason: PromptReason
+    max_digits: int
+    terminator: str
+    first_digit_timeout: timedelta
+    inter_digit_timeout: timedelta
+    invalid_attempts: int
+    timeout_attempts: int
+
+
+@dataclass(frozen=True)
+class Play:
+    """Play the prompts; answered by PromptFinished."""
+
+    prompts: tuple[Prompt, ...]
+    route_id: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    destination: str
+    prompts: tuple[Prompt, ...]
+    route_id: str
 
 
 @dataclass(frozen=True)
@@ -19,11 +59,105 @@ class HangUp:
 
     prompts: tuple[Prompt, ...]
     reason: str
+    route_id: str = ""
 
 
-Action = HangUp
+@dataclass(frozen=True)
+class SendSms:
+    """Ask sms-gateway to send an SMS box's content to the caller."""
+
+    box_number: str
+    recipient: str
+    dialed_number: str
+    route_id: str
 
 
-def answer_unknown_number(not_in_service_text: str) -> list[Action]:
-    """A dialed number without a published flow hears the not-in-service announcement and is hung up."""
-    return [HangUp(prompts=(Prompt(not_in_service_text),), reason="not_in_service")]
+CallAction = PlayAndCollect | Play | Transfer | HangUp
+Output = CallAction | SendSms
+
+
+@dataclass(frozen=True)
+class Step:
+    """An output and its position in the call; ids downstream derive from call id and step number."""
+
+    number: int
+    output: Output
+
+
+@dataclass(frozen=True)
+class CallState:
+    """Everything routing remembers about a live call between two events."""
+
+    call_id: str
+    tenant_id: str
+    flow_id: str
+    flow_version: int
+    dialed_number: str
+    caller_number: str
+    node_id: str = ""
+    # The action whose answer the call waits for; answers to older actions are stale.
+    awaiting_step: int = 0
+    step: int = 0
+    invalid_attempts: Mapping[str, int] = field(default_factory=dict)
+    timeout_attempts: Mapping[str, int] = field(default_factory=dict)
+    ended: bool = False
+
+
+@dataclass(frozen=True)
+class DigitsEntered:
+    step: int
+    digits: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class InputTimedOut:
+    step: int
+    partial_digits: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PromptFinished:
+    step: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CallTransferred:
+    step: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    at: datetime
+
+
+CallEvent = DigitsEntered | InputTimedOut | PromptFinished | CallTransferred | CallEnded
+
+
+class Outcome(Enum):
+    """What a decision did; a bounded metric label."""
+
+    ROUTED = "routed"
+    REPROMPT_INVALID = "reprompt_invalid"
+    REPROMPT_TIMEOUT = "reprompt_timeout"
+    FALLBACK_INVALID = "fallback_invalid"
+    FALLBACK_TIMEOUT = "fallback_timeout"
+    CONTINUED = "continued"
+    CALL_ENDED = "call_ended"
+    NOT_IN_SERVICE = "not_in_service"
+    IGNORED_STALE = "ignored_stale"
+    IGNORED_ENDED = "ignored_ended"
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: CallState
+    steps: tuple[Step, ...]
+    outcome: Outcome
+
+    @property
+    def outputs(self) -> tuple[Output, ...]:
+        return tuple(step.output for step in self.steps)

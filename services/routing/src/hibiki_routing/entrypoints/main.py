@@ -2,31 +2,61 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hibiki.routing.v1 import routing_service_pb2, routing_service_pb2_grpc
 from hibiki_runtime.events import CALL_EVENTS
 from hibiki_runtime.service import ServiceRuntime
 
+from hibiki_routing.adapters.guidance_usage import GrpcGuidanceUsage
+from hibiki_routing.adapters.metrics import RoutingMetrics
+from hibiki_routing.entrypoints.grpc_api import RoutingServicer
 from hibiki_routing.service_layer.call_events import CallEventsHandler
+from hibiki_routing.service_layer.call_housekeeping import keep_house
+from hibiki_routing.service_layer.flows import FlowService
 from hibiki_routing.settings import RoutingSettings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+log = logging.getLogger("hibiki.routing")
 
 
 def build_runtime(settings: RoutingSettings | None = None) -> ServiceRuntime:
     """Wire the routing service onto the shared runtime."""
     settings = settings or RoutingSettings()
     runtime = ServiceRuntime(settings, migrations_dir=MIGRATIONS)
+    metrics = RoutingMetrics(runtime.metrics.registry)
     runtime.consume(
-        CALL_EVENTS, CallEventsHandler(runtime.sessions, runtime.relay.notify, settings.not_in_service_text)
+        CALL_EVENTS,
+        CallEventsHandler(runtime.sessions, runtime.relay.notify, settings.not_in_service_text, metrics),
     )
+    usage = None
+    if settings.guidance_address:
+        usage = GrpcGuidanceUsage(settings.guidance_address, settings.guidance_tokens)
+        runtime.on_shutdown(usage.close)
+    servicer = RoutingServicer(FlowService(runtime.sessions, usage))
     runtime.add_grpc_service(
         routing_service_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
-        lambda server: routing_service_pb2_grpc.add_RoutingServiceServicer_to_server(
-            routing_service_pb2_grpc.RoutingServiceServicer(), server
-        ),
+        lambda server: routing_service_pb2_grpc.add_RoutingServiceServicer_to_server(servicer, server),
     )
+
+    async def call_housekeeping() -> None:
+        while True:
+            try:
+                await keep_house(
+                    runtime.sessions,
+                    metrics,
+                    datetime.now(UTC),
+                    active_window=timedelta(minutes=settings.call_active_minutes),
+                    retention=timedelta(hours=settings.call_state_retention_hours),
+                )
+            except Exception:
+                log.warning("call housekeeping failed; retrying", exc_info=True)
+            await asyncio.sleep(settings.housekeeping_interval_seconds)
+
+    runtime.add_task("call-housekeeping", call_housekeeping)
     return runtime
 
 

@@ -1,0 +1,98 @@
+"""Per-call state in SQL: loaded when an event of the call arrives, written in the batch's transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hibiki_routing.adapters.tables import call_states
+from hibiki_routing.domain.calls import CallState
+
+
+def _state(row: Any) -> CallState:
+    return CallState(
+        call_id=row.call_id,
+        tenant_id=row.tenant_id,
+        flow_id=row.flow_id,
+        flow_version=row.flow_version,
+        dialed_number=row.dialed_number,
+        caller_number=row.caller_number,
+        node_id=row.node_id,
+        awaiting_step=row.awaiting_step,
+        step=row.step,
+        invalid_attempts=dict(row.invalid_attempts),
+        timeout_attempts=dict(row.timeout_attempts),
+        ended=row.ended,
+    )
+
+
+def _columns(state: CallState) -> dict[str, Any]:
+    return {
+        "tenant_id": state.tenant_id,
+        "flow_id": state.flow_id,
+        "flow_version": state.flow_version,
+        "dialed_number": state.dialed_number,
+        "caller_number": state.caller_number,
+        "node_id": state.node_id,
+        "awaiting_step": state.awaiting_step,
+        "step": state.step,
+        "invalid_attempts": dict(state.invalid_attempts),
+        "timeout_attempts": dict(state.timeout_attempts),
+        "ended": state.ended,
+        "updated_at": datetime.now(UTC),
+    }
+
+
+class CallStateRepository:
+    """Reads states once per batch and writes the changed ones back together."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._loaded: dict[str, CallState | None] = {}
+        self._new: set[str] = set()
+        self._changed: dict[str, CallState] = {}
+
+    async def get(self, call_id: str) -> CallState | None:
+        if call_id not in self._loaded:
+            row = (
+                await self._session.execute(select(call_states).where(call_states.c.call_id == call_id))
+            ).one_or_none()
+            self._loaded[call_id] = _state(row) if row is not None else None
+        return self._loaded[call_id]
+
+    def put(self, state: CallState) -> None:
+        if self._loaded.get(state.call_id) is None:
+            self._new.add(state.call_id)
+        self._loaded[state.call_id] = state
+        self._changed[state.call_id] = state
+
+    async def flush(self) -> None:
+        """Write every state put since the last flush."""
+        for call_id, state in self._changed.items():
+            if call_id in self._new:
+                await self._session.execute(call_states.insert().values(call_id=call_id, **_columns(state)))
+            else:
+                await self._session.execute(
+                    update(call_states).where(call_states.c.call_id == call_id).values(**_columns(state))
+                )
+        self._new.clear()
+        self._changed.clear()
+
+
+async def count_in_progress(session: AsyncSession, active_since: datetime) -> int:
+    """Calls not ended that had an event since `active_since` (older ones lost their CallEnded)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(call_states)
+        .where(call_states.c.ended.is_(False), call_states.c.updated_at >= active_since)
+    )
+    return int(count or 0)
+
+
+async def purge_idle(session: AsyncSession, idle_since: datetime) -> int:
+    """Forget calls without an event since `idle_since`: their state holds caller numbers."""
+    result = await session.execute(delete(call_states).where(call_states.c.updated_at < idle_since))
+    return int(getattr(result, "rowcount", 0) or 0)

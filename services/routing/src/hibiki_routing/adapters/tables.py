@@ -1,0 +1,53 @@
+"""Tables of the routing service: flow drafts, their immutable published versions, and live call state."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+flows = Table(
+    "flows",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(100), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    # A number rings at one tenant only, so it is unique across tenants.
+    Column("dialed_number", String(20), nullable=False, unique=True),
+    Column("definition", JSON, nullable=False),
+    # " id1 id2 " of every guidance the draft plays, for search by guidance.
+    Column("guidance_ids", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("published_version", Integer, nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+)
+
+flow_versions = Table(
+    "flow_versions",
+    metadata,
+    Column("flow_id", String(36), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("tenant_id", String(100), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("publish_time", DateTime(timezone=True), nullable=False),
+    Column("published_by", String(200), nullable=False),
+)
+
+call_states = Table(
+    "call_states",
+    metadata,
+    Column("call_id", String(200), primary_key=True),
+    Column("tenant_id", String(100), nullable=False),
+    # Empty for calls to a number without a published flow.
+    Column("flow_id", String(36), nullable=False),
+    Column("flow_version", Integer, nullable=False),
+    Column("dialed_number", String(20), nullable=False),
+    Column("caller_number", String(20), nullable=False),
+    Column("node_id", String(200), nullable=False),
+    Column("awaiting_step", Integer, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("invalid_attempts", JSON, nullable=False),
+    Column("timeout_attempts", JSON, nullable=False),
+    Column("ended", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
+)

@@ -1,0 +1,216 @@
+"""The call engine as pure functions: (call state, flow version, event) → (new state, outputs, outcome)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from .business_hours import is_open
+from .calls import (
+    CallEnded,
+    CallEvent,
+    CallState,
+    CallTransferred,
+    Decision,
+    DigitsEntered,
+    HangUp,
+    InputTimedOut,
+    Outcome,
+    Output,
+    Play,
+    PlayAndCollect,
+    Prompt,
+    PromptFinished,
+    PromptReason,
+    SendSms,
+    Step,
+    Transfer,
+)
+from .flows import (
+    DEFAULT_INPUT_TIMEOUT_TEXT,
+    DEFAULT_INVALID_INPUT_TEXT,
+    AnnouncementNode,
+    BusinessHoursNode,
+    FlowDefinition,
+    GuidanceChoice,
+    GuidanceChoiceKind,
+    HangupNode,
+    MenuNode,
+    Node,
+    SendSmsNode,
+    TransferNode,
+)
+
+# A validated flow never passes this many nodes without waiting; the guard protects against bad data.
+MAX_HOPS_PER_DECISION = 32
+
+
+def start_call(state: CallState, definition: FlowDefinition, at: datetime) -> Decision:
+    """A call reached a published flow: run it from the entry node until it waits for the caller."""
+    turn = _Turn(state, definition, at)
+    turn.enter(definition.entry_node_id)
+    return turn.decision(Outcome.ROUTED)
+
+
+def not_in_service(state: CallState, announcement: str) -> Decision:
+    """A dialed number without a published flow hears the not-in-service announcement and is hung up."""
+    hangup = HangUp(prompts=(Prompt(announcement),), reason="not_in_service")
+    step = Step(state.step + 1, hangup)
+    return Decision(replace(state, step=step.number, ended=True), (step,), Outcome.NOT_IN_SERVICE)
+
+
+def decide(state: CallState, definition: FlowDefinition, event: CallEvent) -> Decision:
+    """The next outputs of a call for one telephony event."""
+    if state.ended:
+        return Decision(state, (), Outcome.IGNORED_ENDED)
+    if isinstance(event, CallEnded):
+        return Decision(replace(state, ended=True), (), Outcome.CALL_ENDED)
+    if event.step != state.awaiting_step:
+        return Decision(state, (), Outcome.IGNORED_STALE)
+    if isinstance(event, CallTransferred):
+        return Decision(replace(state, ended=True), (), Outcome.CALL_ENDED)
+    node = definition.node(state.node_id)
+    turn = _Turn(state, definition, event.at)
+    if isinstance(event, PromptFinished):
+        if node is None or not isinstance(node.kind, AnnouncementNode | SendSmsNode):
+            return Decision(state, (), Outcome.IGNORED_STALE)
+        turn.enter(node.kind.next_node_id)
+        return turn.decision(Outcome.CONTINUED)
+    if node is None or not isinstance(node.kind, MenuNode):
+        return Decision(state, (), Outcome.IGNORED_STALE)
+    if isinstance(event, InputTimedOut) and not event.partial_digits:
+        return turn.input_timed_out(node, node.kind)
+    digits = event.digits if isinstance(event, DigitsEntered) else event.partial_digits
+    target = node.kind.digit_targets.get(digits)
+    if target is None:
+        return turn.invalid_input(node, node.kind)
+    turn.enter(target)
+    return turn.decision(Outcome.ROUTED)
+
+
+def _choice_prompts(choice: GuidanceChoice, default_text: str) -> tuple[Prompt, ...]:
+    if choice.kind is GuidanceChoiceKind.NONE:
+        return ()
+    if choice.kind is GuidanceChoiceKind.ORIGINAL_GUIDANCE:
+        return (Prompt(guidance_id=choice.guidance_id),)
+    return (Prompt(text=default_text),)
+
+
+def _guidance(guidance_id: str) -> tuple[Prompt, ...]:
+    return (Prompt(guidance_id=guidance_id),) if guidance_id else ()
+
+
+class _Turn:
+    """One decision in the making: the state it moves and the outputs it numbers."""
+
+    def __init__(self, state: CallState, definition: FlowDefinition, at: datetime) -> None:
+        self.state = state
+        self.definition = definition
+        self.at = at
+        self.steps: list[Step] = []
+
+    def decision(self, outcome: Outcome) -> Decision:
+        return Decision(self.state, tuple(self.steps), outcome)
+
+    def emit(self, output: Output, *, wait_at: str = "") -> None:
+        number = self.state.step + 1
+        self.steps.append(Step(number, output))
+        self.state = replace(self.state, step=number)
+        if wait_at:
+            self.state = replace(self.state, node_id=wait_at, awaiting_step=number)
+
+    def hang_up(self, prompts: tuple[Prompt, ...], reason: str, route_id: str) -> None:
+        self.emit(HangUp(prompts, reason, route_id))
+        self.state = replace(self.state, node_id=route_id, awaiting_step=0, ended=True)
+
+    def enter(self, node_id: str) -> None:
+        """Run nodes from `node_id` until one waits for the telephony side or the call ends."""
+        for _ in range(MAX_HOPS_PER_DECISION):
+            node = self.definition.node(node_id)
+            if node is None:
+                self.hang_up((), "flow_error", node_id)
+                return
+            following = self._run(node)
+            if not following:
+                return
+            node_id = following
+        self.hang_up((), "flow_error", node_id)
+
+    def _run(self, node: Node) -> str:
+        """Play one node; returns the node to continue with at once, or "" when the call waits or ends."""
+        kind = node.kind
+        if isinstance(kind, MenuNode):
+            self.prompt(node, kind, PromptReason.INITIAL, ())
+        elif isinstance(kind, AnnouncementNode):
+            if not kind.next_node_id:
+                self.hang_up(_guidance(kind.guidance_id), "completed", node.id)
+            else:
+                self.emit(Play(_guidance(kind.guidance_id), node.id), wait_at=node.id)
+        elif isinstance(kind, SendSmsNode):
+            return self._send_sms(node, kind)
+        elif isinstance(kind, TransferNode):
+            transfer = Transfer(kind.destination, _guidance(kind.announcement_guidance_id), node.id)
+            self.emit(transfer, wait_at=node.id)
+        elif isinstance(kind, HangupNode):
+            self.hang_up(_guidance(kind.announcement_guidance_id), "completed", node.id)
+        elif isinstance(kind, BusinessHoursNode):
+            return kind.open_node_id if is_open(kind, self.at) else kind.closed_node_id
+        return ""
+
+    def _send_sms(self, node: Node, kind: SendSmsNode) -> str:
+        # A withheld number (非通知) cannot receive an SMS: neither the request nor its announcement happen.
+        if self.state.caller_number:
+            self.emit(SendSms(kind.box_number, self.state.caller_number, self.state.dialed_number, node.id))
+            announcement = _guidance(kind.announcement_guidance_id)
+            if announcement and kind.next_node_id:
+                self.emit(Play(announcement, node.id), wait_at=node.id)
+                return ""
+            if announcement:
+                self.hang_up(announcement, "completed", node.id)
+                return ""
+        if not kind.next_node_id:
+            self.hang_up((), "completed", node.id)
+        return kind.next_node_id
+
+    def prompt(self, node: Node, kind: MenuNode, reason: PromptReason, before: tuple[Prompt, ...]) -> None:
+        self.emit(
+            PlayAndCollect(
+                prompts=(*before, *_guidance(kind.prompt_guidance_id)),
+                route_id=node.id,
+                route_name=node.name,
+                reason=reason,
+                max_digits=kind.max_digits,
+                terminator=kind.terminator,
+                first_digit_timeout=kind.first_digit_timeout,
+                inter_digit_timeout=kind.inter_digit_timeout,
+                invalid_attempts=self.state.invalid_attempts.get(node.id, 0),
+                timeout_attempts=self.state.timeout_attempts.get(node.id, 0),
+            ),
+            wait_at=node.id,
+        )
+
+    def invalid_input(self, node: Node, kind: MenuNode) -> Decision:
+        count = self.state.invalid_attempts.get(node.id, 0) + 1
+        self.state = replace(self.state, invalid_attempts={**self.state.invalid_attempts, node.id: count})
+        if count >= kind.max_invalid_attempts:
+            self.fall_back(node, kind)
+            return self.decision(Outcome.FALLBACK_INVALID)
+        guidance = _choice_prompts(kind.invalid_input_guidance, DEFAULT_INVALID_INPUT_TEXT)
+        self.prompt(node, kind, PromptReason.INVALID_INPUT, guidance)
+        return self.decision(Outcome.REPROMPT_INVALID)
+
+    def input_timed_out(self, node: Node, kind: MenuNode) -> Decision:
+        count = self.state.timeout_attempts.get(node.id, 0) + 1
+        self.state = replace(self.state, timeout_attempts={**self.state.timeout_attempts, node.id: count})
+        if count >= kind.max_timeout_attempts:
+            self.fall_back(node, kind)
+            return self.decision(Outcome.FALLBACK_TIMEOUT)
+        guidance = _choice_prompts(kind.input_timeout_guidance, DEFAULT_INPUT_TIMEOUT_TEXT)
+        self.prompt(node, kind, PromptReason.TIMEOUT, guidance)
+        return self.decision(Outcome.REPROMPT_TIMEOUT)
+
+    def fall_back(self, node: Node, kind: MenuNode) -> None:
+        if kind.fallback_node_id:
+            self.enter(kind.fallback_node_id)
+        else:
+            self.hang_up((), "fallback", node.id)

@@ -1,0 +1,173 @@
+"""The routing flow of a dialed number: menus, announcements, SMS, transfer, hang-up, business hours."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum
+
+# The seed's default guidances (入力ミス時 / 入力タイムアウト時).
+DEFAULT_INVALID_INPUT_TEXT = "入力が間違っています。案内をお聞きいただきもう一度入力してください。"
+DEFAULT_INPUT_TIMEOUT_TEXT = "入力が確認できません。案内をお聞きいただきもう一度入力してください。"
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_FIRST_DIGIT_TIMEOUT = timedelta(seconds=5)
+DEFAULT_INTER_DIGIT_TIMEOUT = timedelta(seconds=3)
+
+
+class GuidanceChoiceKind(Enum):
+    """Which guidance plays on invalid input or input timeout."""
+
+    SYSTEM_DEFAULT = "system_default"
+    ORIGINAL_GUIDANCE = "original_guidance"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class GuidanceChoice:
+    kind: GuidanceChoiceKind = GuidanceChoiceKind.SYSTEM_DEFAULT
+    guidance_id: str = ""
+
+
+@dataclass(frozen=True)
+class MenuNode:
+    """An input-instruction route (入力指示ルーティング): play a prompt, collect digits, branch."""
+
+    prompt_guidance_id: str
+    digit_targets: Mapping[str, str]
+    max_digits: int = 1
+    terminator: str = ""
+    first_digit_timeout: timedelta = DEFAULT_FIRST_DIGIT_TIMEOUT
+    inter_digit_timeout: timedelta = DEFAULT_INTER_DIGIT_TIMEOUT
+    invalid_input_guidance: GuidanceChoice = GuidanceChoice()
+    input_timeout_guidance: GuidanceChoice = GuidanceChoice()
+    max_invalid_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_timeout_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # Empty: the call is hung up with reason "fallback" past a limit.
+    fallback_node_id: str = ""
+
+    def targets(self) -> Iterator[tuple[str, str]]:
+        for digits, target in self.digit_targets.items():
+            yield f"menu.digit_targets[{digits}]", target
+        if self.fallback_node_id:
+            yield "menu.fallback_node_id", self.fallback_node_id
+
+    def guidance_ids(self) -> Iterator[tuple[str, str]]:
+        yield "menu.prompt_guidance_id", self.prompt_guidance_id
+        for name, choice in (
+            ("invalid_input_guidance", self.invalid_input_guidance),
+            ("input_timeout_guidance", self.input_timeout_guidance),
+        ):
+            if choice.kind is GuidanceChoiceKind.ORIGINAL_GUIDANCE:
+                yield f"menu.{name}.guidance_id", choice.guidance_id
+
+
+@dataclass(frozen=True)
+class AnnouncementNode:
+    """Play a guidance, then continue; an empty next node hangs up."""
+
+    guidance_id: str
+    next_node_id: str = ""
+
+    def targets(self) -> Iterator[tuple[str, str]]:
+        if self.next_node_id:
+            yield "announcement.next_node_id", self.next_node_id
+
+    def guidance_ids(self) -> Iterator[tuple[str, str]]:
+        yield "announcement.guidance_id", self.guidance_id
+
+
+@dataclass(frozen=True)
+class SendSmsNode:
+    """Send the content of an SMS box (蓄積BOX) to the caller, optionally announce it, then continue."""
+
+    box_number: str
+    announcement_guidance_id: str = ""
+    next_node_id: str = ""
+
+    def targets(self) -> Iterator[tuple[str, str]]:
+        if self.next_node_id:
+            yield "send_sms.next_node_id", self.next_node_id
+
+    def guidance_ids(self) -> Iterator[tuple[str, str]]:
+        if self.announcement_guidance_id:
+            yield "send_sms.announcement_guidance_id", self.announcement_guidance_id
+
+
+@dataclass(frozen=True)
+class TransferNode:
+    destination: str
+    announcement_guidance_id: str = ""
+
+    def targets(self) -> Iterator[tuple[str, str]]:
+        yield from ()
+
+    def guidance_ids(self) -> Iterator[tuple[str, str]]:
+        if self.announcement_guidance_id:
+            yield "transfer.announcement_guidance_id", self.announcement_guidance_id
+
+
+@dataclass(frozen=True)
+class HangupNode:
+    announcement_guidance_id: str = ""
+
+    def targets(self) -> Iterator[tuple[str, str]]:
+        yield from ()
+
+    def guidance_ids(self) -> Iterator[tuple[str, str]]:
+        if self.announcement_guidance_id:
+            yield "hangup.announcement_guidance_id", self.announcement_guidance_id
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Open on these ISO weekdays (1 = Monday) from start to end minute of the day, Asia/Tokyo."""
+
+    weekdays: frozenset[int]
+    start_minute: int
+    end_minute: int
+
+
+@dataclass(frozen=True)
+class BusinessHoursNode:
+    open_node_id: str
+    closed_node_id: str
+    windows: tuple[TimeWindow, ...] = ()
+    closed_on_public_holidays: bool = False
+    closed_dates: frozenset[str] = frozenset()  # ISO dates, e.g. "2026-12-29"
+
+    def targets(self) -> Iterator[tuple[str, str]]:
+        yield "business_hours.open_node_id", self.open_node_id
+        yield "business_hours.closed_node_id", self.closed_node_id
+
+    def guidance_ids(self) -> Iterator[tuple[str, str]]:
+        yield from ()
+
+
+NodeKind = MenuNode | AnnouncementNode | SendSmsNode | TransferNode | HangupNode | BusinessHoursNode
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    kind: NodeKind
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class FlowDefinition:
+    """What a published version freezes: the entry node and the nodes."""
+
+    entry_node_id: str
+    nodes: tuple[Node, ...] = ()
+    _by_id: dict[str, Node] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {node.id: node for node in self.nodes})
+
+    def node(self, node_id: str) -> Node | None:
+        return self._by_id.get(node_id)
+
+    def guidance_ids(self) -> set[str]:
+        """Every guidance the flow plays (used by search and by guidance-deletion checks)."""
+        return {gid for node in self.nodes for _, gid in node.kind.guidance_ids() if gid}
