@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -121,22 +122,23 @@ async def _raw_records(message: StreamMessage[Any]) -> Any:
 def register_batch_consumer(
     broker: KafkaBroker,
     *,
-    topic: str,
+    topics: Sequence[str],
     group: str,
     handler: BatchHandler,
     metrics: RuntimeMetrics,
     max_records: int = 500,
     max_backoff_seconds: float = 30.0,
 ) -> None:
-    """Consume `topic` in batches; commit only after the handler (and its DB commit) and the DLQ succeeded.
+    """Consume `topics` in batches; commit only after the handler (and its DB commit) and the DLQ succeeded.
 
-    Invalid records and the handler's rejections go to `<topic>.dlq` with a reason header. If the handler
-    raises, the batch is sought back and redelivered after a growing pause; nothing is committed past it.
+    One subscriber serves all the topics, so the group is joined once. Invalid records and the handler's
+    rejections go to `<topic>.dlq` with a reason header. If the handler raises, the batch is sought back and
+    redelivered after a growing pause; nothing is committed past it.
     """
     failures = 0
 
     @broker.subscriber(
-        topic,
+        *topics,
         group_id=group,
         batch=True,
         max_records=max_records,
@@ -149,50 +151,62 @@ def register_batch_consumer(
         started = time.perf_counter()
         deliveries: list[Delivery] = []
         dead: list[_DeadLetter] = []
-        by_position: dict[tuple[int, int], ConsumerRecord[Any, Any]] = {}
+        by_position: dict[tuple[str, int, int], ConsumerRecord[Any, Any]] = {}
         for record in records:
             try:
-                event = decode_event(topic, record.value)
+                event = decode_event(record.topic, record.value)
             except InvalidEvent as error:
                 dead.append(_DeadLetter(record, error.reason, error.detail))
                 continue
-            deliveries.append(Delivery(topic, record.partition, record.offset, record.key, event))
-            by_position[(record.partition, record.offset)] = record
+            deliveries.append(Delivery(record.topic, record.partition, record.offset, record.key, event))
+            by_position[(record.topic, record.partition, record.offset)] = record
+        batch_topics = sorted({record.topic for record in records})
         try:
             rejections = await handler(deliveries) if deliveries else ()
             dead.extend(
-                _DeadLetter(by_position[(r.delivery.partition, r.delivery.offset)], r.reason, r.detail)
+                _DeadLetter(
+                    by_position[(r.delivery.topic, r.delivery.partition, r.delivery.offset)],
+                    r.reason,
+                    r.detail,
+                )
                 for r in rejections
             )
             if dead:
                 await publish_records(broker, [_dead_letter_record(d, group) for d in dead])
         except Exception:
             failures += 1
-            metrics.consumer_errors.labels(topic).inc()
+            for topic in batch_topics:
+                metrics.consumer_errors.labels(topic).inc()
             pause = min(max_backoff_seconds, 0.2 * 2 ** min(failures, 10))
             log.exception(
-                "batch of %d records from %s failed; redelivering in %.1fs", len(records), topic, pause
+                "batch of %d records from %s failed; redelivering in %.1fs",
+                len(records),
+                ", ".join(batch_topics),
+                pause,
             )
             await message.nack()
             await asyncio.sleep(pause)
             return
         failures = 0
         await message.ack()
+        elapsed = time.perf_counter() - started
+        dead_by_topic = Counter(d.record.topic for d in dead)
         for d in dead:
-            metrics.dlq.labels(topic, d.reason).inc()
+            metrics.dlq.labels(d.record.topic, d.reason).inc()
             log.warning(
                 "record %s[%d]@%d sent to %s: %s (%s)",
-                topic,
+                d.record.topic,
                 d.record.partition,
                 d.record.offset,
-                dlq_topic(topic),
+                dlq_topic(d.record.topic),
                 d.reason,
                 d.detail,
             )
-        metrics.consumed.labels(topic, "processed").inc(len(records) - len(dead))
-        if dead:
-            metrics.consumed.labels(topic, "dead_lettered").inc(len(dead))
-        metrics.batch_latency.labels(topic).observe(time.perf_counter() - started)
+        for topic, count in Counter(record.topic for record in records).items():
+            metrics.consumed.labels(topic, "processed").inc(count - dead_by_topic[topic])
+            if dead_by_topic[topic]:
+                metrics.consumed.labels(topic, "dead_lettered").inc(dead_by_topic[topic])
+            metrics.batch_latency.labels(topic).observe(elapsed)
 
 
 async def record_consumer_lag(broker: KafkaBroker, metrics: RuntimeMetrics) -> None:

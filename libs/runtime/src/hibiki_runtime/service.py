@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -85,11 +85,17 @@ class ServiceRuntime:
         """Serve a gRPC service; its `full_name` (e.g. "hibiki.routing.v1.RoutingService") shows in health."""
         self._registrars.append((full_name, register))
 
-    def consume(self, topic: str, handler: BatchHandler, *, max_records: int | None = None) -> None:
-        """Consume a topic in batches with the service's consumer group (see register_batch_consumer)."""
+    def consume(
+        self, topics: str | Sequence[str], handler: BatchHandler, *, max_records: int | None = None
+    ) -> None:
+        """Consume one or more topics in batches with the service's consumer group (register_batch_consumer).
+
+        Pass all the topics a handler needs in one call: each call is one group member, and each join
+        costs seconds on some brokers.
+        """
         register_batch_consumer(
             self.broker,
-            topic=topic,
+            topics=[topics] if isinstance(topics, str) else list(topics),
             group=self.settings.consumer_group,
             handler=handler,
             metrics=self.metrics,
