@@ -1,0 +1,1 @@
+"""The rules of the report, free of Kafka, gRPC and SQL."""

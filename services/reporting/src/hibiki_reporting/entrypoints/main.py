@@ -1,27 +1,58 @@
-"""Process entry point of the reporting service."""
+"""Process entry point of the reporting service: wires consumers, gRPC, the CSV route and retention."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 from hibiki.reporting.v1 import report_service_pb2, report_service_pb2_grpc
+from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, SMS_REQUESTS, SMS_RESULTS
 from hibiki_runtime.service import ServiceRuntime
 
+from hibiki_reporting.adapters.metrics import ReportingMetrics
+from hibiki_reporting.domain.calendar import TOKYO, BusinessCalendar
+from hibiki_reporting.domain.finalization import FinalizationSchedule
+from hibiki_reporting.entrypoints.grpc_api import ReportServicer
+from hibiki_reporting.entrypoints.http_api import add_csv_route
+from hibiki_reporting.service_layer.ingest import Ingestor, consumer_name
+from hibiki_reporting.service_layer.queries import ReportQueries
+from hibiki_reporting.service_layer.retention import RetentionJob
 from hibiki_reporting.settings import ReportingSettings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+TOPICS = (CALL_EVENTS, CALL_ACTIONS, SMS_REQUESTS, SMS_RESULTS)
 
 
 def build_runtime(settings: ReportingSettings | None = None) -> ServiceRuntime:
     """Wire the reporting service onto the shared runtime."""
     settings = settings or ReportingSettings()
     runtime = ServiceRuntime(settings, migrations_dir=MIGRATIONS)
+    schedule = FinalizationSchedule(BusinessCalendar(settings.closed_days))
+
+    def final_through_timestamp() -> float:
+        final_day = schedule.final_through(datetime.now(UTC))
+        return datetime.combine(final_day, time(0), TOKYO).timestamp()
+
+    metrics = ReportingMetrics(runtime.registry, final_through_timestamp)
+    ingestor = Ingestor(runtime.sessions, metrics, retention_days=settings.retention_days)
+    runtime.consume(TOPICS, ingestor)
+
+    queries = ReportQueries(runtime.sessions, schedule)
+    servicer = ReportServicer(queries)
     runtime.add_grpc_service(
         report_service_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name,
-        lambda server: report_service_pb2_grpc.add_ReportServiceServicer_to_server(
-            report_service_pb2_grpc.ReportServiceServicer(), server
-        ),
+        lambda server: report_service_pb2_grpc.add_ReportServiceServicer_to_server(servicer, server),
     )
+    add_csv_route(runtime.http, queries, runtime.authenticator)
+
+    retention = RetentionJob(
+        runtime.sessions,
+        metrics,
+        days=settings.retention_days,
+        batch_size=settings.retention_batch,
+        consumers=[consumer_name(topic) for topic in TOPICS],
+    )
+    runtime.add_task("retention", lambda: retention.run_forever(settings.retention_interval_seconds))
     return runtime
 
 

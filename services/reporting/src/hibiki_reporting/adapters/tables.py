@@ -1,0 +1,98 @@
+"""The report's tables: facts as received (the source of truth) and records folded from them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+_ID = 200
+
+
+def _facts_table(name: str, key: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column(key, String(_ID), primary_key=True),
+        Column("event_id", String(_ID), primary_key=True),
+        Column("tenant_id", String(100), nullable=False),
+        Column("topic", String(100), nullable=False),
+        Column("occurred_at", DateTime(timezone=True), nullable=False),
+        # The whole topic message, re-translated whenever the record is folded again.
+        Column("payload", LargeBinary, nullable=False),
+    )
+
+
+call_facts = _facts_table("call_facts", "call_id")
+sms_facts = _facts_table("sms_facts", "request_id")
+
+call_records = Table(
+    "call_records",
+    metadata,
+    Column("call_id", String(_ID), primary_key=True),
+    Column("tenant_id", String(100), nullable=False),
+    Column("report_date", Date, nullable=False),
+    Column("dialed_number", String(32), nullable=False),
+    Column("caller_number", String(32), nullable=False),
+    Column("start_time", DateTime(timezone=True)),
+    Column("end_time", DateTime(timezone=True)),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("path", JSON, nullable=False),
+    Column("abandonment", JSON),
+    Index("ix_call_records_tenant_day", "tenant_id", "report_date", "dialed_number"),
+    Index("ix_call_records_tenant_caller", "tenant_id", "caller_number"),
+)
+
+route_funnel = Table(
+    "route_funnel",
+    metadata,
+    Column("call_id", String(_ID), primary_key=True),
+    Column("route_id", String(_ID), primary_key=True),
+    Column("tenant_id", String(100), nullable=False),
+    Column("report_date", Date, nullable=False),
+    Column("dialed_number", String(32), nullable=False),
+    Column("route_name", String(200), nullable=False),
+    Column("invalid_inputs", Integer, nullable=False),
+    Column("timeouts", Integer, nullable=False),
+    Column("abandoned", Boolean, nullable=False),
+    Index("ix_route_funnel_tenant_day", "tenant_id", "report_date"),
+)
+
+sms_records = Table(
+    "sms_records",
+    metadata,
+    Column("request_id", String(_ID), primary_key=True),
+    Column("tenant_id", String(100), nullable=False),
+    Column("report_date", Date, nullable=False),
+    Column("call_id", String(_ID), nullable=False),
+    Column("dialed_number", String(32), nullable=False),
+    Column("recipient", String(32), nullable=False),
+    Column("box_number", String(64), nullable=False),
+    Column("route_id", String(_ID), nullable=False),
+    Column("request_time", DateTime(timezone=True)),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("status_time", DateTime(timezone=True), nullable=False),
+    Column("carrier", String(20), nullable=False),
+    Column("snapshot", JSON),
+    Column("timeline", JSON, nullable=False),
+    Index("ix_sms_records_tenant_day", "tenant_id", "report_date", "dialed_number"),
+    Index("ix_sms_records_tenant_call", "tenant_id", "call_id"),
+    Index("ix_sms_records_tenant_recipient", "tenant_id", "recipient"),
+)
+
+REPORT_TABLES = (call_facts, sms_facts, call_records, route_funnel, sms_records)

@@ -1,0 +1,110 @@
+"""Daily figures per dialed number, from counts of call outcomes and SMS statuses (tallies)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from .calls import CallOutcome, CallRecord
+from .facts import SmsStatus
+from .sms import CARRIER_ACCEPTED, SmsRecord
+
+
+@dataclass(frozen=True)
+class CallTally:
+    """How many calls of one day and dialed number ended with one outcome."""
+
+    day: date
+    dialed_number: str
+    outcome: CallOutcome
+    count: int = 1
+
+    @classmethod
+    def of(cls, record: CallRecord) -> CallTally:
+        return cls(record.report_date, record.dialed_number, record.outcome)
+
+
+@dataclass(frozen=True)
+class SmsTally:
+    """How many SMS of one day and dialed number are in one status (and reject reason)."""
+
+    day: date
+    dialed_number: str
+    status: SmsStatus
+    reject_reason: str = ""
+    count: int = 1
+
+    @classmethod
+    def of(cls, record: SmsRecord) -> SmsTally:
+        return cls(record.report_date, record.dialed_number, record.status, record.reject_reason)
+
+
+@dataclass(frozen=True)
+class RouteFunnelRow:
+    """Calls that reached a route, the mistakes made there, and the callers it lost (途中放棄)."""
+
+    route_id: str
+    route_name: str
+    reached: int
+    invalid_inputs: int
+    timeouts: int
+    abandoned: int
+
+
+@dataclass
+class DailyFigures:
+    day: date
+    dialed_number: str
+    calls: int = 0
+    abandoned_calls: int = 0
+    sms_requested: int = 0
+    # 送信完了: accepted by the carrier, including those with a delivery receipt since.
+    sms_accepted: int = 0
+    sms_delivered: int = 0
+    sms_undelivered: int = 0
+    sms_rejected: dict[str, int] = field(default_factory=dict)
+    sms_failed: int = 0
+    final: bool = False
+
+    @property
+    def abandonment_rate(self) -> float:
+        return self.abandoned_calls / self.calls if self.calls else 0.0
+
+    @property
+    def sms_rejected_total(self) -> int:
+        return sum(self.sms_rejected.values())
+
+
+def daily_figures(
+    calls: Iterable[CallTally], sms: Iterable[SmsTally], is_final: Callable[[date], bool]
+) -> list[DailyFigures]:
+    """Rows ordered by day and dialed number; a day/number appears when it has a call or an SMS."""
+    rows: dict[tuple[date, str], DailyFigures] = {}
+
+    def row(day: date, dialed_number: str) -> DailyFigures:
+        key = (day, dialed_number)
+        if key not in rows:
+            rows[key] = DailyFigures(day, dialed_number, final=is_final(day))
+        return rows[key]
+
+    for call in calls:
+        figures = row(call.day, call.dialed_number)
+        figures.calls += call.count
+        if call.outcome is CallOutcome.ABANDONED:
+            figures.abandoned_calls += call.count
+    for message in sms:
+        figures = row(message.day, message.dialed_number)
+        figures.sms_requested += message.count
+        if message.status in CARRIER_ACCEPTED:
+            figures.sms_accepted += message.count
+        if message.status is SmsStatus.DELIVERED:
+            figures.sms_delivered += message.count
+        elif message.status is SmsStatus.UNDELIVERED:
+            figures.sms_undelivered += message.count
+        elif message.status is SmsStatus.REJECTED:
+            reason = message.reject_reason or "unspecified"
+            figures.sms_rejected[reason] = figures.sms_rejected.get(reason, 0) + message.count
+        elif message.status is SmsStatus.FAILED:
+            figures.sms_failed += message.count
+    return [rows[key] for key in sorted(rows)]

@@ -1,0 +1,92 @@
+"""The seed's "the SMS did not arrive" checklist, answered from a caller's call and SMS records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .calendar import TOKYO
+from .calls import CallRecord
+from .facts import SmsStatus
+from .labels import carrier_label, reject_reason_label
+from .sms import SmsRecord
+
+
+class TraceVerdict(StrEnum):
+    NO_CALL_FOUND = "no_call_found"
+    NO_SMS_REQUESTED = "no_sms_requested"
+    SMS_DELIVERED = "sms_delivered"
+    SMS_ACCEPTED = "sms_accepted"
+    SMS_UNDELIVERED = "sms_undelivered"
+    SMS_REJECTED = "sms_rejected"
+    SMS_FAILED = "sms_failed"
+    SMS_PENDING = "sms_pending"
+
+
+_VERDICT_OF_STATUS = {
+    SmsStatus.REQUESTED: TraceVerdict.SMS_PENDING,
+    SmsStatus.ACCEPTED: TraceVerdict.SMS_ACCEPTED,
+    SmsStatus.DELIVERED: TraceVerdict.SMS_DELIVERED,
+    SmsStatus.UNDELIVERED: TraceVerdict.SMS_UNDELIVERED,
+    SmsStatus.REJECTED: TraceVerdict.SMS_REJECTED,
+    SmsStatus.FAILED: TraceVerdict.SMS_FAILED,
+}
+
+
+@dataclass(frozen=True)
+class TraceAnswer:
+    verdict: TraceVerdict
+    summary: str
+
+
+def answer_trace(calls: Sequence[CallRecord], sms: Sequence[SmsRecord]) -> TraceAnswer:
+    """Verdict on the latest SMS (or on the calls), with a sentence for support staff."""
+    if not calls and not sms:
+        return TraceAnswer(
+            TraceVerdict.NO_CALL_FOUND,
+            "指定期間にこの番号からの着信履歴はありません。お電話されていない可能性があります。",
+        )
+    if not sms:
+        return TraceAnswer(
+            TraceVerdict.NO_SMS_REQUESTED,
+            f"着信履歴は{len(calls)}件ありますが、SMSの送信履歴はありません。"
+            "ガイダンスでSMS送信の番号を選ばれていない可能性があります。",
+        )
+    latest = max(sms, key=lambda record: record.request_time or record.first_seen)
+    verdict = _VERDICT_OF_STATUS[latest.status]
+    return TraceAnswer(verdict, _sent_sentence(latest) + _result_sentence(latest))
+
+
+def _sent_sentence(record: SmsRecord) -> str:
+    when = (record.request_time or record.first_seen).astimezone(TOKYO).strftime("%Y-%m-%d %H:%M")
+    box = record.snapshot.box_name if record.snapshot and record.snapshot.box_name else record.box_number
+    return f"{when}に蓄積BOX「{box}」のSMS送信依頼があります。"
+
+
+def _result_sentence(record: SmsRecord) -> str:
+    carrier = carrier_label(record.carrier)
+    match record.status:
+        case SmsStatus.DELIVERED:
+            return (
+                f"{carrier}から端末への到達を確認しました。希望されたSMSと内容に相違がないかご確認ください。"
+            )
+        case SmsStatus.ACCEPTED:
+            return (
+                f"{carrier}への送信は完了していますが、到達結果はまだ届いていません。"
+                "端末で普段SMSを受信できているか、受信制限をかけていないかご確認ください。"
+            )
+        case SmsStatus.UNDELIVERED:
+            return (
+                f"{carrier}から不達の通知がありました（{record.reason}）。"
+                "端末で受信制限をかけていないかご確認ください。"
+            )
+        case SmsStatus.REJECTED:
+            return (
+                f"送信できない番号のため送信していません（{reject_reason_label(record.reason)}）。"
+                "SMSはdocomo・au・SoftBank・楽天モバイルの携帯電話番号にのみ送信できます。"
+            )
+        case SmsStatus.FAILED:
+            return f"送信に失敗しました（{record.reason}）。サポートまでご連絡ください。"
+        case _:
+            return "送信結果を待っています。"
