@@ -2,10 +2,60 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hibiki_runtime.settings import ServiceSettings
+from pydantic import Field
+
+from hibiki_sms_gateway.domain.message_text import DEFAULT_MAX_CHARACTERS
+
+# Development default only: the prefix does not identify the carrier in Japan (number portability).
+_DEV_CARRIER_TABLE = {"+8170": "rakuten", "+8180": "softbank", "+8190": "docomo"}
 
 
 class SmsGatewaySettings(ServiceSettings):
     service_name: str = "sms-gateway"
     grpc_port: int = 50053
     http_port: int = 9103
+
+    sms_max_characters: int = Field(default=DEFAULT_MAX_CHARACTERS, ge=70, le=670)
+    sms_allow_m2m: bool = False  # accept 020 M2M numbers
+    # Static carrier table: {E.164 prefix: carrier}; or a simulator scenario file whose rules name carriers.
+    sms_carrier_table: dict[str, str] = Field(default_factory=lambda: dict(_DEV_CARRIER_TABLE))
+    sms_carrier_table_file: Path | None = None
+    # Per-carrier token bucket (parts per second); carriers not named use the default.
+    sms_rate_per_second: dict[str, float] = Field(default_factory=dict)
+    sms_default_rate_per_second: float = Field(default=50.0, gt=0)
+    sms_submit_attempts: int = Field(default=8, ge=1)
+    sms_backoff_initial_seconds: float = Field(default=0.2, gt=0)
+    sms_backoff_max_seconds: float = Field(default=5.0, gt=0)
+    sms_breaker_threshold: int = Field(default=5, ge=1)
+    sms_breaker_ttl_seconds: float = Field(default=30.0, gt=0)
+    sms_cooldown_seconds: float = Field(default=60.0, ge=0)
+    sms_cooldown_max_sends: int = Field(default=5, ge=1)
+    sms_cooldown_window_hours: float = Field(default=24.0, gt=0)
+    # Whole-message budget for submitting every part; past it the outcome is uncertain and not retried.
+    sms_send_budget_seconds: float = Field(default=120.0, gt=0)
+    # SUBMITTING for longer than this means the attempt died with a crash; must exceed the submit budget.
+    sms_uncertain_after_seconds: float = Field(default=180.0, gt=0)
+    sms_sweep_interval_seconds: float = Field(default=5.0, gt=0)
+
+    # Connector per carrier: "smpp" (default for every carrier) or "kannel" (HTTP aggregator).
+    sms_carrier_connectors: dict[str, str] = Field(default_factory=dict)
+
+    smpp_host: str = "127.0.0.1"
+    smpp_port: int = 2775
+    smpp_system_id: str = "hibiki"
+    smpp_password: str = ""
+    smpp_source_addr: str = "HIBIKI"
+    smpp_window: int = Field(default=10, ge=1)
+    smpp_submit_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Kannel-style HTTP aggregator (only used when a carrier is routed to "kannel").
+    kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    kannel_username: str = ""
+    kannel_password: str = ""
+    # Where the aggregator reaches this service's receipt route; it appends id and type.
+    kannel_receipt_url: str = "http://127.0.0.1:9103/sms/receipts/kannel"
+    kannel_receipt_token: str = ""
+    kannel_timeout_seconds: float = Field(default=10.0, gt=0)

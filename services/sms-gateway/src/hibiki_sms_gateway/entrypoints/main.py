@@ -1,27 +1,146 @@
-"""Process entry point of the sms-gateway service."""
+"""Process entry point of the sms-gateway service: wires domain, adapters and the runtime together."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from hibiki.sms.v1 import sms_box_service_pb2, sms_box_service_pb2_grpc
+from hibiki_runtime.events import SMS_REQUESTS
 from hibiki_runtime.service import ServiceRuntime
 
+from hibiki_sms_gateway.adapters.carrier_table import StaticCarrierTable
+from hibiki_sms_gateway.adapters.kannel_connector import KannelConnector
+from hibiki_sms_gateway.adapters.metrics import SmsMetrics
+from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
+from hibiki_sms_gateway.domain.carrier import Carrier, parse_carrier
+from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
+from hibiki_sms_gateway.entrypoints.grpc_api import SmsBoxServicer
+from hibiki_sms_gateway.entrypoints.http_receipts import receipt_routes
+from hibiki_sms_gateway.service_layer.boxes import BoxService
+from hibiki_sms_gateway.service_layer.dispatch import AdmissionPolicy, Dispatcher
+from hibiki_sms_gateway.service_layer.opt_outs import OptOutService
+from hibiki_sms_gateway.service_layer.receipts import ReceiptBook
+from hibiki_sms_gateway.service_layer.recovery import UncertainSweeper
+from hibiki_sms_gateway.service_layer.sender import Connector, PartSender, SendPolicy
 from hibiki_sms_gateway.settings import SmsGatewaySettings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+log = logging.getLogger("hibiki.sms")
+
+
+def _send_policy(settings: SmsGatewaySettings) -> SendPolicy:
+    rates = {
+        carrier: rate
+        for name, rate in settings.sms_rate_per_second.items()
+        if (carrier := parse_carrier(name))
+    }
+    return SendPolicy(
+        default_rate_per_second=settings.sms_default_rate_per_second,
+        rate_per_second=rates,
+        attempts=settings.sms_submit_attempts,
+        initial_backoff=settings.sms_backoff_initial_seconds,
+        max_backoff=settings.sms_backoff_max_seconds,
+        breaker_threshold=settings.sms_breaker_threshold,
+        breaker_ttl=settings.sms_breaker_ttl_seconds,
+    )
+
+
+def _connectors(
+    runtime: ServiceRuntime, settings: SmsGatewaySettings, receipts: ReceiptBook
+) -> dict[Carrier, tuple[str, Connector]]:
+    """The connector of each carrier (SMPP unless routed to the HTTP aggregator), started with the service."""
+    smpp = SmppConnector(
+        host=settings.smpp_host,
+        port=settings.smpp_port,
+        system_id=settings.smpp_system_id,
+        password=settings.smpp_password,
+        source_addr=settings.smpp_source_addr,
+        on_receipt=receipts.record,
+        window=settings.smpp_window,
+        submit_timeout=settings.smpp_submit_timeout_seconds,
+    )
+    kannel = KannelConnector(
+        sendsms_url=settings.kannel_sendsms_url,
+        username=settings.kannel_username,
+        password=settings.kannel_password,
+        source_addr=settings.smpp_source_addr,
+        receipt_url=f"{settings.kannel_receipt_url}?token={quote(settings.kannel_receipt_token, safe='')}",
+        timeout=settings.kannel_timeout_seconds,
+    )
+    available: dict[str, SmppConnector | KannelConnector] = {"smpp": smpp, "kannel": kannel}
+    routed = {parse_carrier(key): name for key, name in settings.sms_carrier_connectors.items()}
+    routes: dict[Carrier, tuple[str, Connector]] = {}
+    for carrier in Carrier:
+        name = routed.get(carrier, "smpp")
+        if name not in available:
+            raise ValueError(f"HIBIKI_SMS_CARRIER_CONNECTORS: unknown connector {name!r} for {carrier.value}")
+        routes[carrier] = (name, available[name])
+    for used in {name for name, _ in routes.values()}:
+        runtime.on_startup(available[used].start)
+        runtime.on_shutdown(available[used].stop)
+    return routes
 
 
 def build_runtime(settings: SmsGatewaySettings | None = None) -> ServiceRuntime:
     """Wire the sms-gateway service onto the shared runtime."""
     settings = settings or SmsGatewaySettings()
     runtime = ServiceRuntime(settings, migrations_dir=MIGRATIONS)
-    runtime.add_grpc_service(
-        sms_box_service_pb2.DESCRIPTOR.services_by_name["SmsBoxService"].full_name,
-        lambda server: sms_box_service_pb2_grpc.add_SmsBoxServiceServicer_to_server(
-            sms_box_service_pb2_grpc.SmsBoxServiceServicer(), server
+    metrics = SmsMetrics(runtime.registry, runtime.metrics.prefix)
+    notify = runtime.relay.notify
+    receipts = ReceiptBook(runtime.sessions, metrics, notify)
+    sender = PartSender(_connectors(runtime, settings, receipts), metrics, _send_policy(settings))
+    resolver = (
+        StaticCarrierTable.from_scenario(settings.sms_carrier_table_file)
+        if settings.sms_carrier_table_file
+        else StaticCarrierTable(settings.sms_carrier_table)
+    )
+    policy = AdmissionPolicy(
+        allow_m2m=settings.sms_allow_m2m,
+        cooldown=CooldownPolicy(
+            min_interval=timedelta(seconds=settings.sms_cooldown_seconds),
+            max_sends=settings.sms_cooldown_max_sends,
+            window=timedelta(hours=settings.sms_cooldown_window_hours),
         ),
     )
+    dispatcher = Dispatcher(
+        runtime.sessions,
+        resolver,
+        sender,
+        receipts,
+        metrics,
+        notify,
+        policy,
+        send_budget_seconds=settings.sms_send_budget_seconds,
+    )
+    sweeper = UncertainSweeper(
+        runtime.sessions, metrics, notify, older_than=timedelta(seconds=settings.sms_uncertain_after_seconds)
+    )
+    servicer = SmsBoxServicer(
+        BoxService(runtime.sessions, max_characters=settings.sms_max_characters),
+        OptOutService(runtime.sessions),
+    )
+    runtime.add_grpc_service(
+        sms_box_service_pb2.DESCRIPTOR.services_by_name["SmsBoxService"].full_name,
+        lambda server: sms_box_service_pb2_grpc.add_SmsBoxServiceServicer_to_server(servicer, server),
+    )
+
+    async def maintain() -> None:
+        while True:
+            try:
+                await sweeper.sweep()
+                await receipts.apply_pending()
+            except Exception:
+                log.exception("maintenance sweep failed; retrying")
+            await asyncio.sleep(settings.sms_sweep_interval_seconds)
+
+    if settings.kannel_receipt_token:
+        runtime.http.add_routes(receipt_routes(receipts, settings.kannel_receipt_token))
+    runtime.add_task("sms-maintenance", maintain)
+    runtime.consume(SMS_REQUESTS, dispatcher.handle)
     return runtime
 
 

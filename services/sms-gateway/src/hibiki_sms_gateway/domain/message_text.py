@@ -1,0 +1,111 @@
+"""Rendering an SMS box into the text a handset shows, counted and segmented the way handsets count it.
+
+Japanese text never fits GSM-7, so every message is UCS-2: 70 code units in a single SMS, 67 per part once a
+concatenation header takes its 6 bytes. Handsets count UTF-16 code units, so an emoji outside the BMP (a
+surrogate pair) counts as two characters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hibiki_runtime.errors import FieldViolation, InvalidArgument
+from pydantic import HttpUrl, TypeAdapter, ValidationError
+
+ENCODING = "UCS-2"
+SINGLE_SEGMENT_UNITS = 70
+PART_UNITS = 67
+DEFAULT_MAX_CHARACTERS = 660
+_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def render(message_text: str, url: str) -> str:
+    """The text handed to the carrier: the message, then the URL on its own line."""
+    if not url:
+        return message_text
+    return f"{message_text}\n{url}" if message_text else url
+
+
+def ucs2_units(text: str) -> int:
+    """Characters as the handset counts them (UTF-16 code units)."""
+    return len(text.encode("utf-16-be")) // 2
+
+
+def split_parts(text: str) -> list[str]:
+    """The text of each SMS part; a surrogate pair is never split across two parts."""
+    if ucs2_units(text) <= SINGLE_SEGMENT_UNITS:
+        return [text]
+    parts: list[str] = []
+    current: list[str] = []
+    used = 0
+    for char in text:
+        width = ucs2_units(char)
+        if used + width > PART_UNITS:
+            parts.append("".join(current))
+            current, used = [], 0
+        current.append(char)
+        used += width
+    parts.append("".join(current))
+    return parts
+
+
+@dataclass(frozen=True)
+class MessagePreview:
+    rendered_text: str
+    encoding: str
+    characters: int
+    segments: int
+    characters_left: int
+    max_characters: int
+
+
+def preview(message_text: str, url: str, max_characters: int = DEFAULT_MAX_CHARACTERS) -> MessagePreview:
+    """What the recipient would get, and how much room is left under the configured maximum."""
+    rendered = render(message_text, url)
+    characters = ucs2_units(rendered)
+    return MessagePreview(
+        rendered_text=rendered,
+        encoding=ENCODING,
+        characters=characters,
+        segments=len(split_parts(rendered)) if rendered else 0,
+        characters_left=max(0, max_characters - characters),
+        max_characters=max_characters,
+    )
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot go into an SMS, or None when it is a well-formed http(s) URL (empty is allowed)."""
+    if not url:
+        return None
+    if any(char.isspace() for char in url):
+        return "must not contain spaces or line breaks"
+    try:
+        parsed = _HTTP_URL.validate_python(url)
+    except ValidationError:
+        return "must be a well-formed http:// or https:// URL"
+    if not parsed.host:
+        return "must name a host"
+    return None
+
+
+def validate_content(message_text: str, url: str, max_characters: int = DEFAULT_MAX_CHARACTERS) -> None:
+    """Raise InvalidArgument naming each field that cannot be sent as is."""
+    violations: list[FieldViolation] = []
+    if not message_text.strip():
+        violations.append(FieldViolation("message_text", "must not be empty"))
+    elif "\x00" in message_text:
+        violations.append(FieldViolation("message_text", "must not contain NUL characters"))
+    if (problem := url_problem(url)) is not None:
+        violations.append(FieldViolation("url", problem))
+    if not violations:
+        result = preview(message_text, url, max_characters)
+        if result.characters > max_characters:
+            violations.append(
+                FieldViolation(
+                    "message_text",
+                    f"message with URL is {result.characters} characters (UCS-2, a surrogate pair counts 2); "
+                    f"the maximum is {max_characters}",
+                )
+            )
+    if violations:
+        raise InvalidArgument(*violations)
