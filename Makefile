@@ -14,7 +14,7 @@ RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 PROTO_OUT := libs/contracts/src
 PROTO_FILES = $(shell find proto -name '*.proto' | sort)
 
-.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check clean bench
+.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check clean bench
 
 help:
 	@echo "make run    start broker, databases, the four services and simulators (Ctrl-C stops all)"
@@ -22,6 +22,7 @@ help:
 	@echo "make lint   ruff, mypy, buf lint and buf breaking"
 	@echo "make proto  regenerate Python code from proto/"
 	@echo "make k8s-check  render deploy/k8s overlays and validate them offline (also part of make test)"
+	@echo "make obs-check  promtool checks and rule tests, dashboard checks (also part of make test)"
 	@echo "make clean  remove virtualenvs, caches and local data"
 
 $(UV):
@@ -73,6 +74,10 @@ lint: install
 k8s-check: install
 	@command -v kubectl >/dev/null || { echo "k8s-check needs kubectl (Debian package kubectl, kustomize built in)"; exit 1; }
 	@$(RUN) pytest -p no:cacheprovider -q tests/deploy
+
+obs-check: install
+	@deploy/observability/check.sh
+	@$(RUN) pytest -p no:cacheprovider -q tests/observability
 
 bench: install
 	@$(RUN) hibiki-dev bench

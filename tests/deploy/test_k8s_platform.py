@@ -64,7 +64,13 @@ def test_dlq_topics_keep_dead_letters_longer_than_their_source(rendered: Render)
 
 def test_services_and_keda_use_the_strimzi_bootstrap_address(rendered: Render) -> None:
     objects = rendered("overlays/prod")
-    for config in of_kind(objects, "ConfigMap").values():
+    service_configs = [
+        config
+        for config in of_kind(objects, "ConfigMap").values()
+        if config["metadata"].get("labels", {}).get("app") in SERVICES
+    ]
+    assert len(service_configs) == len(SERVICES)
+    for config in service_configs:
         assert config["data"]["HIBIKI_KAFKA_BOOTSTRAP_SERVERS"] == BOOTSTRAP
     for scaled in of_kind(objects, "ScaledObject").values():
         for trigger in scaled["spec"]["triggers"]:
