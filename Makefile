@@ -80,7 +80,7 @@ obs-check: install
 	@$(RUN) pytest -p no:cacheprovider -q tests/observability
 
 bench: install
-	@$(RUN) hibiki-dev bench
+	@$(RUN) hibiki-bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache

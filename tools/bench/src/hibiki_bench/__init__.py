@@ -1,0 +1,1 @@
+"""Benchmarks of the Hibiki pipelines against the raw broker limit."""

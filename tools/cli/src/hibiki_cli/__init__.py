@@ -1,0 +1,1 @@
+"""hibiki: the operators' command-line console."""
