@@ -67,6 +67,9 @@ RATE_WINDOWS = ("5m", "30m", "1h", "6h")
 # Thresholds of the runtime alerts.
 LAG_FLOOR_MESSAGES = 1000
 OUTBOX_BACKLOG_STUCK = 1000  # the relay batch is 500 rows; the gauge is only non-zero after a full batch
+# The relay publishes within a second when healthy (it is woken on commit, polls every 0.5 s, retries every
+# 1 s); two minutes means it is failing or blocked, not busy.
+OUTBOX_OLDEST_PENDING_SECONDS = 120
 CONSUMER_ERRORS_PER_5M = 3
 
 
@@ -111,9 +114,9 @@ SERVICES = (
     ),
 )
 
-# Domain panels, appended by whoever wires a service's domain metrics: dashboard key ("overview" or a
-# service name) → list of Grafana panel dicts (use panel() / timeseries() below; gridPos is assigned
-# automatically). They replace the placeholder text of that dashboard's domain rows.
+# Domain panels: dashboard key ("overview-sms", "overview-ivr" or a service name) → list of Grafana panel
+# dicts (gridPos is assigned automatically). They replace the placeholder text of that dashboard's domain
+# row. Filled in the "Domain panels" section below, from the series of prometheus/rules/hibiki-domain-*.yml.
 DOMAIN_PANELS: dict[str, list[dict[str, Any]]] = {}
 
 ALERT_GROUP = "hibiki.runtime.alerts"
@@ -215,6 +218,11 @@ def recording_rules(service: Service) -> dict[str, Any]:
         f"sum by (topic) (rate({p}_outbox_published_total[5m]))",
     )
     record("service:hibiki_outbox_backlog:max", f"max({p}_outbox_backlog)")
+    # Only the pod holding the relay lock reports a non-zero age; the others report 0.
+    record(
+        "service:hibiki_outbox_oldest_pending_age_seconds:max", f"max({p}_outbox_oldest_pending_age_seconds)"
+    )
+    record("service:hibiki_outbox_relay_errors:rate5m", f"sum(rate({p}_outbox_relay_errors_total[5m]))")
 
     return {"name": f"hibiki.runtime.recording.{service.name}", "rules": rules}
 
@@ -354,6 +362,27 @@ def alert_rules() -> dict[str, Any]:
             for_="10m",
         ),
     ]
+    # A stalled routing outbox holds the actions of live calls (play, transfer, hang up): page. Others: warn.
+    age = "service:hibiki_outbox_oldest_pending_age_seconds:max"
+    routing = '{service="routing"}'
+    for severity, selector, tail in (
+        ("critical", routing, ""),
+        ("warning", "", f"\nunless\n{age}{routing}"),
+    ):
+        rules.append(
+            alert(
+                "HibikiOutboxRelayStalled",
+                f"{age}{selector} > {OUTBOX_OLDEST_PENDING_SECONDS}{tail}",
+                severity,
+                "{{ $labels.service }} has not relayed its outbox for {{ $value | humanizeDuration }}",
+                "The oldest outgoing event in the outbox of {{ $labels.service }} has been waiting"
+                " {{ $value | humanizeDuration }} (threshold"
+                f" {OUTBOX_OLDEST_PENDING_SECONDS}s), for 5 minutes: the relay fails or is blocked, and"
+                " downstream services do not see the events."
+                + (" Live callers do not get their next action." if severity == "critical" else ""),
+                for_="5m",
+            )
+        )
     return {"name": ALERT_GROUP, "rules": rules}
 
 
@@ -531,6 +560,270 @@ def dashboard(
     }
 
 
+# --------------------------------------------------------------------------------------------------------
+# Domain panels (series recorded by the hand-written prometheus/rules/hibiki-domain-*.yml). `sel` is
+# '{service="$service"}' in a service dashboard and '' elsewhere; `carrier` narrows the SMS panels.
+
+UNDELIVERED_THRESHOLD = 0.2  # as in hibiki-domain-sms-gateway.yml (HibikiSmsUndeliveredRatioHigh)
+FALLBACK_THRESHOLD = 0.3  # as in hibiki-domain-routing.yml (HibikiRoutingFallbacksSpike)
+
+
+def _matchers(*parts: str) -> str:
+    inside = ", ".join(p.strip("{}") for p in parts if p.strip("{}"))
+    return "{" + inside + "}" if inside else ""
+
+
+def sms_submission_panels(sel: str = "", carrier: str = "") -> list[dict[str, Any]]:
+    m = _matchers(sel, carrier)
+    return [
+        timeseries(
+            "Submits / s by carrier and status",
+            [(f"service_carrier_status:hibiki_sms_submits:rate5m{m}", "{{carrier}} {{status}}")],
+            "reqps",
+            "submit_sm outcomes per part: accepted, the SMPP error code, or breaker_open.",
+            stack=True,
+        ),
+        timeseries(
+            "Segments accepted / s by carrier",
+            [(f"service_carrier:hibiki_sms_segments:rate5m{m}", "{{carrier}}")],
+            "rps",
+            stack=True,
+        ),
+        timeseries(
+            "Submit p99 duration by carrier",
+            [(f"service_carrier:hibiki_sms_submit_duration_seconds:p99_rate5m{m}", "{{carrier}}")],
+            "s",
+        ),
+        timeseries(
+            "Throttled (ESME_RTHROTTLED) / s by carrier",
+            [(f"service_carrier:hibiki_sms_throttled:rate5m{m}", "{{carrier}}")],
+            "rps",
+        ),
+    ]
+
+
+def sms_delivery_panels(sel: str = "", carrier: str = "") -> list[dict[str, Any]]:
+    m = _matchers(sel, carrier)
+    return [
+        timeseries(
+            f"Undelivered ratio by carrier (alert > {UNDELIVERED_THRESHOLD:.0%})",
+            [(f"service_carrier:hibiki_sms_undelivered:ratio_rate30m{m}", "{{carrier}}")],
+            "percentunit",
+            "Share of final receipts other than DELIVRD over 30 minutes.",
+        ),
+        timeseries(
+            "Final receipts / s by carrier and state",
+            [(f"service_carrier_state:hibiki_sms_final_receipts:rate30m{m}", "{{carrier}} {{state}}")],
+            "rps",
+            stack=True,
+        ),
+        timeseries(
+            "Results / s by kind and reason",
+            [(f"service_kind_reason:hibiki_sms_results:rate5m{_matchers(sel)}", "{{kind}} {{reason}}")],
+            "rps",
+            "Results produced to sms.results: accepted, delivered / undelivered (receipt state), failed"
+            " and rejected (reason).",
+            stack=True,
+        ),
+    ]
+
+
+def sms_connector_panels(sel: str = "") -> list[dict[str, Any]]:
+    m = _matchers(sel)
+    return [
+        timeseries(
+            "Circuit breaker by connector (worst in 5 min)",
+            [(f"service_connector:hibiki_sms_circuit_breaker_state:max_over_time5m{m}", "{{connector}}")],
+            "short",
+            "0 closed, 1 half-open, 2 open.",
+        ),
+        timeseries(
+            "Uncertain submissions (last 15 min) by cause",
+            [(f"service_cause:hibiki_sms_uncertain_submissions:increase15m{m}", "{{cause}}")],
+            "short",
+            "Outcome unknown: reported as SmsFailed, never resent automatically.",
+        ),
+    ]
+
+
+def ivr_funnel_panels(sel: str = "") -> list[dict[str, Any]]:
+    m = _matchers(sel)
+    return [
+        stat("Calls in progress", [(f"service:hibiki_routing_calls_in_progress:max{m}", "calls")]),
+        stat(
+            f"Menu exits to a fallback (alert > {FALLBACK_THRESHOLD:.0%})",
+            [(f"service:hibiki_routing_fallbacks:ratio_rate15m{m}", "fallback share")],
+            "percentunit",
+        ),
+        stat(
+            "Decision p99 (event → actions)",
+            [(f"service:hibiki_routing_decision_latency_seconds:p99_rate5m{m}", "p99")],
+            "s",
+        ),
+        stat("SMS requested / s", [(f"service:hibiki_routing_sms_requests:rate5m{m}", "SMS")], "rps"),
+        timeseries(
+            "Decisions / s by outcome",
+            [(f"service_outcome:hibiki_routing_decisions:rate5m{m}", "{{outcome}}")],
+            "rps",
+            "routed: a caller reached a route; fallback_*: sent to the menu's fallback; reprompt_*: asked"
+            " again; continued: the flow went on; not_in_service: unknown number; ignored_*: stale or late.",
+            stack=True,
+        ),
+        timeseries(
+            "Invalid input and timeouts / s, by what followed",
+            [(f"service_kind_outcome:hibiki_routing_input_errors:rate5m{m}", "{{kind}} → {{outcome}}")],
+            "rps",
+            stack=True,
+        ),
+    ]
+
+
+def ivr_detail_panels(sel: str = "") -> list[dict[str, Any]]:
+    m = _matchers(sel)
+    return [
+        timeseries(
+            "Fallbacks / s by cause",
+            [(f"service_cause:hibiki_routing_fallbacks:rate5m{m}", "{{cause}}")],
+            "rps",
+            stack=True,
+        ),
+        timeseries(
+            "Decision p99 (event → actions)",
+            [(f"service:hibiki_routing_decision_latency_seconds:p99_rate5m{m}", "p99")],
+            "s",
+            "From the call event's occurred_at to its actions being queued: what a caller waits.",
+        ),
+    ]
+
+
+def synthesis_panels(sel: str) -> list[dict[str, Any]]:
+    return [
+        timeseries(
+            "Synthesis queue depth (running + waiting)",
+            [(f"service:hibiki_synthesis_queue_depth:max{sel}", "depth")],
+            "short",
+            "Beyond HIBIKI_SYNTHESIS_WORKERS + HIBIKI_SYNTHESIS_QUEUE, requests are refused.",
+        ),
+        timeseries(
+            "Syntheses and refusals / s",
+            [
+                (f"service:hibiki_synthesis:rate5m{sel}", "synthesized"),
+                (f"service:hibiki_synthesis_rejected:rate5m{sel}", "refused (queue full)"),
+            ],
+            "rps",
+        ),
+        timeseries(
+            "Synthesis p99 duration",
+            [(f"service:hibiki_synthesis_duration_seconds:p99_rate5m{sel}", "p99")],
+            "s",
+        ),
+        timeseries(
+            "Audio cache lookups / s",
+            [(f"service_result:hibiki_audio_cache_lookups:rate5m{sel}", "{{result}}")],
+            "rps",
+            stack=True,
+        ),
+        timeseries(
+            "Audio served (bytes / s) by channel",
+            [(f"service_channel:hibiki_audio_served_bytes:rate5m{sel}", "{{channel}}")],
+            "Bps",
+            stack=True,
+        ),
+    ]
+
+
+def report_panels(sel: str) -> list[dict[str, Any]]:
+    return [
+        stat(
+            "Newest applied event age",
+            [(f"service:hibiki_reporting_freshness_seconds:max{sel}", "age")],
+            "s",
+            "Stale only when events wait too (alert HibikiReportStale); old at night is normal.",
+        ),
+        stat(
+            "Final through (report days before are final)",
+            [(f"service:hibiki_reporting_final_through_timestamp_seconds:max{sel} * 1000", "final")],
+            "dateTimeAsIso",
+            "Start (00:00 Asia/Tokyo) of the last final report day.",
+        ),
+        timeseries(
+            "Newest applied event age",
+            [(f"service:hibiki_reporting_freshness_seconds:max{sel}", "age")],
+            "s",
+        ),
+        timeseries(
+            "Rows deleted by retention (per day) by table",
+            [(f"service_table:hibiki_reporting_retention_deleted_rows:increase1d{sel}", "{{table}}")],
+            "short",
+        ),
+    ]
+
+
+SERVICE_SELECTOR = '{service="$service"}'
+DOMAIN_PANELS.update(
+    {
+        "overview-sms": [*sms_delivery_panels()[:1], *sms_submission_panels()[:1], *sms_connector_panels()],
+        "overview-ivr": ivr_funnel_panels(),
+        "guidance-tts": synthesis_panels(SERVICE_SELECTOR),
+        "routing": [*ivr_funnel_panels(SERVICE_SELECTOR), *ivr_detail_panels(SERVICE_SELECTOR)],
+        "sms-gateway": [
+            *sms_submission_panels(SERVICE_SELECTOR),
+            *sms_delivery_panels(SERVICE_SELECTOR),
+            *sms_connector_panels(SERVICE_SELECTOR),
+        ],
+        "reporting": report_panels(SERVICE_SELECTOR),
+    }
+)
+
+CARRIER_VARIABLE = {
+    "name": "carrier",
+    "label": "Carrier",
+    "type": "query",
+    "datasource": DATASOURCE,
+    "query": {
+        "query": "label_values(service_carrier_status:hibiki_sms_submits:rate5m, carrier)",
+        "refId": "A",
+    },
+    "definition": "label_values(service_carrier_status:hibiki_sms_submits:rate5m, carrier)",
+    "refresh": 2,
+    "multi": True,
+    "includeAll": True,
+    "allValue": ".*",
+    "current": {"text": ["All"], "value": ["$__all"]},
+    "options": [],
+    "sort": 1,
+    "hide": 0,
+}
+
+
+def sms_carriers() -> dict[str, Any]:
+    carrier = '{carrier=~"$carrier"}'
+    sections = [
+        ("Submissions", sms_submission_panels(carrier=carrier)),
+        ("Delivery", sms_delivery_panels(carrier=carrier)),
+        ("Connectors", sms_connector_panels()),
+    ]
+    return dashboard("hibiki-sms-carriers", "Hibiki / SMS carriers", sections, [CARRIER_VARIABLE])
+
+
+def ivr_funnel() -> dict[str, Any]:
+    sections = [
+        ("Calls and decisions", ivr_funnel_panels()),
+        ("Fallbacks and speed", ivr_detail_panels()),
+        (
+            "Abandonment per route",
+            [
+                text(
+                    "Abandonment per route is a report figure, not a metric: route ids are tenant data"
+                    " and would make unbounded label values. See the reporting API"
+                    " (`ReportService.GetRouteFunnel`, `GetDailyReport`) or the CSV export."
+                )
+            ],
+        ),
+    ]
+    return dashboard("hibiki-ivr-funnel", "Hibiki / IVR funnel", sections, [])
+
+
 def overview() -> dict[str, Any]:
     sections = [
         (
@@ -626,6 +919,17 @@ def overview() -> dict[str, Any]:
                     "Published / s",
                     [("service_topic:hibiki_outbox_published:rate5m", "{{service}} {{topic}}")],
                     "rps",
+                ),
+                timeseries(
+                    "Oldest waiting record",
+                    [("service:hibiki_outbox_oldest_pending_age_seconds:max", "{{service}}")],
+                    "s",
+                    "Age of the oldest record the relay saw waiting; keeps growing while the relay fails.",
+                ),
+                timeseries(
+                    "Relay errors / s",
+                    [("service:hibiki_outbox_relay_errors:rate5m", "{{service}}")],
+                    "short",
                 ),
             ],
         ),
@@ -751,6 +1055,15 @@ def service_dashboard(service: Service) -> dict[str, Any]:
                     [(f"service_topic:hibiki_outbox_published:rate5m{sel}", "{{topic}}")],
                     "rps",
                 ),
+                timeseries(
+                    "Oldest waiting record",
+                    [(f"service:hibiki_outbox_oldest_pending_age_seconds:max{sel}", "age")],
+                    "s",
+                    "Age of the oldest record the relay saw waiting; keeps growing while the relay fails.",
+                ),
+                timeseries(
+                    "Relay errors / s", [(f"service:hibiki_outbox_relay_errors:rate5m{sel}", "errors")]
+                ),
             ],
         ),
         domain_section(service.name, service.domain_row, service.domain_what),
@@ -803,6 +1116,8 @@ def outputs() -> dict[Path, str]:
         files[DASHBOARDS_DIR / f"hibiki-{s.name}.json"] = (
             json.dumps(service_dashboard(s), indent=2, ensure_ascii=False) + "\n"
         )
+    for name, build in (("hibiki-sms-carriers", sms_carriers), ("hibiki-ivr-funnel", ivr_funnel)):
+        files[DASHBOARDS_DIR / f"{name}.json"] = json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
 
     # Kubernetes (Prometheus Operator + Grafana sidecar): every rule file, generated or hand-written, in one
     # PrometheusRule; every dashboard in a ConfigMap.

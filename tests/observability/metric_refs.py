@@ -53,6 +53,41 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+_LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+_MATCHER_LABEL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
+# Labels Prometheus attaches to every scraped series (not the service's to expose).
+TARGET_LABELS = frozenset({"job", "instance"})
+
+
+def label_names(expr: str) -> set[str]:
+    """Label names an expression groups by, joins on or matches on (target labels left out)."""
+    text = _STRING.sub('""', expr)
+    names: set[str] = set()
+    for listed in _LABEL_LISTS.findall(text):
+        names |= {name.strip() for name in listed.split(",") if name.strip()}
+    for block in _MATCHERS.findall(text):
+        names |= set(_MATCHER_LABEL.findall(block))
+    return names - TARGET_LABELS
+
+
+def label_requirements() -> list[tuple[frozenset[str], frozenset[str], str]]:
+    """(raw metrics, labels, expression) of every rule and dashboard query made of raw metrics only.
+
+    Each label must be on at least one of the metrics (a ratio of `_bucket{le=…}` to `_count` needs `le` on
+    the buckets only). Expressions on recorded series rely on the labels their recording rules keep.
+    """
+    exprs = [rule["expr"] for rule in rules()]
+    exprs += [expr for dashboard in dashboards().values() for expr in dashboard_exprs(dashboard)]
+    found = []
+    for expr in exprs:
+        names = metric_names(expr)
+        raw = raw_names(names)
+        labels = label_names(expr)
+        if raw and raw == names and labels:
+            found.append((frozenset(raw), frozenset(labels), expr))
+    return found
+
+
 def rule_files() -> list[Path]:
     return sorted(RULES_DIR.glob("*.yml"))
 

@@ -12,6 +12,7 @@ import pytest
 from tests.observability.metric_refs import (
     OBSERVABILITY,
     SERVICES,
+    alerts,
     dashboard_exprs,
     dashboards,
     metric_names,
@@ -24,9 +25,12 @@ from tests.observability.metric_refs import (
 DASHBOARDS = dashboards()
 
 
-def test_one_overview_and_one_dashboard_per_service() -> None:
-    expected = {"hibiki-overview.json", *(f"hibiki-{s}.json" for s in SERVICES)}
-    assert expected <= {p.name for p in DASHBOARDS}
+GENERAL = {"hibiki-overview.json", *(f"hibiki-{s}.json" for s in SERVICES)}
+DEDICATED = {"hibiki-sms-carriers.json", "hibiki-ivr-funnel.json"}
+
+
+def test_one_overview_one_dashboard_per_service_and_the_domain_dashboards() -> None:
+    assert {p.name for p in DASHBOARDS} == GENERAL | DEDICATED
     uids = [d["uid"] for d in DASHBOARDS.values()]
     assert len(set(uids)) == len(uids)
 
@@ -93,15 +97,50 @@ def _row_titles(dashboard: dict[str, Any]) -> list[str]:
     return [p["title"] for p in panels(dashboard) if p["type"] == "row"]
 
 
-def test_dashboards_have_the_runtime_rows_and_marked_domain_rows() -> None:
+def test_dashboards_have_the_runtime_rows_and_wired_domain_rows() -> None:
     for path, dashboard in DASHBOARDS.items():
+        if path.name not in GENERAL:
+            continue
         titles = _row_titles(dashboard)
         for runtime_row in ("gRPC (rate, errors, duration)", "Kafka consumers", "Transactional outbox"):
             assert runtime_row in titles, (path.name, runtime_row)
-        assert any(t.startswith("Domain: ") for t in titles), path.name
+        domain_rows = [t for t in titles if t.startswith("Domain: ")]
+        assert domain_rows, path.name
+        assert not [t for t in domain_rows if t.endswith("(to come)")], (path.name, domain_rows)
     overview = next(d for p, d in DASHBOARDS.items() if p.name == "hibiki-overview.json")
     joined = " ".join(_row_titles(overview))
     assert "SMS carriers" in joined and "IVR funnel" in joined
+
+
+def _dashboard(name: str) -> dict[str, Any]:
+    return next(d for p, d in DASHBOARDS.items() if p.name == name)
+
+
+def test_sms_carriers_dashboard_filters_every_carrier_panel_by_the_carrier_variable() -> None:
+    dashboard = _dashboard("hibiki-sms-carriers.json")
+    variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "carrier")
+    assert variable["includeAll"] and variable["multi"]
+    assert "label_values(" in variable["definition"] and ", carrier)" in variable["definition"]
+    assert _row_titles(dashboard) == ["Submissions", "Delivery", "Connectors"]
+    carrier_exprs = [e for e in dashboard_exprs(dashboard) if "service_carrier" in e]
+    assert carrier_exprs
+    assert all('carrier=~"$carrier"' in e for e in carrier_exprs), carrier_exprs
+    titles = " | ".join(p["title"] for p in panels(dashboard))
+    for shown in ("Submits", "Segments", "Undelivered ratio", "Final receipts", "Results", "Throttled"):
+        assert shown in titles, shown
+    assert "Circuit breaker" in titles and "p99 duration" in titles
+
+
+def test_ivr_funnel_dashboard_shows_decisions_input_errors_and_fallbacks() -> None:
+    dashboard = _dashboard("hibiki-ivr-funnel.json")
+    names = {n for e in dashboard_exprs(dashboard) for n in metric_names(e)}
+    assert {
+        "service_outcome:hibiki_routing_decisions:rate5m",
+        "service_kind_outcome:hibiki_routing_input_errors:rate5m",
+        "service:hibiki_routing_fallbacks:ratio_rate15m",
+        "service:hibiki_routing_calls_in_progress:max",
+    } <= names
+    assert "Abandonment per route" in _row_titles(dashboard)
 
 
 def _generator() -> Any:
@@ -136,3 +175,16 @@ def test_domain_panels_replace_the_placeholder_row() -> None:
         p["gridPos"]["y"] for p in panels(dashboard) if p["title"] == "Domain: SMS carriers"
     )
     assert placed["datasource"]["uid"] == "${DS_PROMETHEUS}"
+
+
+@pytest.mark.parametrize(
+    ("constant", "alert_name"),
+    [
+        ("UNDELIVERED_THRESHOLD", "HibikiSmsUndeliveredRatioHigh"),
+        ("FALLBACK_THRESHOLD", "HibikiRoutingFallbacksSpike"),
+    ],
+)
+def test_thresholds_shown_on_panels_are_the_alerts_thresholds(constant: str, alert_name: str) -> None:
+    threshold = getattr(_generator(), constant)
+    (rule,) = [a for a in alerts() if a["alert"] == alert_name]
+    assert f"> {threshold}\n" in rule["expr"], rule["expr"]

@@ -213,8 +213,9 @@ async def record_consumer_lag(broker: KafkaBroker, metrics: RuntimeMetrics) -> N
     """Set the lag gauge (end offset − committed offset) of every assigned partition.
 
     Uses the high-water marks the consumers already learned from fetches, so it costs one committed-offset
-    request per partition and no extra connection.
+    request per partition and no extra connection. Partitions no longer assigned here lose their series.
     """
+    lags: dict[tuple[str, int], int] = {}
     for subscriber in broker.subscribers:
         consumer = getattr(subscriber, "consumer", None)
         if consumer is None:
@@ -224,6 +225,5 @@ async def record_consumer_lag(broker: KafkaBroker, metrics: RuntimeMetrics) -> N
             if end is None:
                 continue
             committed = await consumer.committed(partition) or 0
-            metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(
-                max(0, end - committed)
-            )
+            lags[(partition.topic, partition.partition)] = max(0, end - committed)
+    metrics.set_consumer_lag(lags)

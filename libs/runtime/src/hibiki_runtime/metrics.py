@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -59,9 +61,33 @@ class RuntimeMetrics:
         self.outbox_backlog = Gauge(
             f"{prefix}_outbox_backlog", "Outbox records waiting to be relayed (last seen)", registry=registry
         )
+        self.outbox_relay_errors = Counter(
+            f"{prefix}_outbox_relay_errors_total",
+            "Relay attempts that failed (database or broker); the rows stay and are retried",
+            registry=registry,
+        )
+        self.outbox_oldest_pending_age = Gauge(
+            f"{prefix}_outbox_oldest_pending_age_seconds",
+            "Age of the oldest outbox record this instance saw waiting (0 when it saw the outbox empty)",
+            registry=registry,
+        )
         self.consumer_lag = Gauge(
             f"{prefix}_consumer_lag_messages",
             "End offset minus committed offset",
             ["topic", "partition"],
             registry=registry,
         )
+        self._lag_series: set[tuple[str, str]] = set()
+
+    def set_consumer_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
+        """Replace the lag series by these (topic, partition) values.
+
+        Partitions missing from `lags` (rebalanced to another instance) lose their series: otherwise each
+        instance would keep reporting the last lag it saw there, and max over instances would never go down.
+        """
+        current = {(topic, str(partition)): lag for (topic, partition), lag in lags.items()}
+        for labels in self._lag_series - current.keys():
+            self.consumer_lag.remove(*labels)
+        for labels, lag in current.items():
+            self.consumer_lag.labels(*labels).set(lag)
+        self._lag_series = set(current)

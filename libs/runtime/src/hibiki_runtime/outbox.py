@@ -140,6 +140,21 @@ class OutboxRelay:
         self._idle_seconds = idle_seconds
         self._wake = asyncio.Event()
         self._stopping = False
+        # created_at of the oldest row seen waiting, None once the outbox was seen empty. The age is computed
+        # at scrape time, so it keeps growing while the relay fails or hangs (when it matters most).
+        self._oldest_pending: datetime | None = None
+        metrics.outbox_oldest_pending_age.set_function(self._oldest_pending_age_seconds)
+
+    def _oldest_pending_age_seconds(self) -> float:
+        if self._oldest_pending is None:
+            return 0.0
+        return max(0.0, (datetime.now(UTC) - self._oldest_pending).total_seconds())
+
+    def _saw_oldest_pending(self, created_at: datetime | None) -> None:
+        # SQLite hands back naive datetimes; they were written in UTC.
+        if created_at is not None and created_at.tzinfo is None:
+            created_at = created_at.replace(tzinfo=UTC)
+        self._oldest_pending = created_at
 
     def notify(self) -> None:
         """Tell the relay that new rows were committed (saves waiting for the next poll)."""
@@ -147,19 +162,29 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of pending rows; returns how many were published."""
+        try:
+            return await self._relay_batch()
+        except Exception:
+            self._metrics.outbox_relay_errors.inc()
+            raise
+
+    async def _relay_batch(self) -> int:
         async with self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 locked = await connection.scalar(
                     text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": _RELAY_LOCK_ID}
                 )
                 if not locked:
+                    self._saw_oldest_pending(None)  # the lock holder reports the age
                     return 0
             rows = (
                 await connection.execute(select(outbox).order_by(outbox.c.id).limit(self._batch_size))
             ).all()
             if not rows:
                 self._metrics.outbox_backlog.set(0)
+                self._saw_oldest_pending(None)
                 return 0
+            self._saw_oldest_pending(rows[0].created_at)
             await self._send_batch(
                 [OutboundRecord(row.topic, row.key, row.value, dict(row.headers)) for row in rows]
             )
@@ -171,6 +196,7 @@ class OutboxRelay:
                 self._metrics.outbox_backlog.set(backlog or 0)
             else:
                 self._metrics.outbox_backlog.set(0)
+                self._saw_oldest_pending(None)
             return len(rows)
 
     async def run(self) -> None:
