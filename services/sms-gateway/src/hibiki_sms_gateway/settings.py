@@ -40,6 +40,11 @@ class SmsGatewaySettings(ServiceSettings):
     sms_uncertain_after_seconds: float = Field(default=180.0, gt=0)
     sms_sweep_interval_seconds: float = Field(default=5.0, gt=0)
 
+    # Public base URL of this service's GET /s/{token} (e.g. "https://s.example.jp"); when set, every box URL
+    # goes out as a per-message tracked short link, and message lengths are counted with it.
+    sms_short_link_base_url: str = ""
+    sms_short_link_lifetime_days: int = Field(default=90, ge=1)
+
     # Connector per carrier: "smpp" (default for every carrier) or "kannel" (HTTP aggregator).
     sms_carrier_connectors: dict[str, str] = Field(default_factory=dict)
 

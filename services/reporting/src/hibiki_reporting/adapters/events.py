@@ -17,6 +17,7 @@ from hibiki_reporting.domain.facts import (
     CallTransferred,
     DigitsCollected,
     InputTimedOut,
+    LinkClicked,
     MessageSnapshot,
     PromptIssued,
     PromptReason,
@@ -121,9 +122,12 @@ def sms_fact(topic: str, message: Message) -> SmsFact:
             body.recipient,
             body.dialed_number,
             body.route_id,
+            body.recipient_captured,
         )
     if topic == SMS_RESULTS:
         assert isinstance(message, sms_results_pb2.SmsResult)
+        if message.WhichOneof("body") == "sms_link_clicked":
+            return LinkClicked(occurred_at(message), message.sms_link_clicked.click_number)
         return _sms_result_fact(message)
     raise ValueError(f"no SMS facts on {topic}")
 

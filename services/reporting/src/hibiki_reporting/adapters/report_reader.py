@@ -14,7 +14,8 @@ from hibiki_reporting.adapters.tables import call_records, route_funnel, sms_rec
 from hibiki_reporting.domain.calls import CallOutcome, CallRecord
 from hibiki_reporting.domain.facts import SmsStatus
 from hibiki_reporting.domain.figures import CallTally, RouteFunnelRow, SmsTally
-from hibiki_reporting.domain.sms import SmsRecord
+from hibiki_reporting.domain.link_clicks import LinkClickRow
+from hibiki_reporting.domain.sms import CARRIER_ACCEPTED, SmsRecord
 
 
 class ReportReader:
@@ -34,11 +35,16 @@ class ReportReader:
         c = sms_records.c
         reject_reason = case((c.status == SmsStatus.REJECTED.value, c.reason), else_="")
         rows = await self.session.execute(
-            select(c.report_date, c.dialed_number, c.status, reject_reason, func.count())
+            select(
+                c.report_date, c.dialed_number, c.status, reject_reason, c.recipient_captured, func.count()
+            )
             .where(_scope(sms_records, tenant_id, start, end, dialed))
-            .group_by(c.report_date, c.dialed_number, c.status, reject_reason)
+            .group_by(c.report_date, c.dialed_number, c.status, reject_reason, c.recipient_captured)
         )
-        return [SmsTally(day, number, SmsStatus(st), reason, n) for day, number, st, reason, n in rows]
+        return [
+            SmsTally(day, number, SmsStatus(st), reason, n, bool(captured))
+            for day, number, st, reason, captured, n in rows
+        ]
 
     async def funnel(self, tenant_id: str, start: date, end: date, dialed: str) -> list[RouteFunnelRow]:
         c = route_funnel.c
@@ -68,6 +74,28 @@ class ReportReader:
                 int(row.abandoned or 0),
             )
             for row in rows
+        ]
+
+    async def link_clicks(self, tenant_id: str, start: date, end: date, dialed: str) -> list[LinkClickRow]:
+        c = sms_records.c
+        accepted = c.status.in_(sorted(status.value for status in CARRIER_ACCEPTED))
+        sms_accepted = func.sum(case((accepted, 1), else_=0))
+        rows = await self.session.execute(
+            select(
+                c.report_date,
+                c.box_number,
+                sms_accepted,
+                func.sum(case((and_(accepted, c.clicks > 0), 1), else_=0)),
+                func.sum(c.clicks),
+            )
+            .where(_scope(sms_records, tenant_id, start, end, dialed))
+            .group_by(c.report_date, c.box_number)
+            .having(or_(sms_accepted > 0, func.sum(c.clicks) > 0))
+            .order_by(c.report_date, c.box_number)
+        )
+        return [
+            LinkClickRow(day, box, int(sent or 0), int(clicked or 0), int(clicks or 0))
+            for day, box, sent, clicked, clicks in rows
         ]
 
     async def list_calls(

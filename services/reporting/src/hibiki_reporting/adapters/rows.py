@@ -80,6 +80,9 @@ def sms_row(tenant_id: str, record: SmsRecord) -> dict[str, Any]:
             {"at": change.at.isoformat(), "status": change.status.value, "reason": change.reason}
             for change in record.timeline
         ],
+        "clicks": record.clicks,
+        "first_click_time": record.first_click_time,
+        "recipient_captured": record.recipient_captured,
     }
 
 
@@ -102,4 +105,7 @@ def sms_record(row: Any) -> SmsRecord:
             StatusChange(datetime.fromisoformat(c["at"]), SmsStatus(c["status"]), c["reason"])
             for c in row.timeline
         ),
+        clicks=row.clicks,
+        first_click_time=utc(row.first_click_time),
+        recipient_captured=row.recipient_captured,
     )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    false,
 )
 
 metadata = MetaData()
@@ -90,6 +91,11 @@ sms_records = Table(
     Column("carrier", String(20), nullable=False),
     Column("snapshot", JSON),
     Column("timeline", JSON, nullable=False),
+    # Short-link opens (added by migration 0003).
+    Column("clicks", Integer, nullable=False, default=0, server_default="0"),
+    Column("first_click_time", DateTime(timezone=True)),
+    # The caller keyed the recipient in during the call (added by migration 0003).
+    Column("recipient_captured", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_sms_records_tenant_day", "tenant_id", "report_date", "dialed_number"),
     Index("ix_sms_records_tenant_call", "tenant_id", "call_id"),
     Index("ix_sms_records_tenant_recipient", "tenant_id", "recipient"),

@@ -31,6 +31,12 @@ class CallOutcome(StrEnum):
     TRANSFERRED = "transferred"
     ABANDONED = "abandoned"
     NOT_IN_SERVICE = "not_in_service"
+    # Turned away by the dialed number's caller rejection (withheld number, blocklist): never abandoned.
+    REJECTED = "rejected"
+
+
+# routing's hang-up reasons of rejected callers: "rejected_withheld", "rejected_blocklist".
+REJECTION_PREFIX = "rejected_"
 
 
 class AbandonedStage(StrEnum):
@@ -148,7 +154,7 @@ class _Facts:
 def materialize_call(call_id: str, facts: Iterable[CallFact]) -> CallRecord:
     """The call record that the facts seen so far describe."""
     known = _Facts(facts)
-    outcome = _outcome(known)
+    outcome = CallOutcome.REJECTED if _rejected(known) else _outcome(known)
     dialed_number = known.started.dialed_number if known.started else ""
     if not dialed_number and known.sms_requests:
         dialed_number = next(iter(known.sms_requests.values())).dialed_number
@@ -163,6 +169,11 @@ def materialize_call(call_id: str, facts: Iterable[CallFact]) -> CallRecord:
         outcome=outcome,
         abandonment=_abandonment(known) if outcome is CallOutcome.ABANDONED else None,
     )
+
+
+def _rejected(known: _Facts) -> bool:
+    """True when routing turned the caller away before the flow (whatever the caller did after)."""
+    return any(target.hangup_reason.startswith(REJECTION_PREFIX) for target in known.targets.values())
 
 
 def _outcome(known: _Facts) -> CallOutcome:

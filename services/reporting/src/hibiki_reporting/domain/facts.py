@@ -131,6 +131,8 @@ class SmsRequested:
     recipient: str
     dialed_number: str
     route_id: str
+    # The caller keyed the recipient in (their own number could not receive SMS).
+    recipient_captured: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,4 +148,12 @@ class SmsResultReported:
     detail: str = ""
 
 
-SmsFact = SmsRequested | SmsResultReported
+@dataclass(frozen=True)
+class LinkClicked:
+    """The recipient opened the message's short link (the n-th counted open)."""
+
+    at: datetime
+    click_number: int
+
+
+SmsFact = SmsRequested | SmsResultReported | LinkClicked

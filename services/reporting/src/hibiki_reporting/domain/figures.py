@@ -34,10 +34,17 @@ class SmsTally:
     status: SmsStatus
     reject_reason: str = ""
     count: int = 1
+    recipient_captured: bool = False
 
     @classmethod
     def of(cls, record: SmsRecord) -> SmsTally:
-        return cls(record.report_date, record.dialed_number, record.status, record.reject_reason)
+        return cls(
+            record.report_date,
+            record.dialed_number,
+            record.status,
+            record.reject_reason,
+            recipient_captured=record.recipient_captured,
+        )
 
 
 @dataclass(frozen=True)
@@ -66,10 +73,15 @@ class DailyFigures:
     sms_rejected: dict[str, int] = field(default_factory=dict)
     sms_failed: int = 0
     final: bool = False
+    # Part of `calls`; the caller rejection turned them away before any guidance could lose them.
+    rejected_calls: int = 0
+    # Part of `sms_requested`: sent to a mobile number the caller keyed in.
+    sms_requested_to_captured_number: int = 0
 
     @property
     def abandonment_rate(self) -> float:
-        return self.abandoned_calls / self.calls if self.calls else 0.0
+        answered = self.calls - self.rejected_calls
+        return self.abandoned_calls / answered if answered else 0.0
 
     @property
     def sms_rejected_total(self) -> int:
@@ -93,9 +105,13 @@ def daily_figures(
         figures.calls += call.count
         if call.outcome is CallOutcome.ABANDONED:
             figures.abandoned_calls += call.count
+        elif call.outcome is CallOutcome.REJECTED:
+            figures.rejected_calls += call.count
     for message in sms:
         figures = row(message.day, message.dialed_number)
         figures.sms_requested += message.count
+        if message.recipient_captured:
+            figures.sms_requested_to_captured_number += message.count
         if message.status in CARRIER_ACCEPTED:
             figures.sms_accepted += message.count
         if message.status is SmsStatus.DELIVERED:

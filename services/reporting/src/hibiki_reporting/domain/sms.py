@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from .calendar import report_date
 from .facts import (
+    LinkClicked,
     MessageSnapshot,
     SmsFact,
     SmsRequested,
@@ -52,6 +53,10 @@ class SmsRecord:
     carrier: str
     snapshot: MessageSnapshot | None
     timeline: tuple[StatusChange, ...]
+    # Opens of the short link by the recipient, and the first of them.
+    clicks: int = 0
+    first_click_time: datetime | None = None
+    recipient_captured: bool = False
 
     @property
     def report_date(self) -> date:
@@ -71,9 +76,12 @@ def materialize_sms(request_id: str, facts: Iterable[SmsFact]) -> SmsRecord:
     timeline = tuple([StatusChange(request.at, SmsStatus.REQUESTED, "")] if request else []) + tuple(
         StatusChange(r.at, r.status, r.reason) for r in results
     )
+    clicks = {f.click_number: f.at for f in ordered if isinstance(f, LinkClicked)}
     final = max(
         timeline,
         key=lambda change: (_RANK[change.status], change.at, _TIE_BREAK.get(change.status, 0)),
+        # Only a click so far (its acceptance is still on the way): requested, as far as we know.
+        default=StatusChange(ordered[0].at, SmsStatus.REQUESTED, ""),
     )
     return SmsRecord(
         request_id=request_id,
@@ -90,6 +98,9 @@ def materialize_sms(request_id: str, facts: Iterable[SmsFact]) -> SmsRecord:
         carrier=next((r.carrier for r in reversed(results) if r.carrier), ""),
         snapshot=next((r.snapshot for r in reversed(results) if r.snapshot is not None), None),
         timeline=timeline,
+        clicks=len(clicks),
+        first_click_time=min(clicks.values(), default=None),
+        recipient_captured=request.recipient_captured if request else False,
     )
 
 

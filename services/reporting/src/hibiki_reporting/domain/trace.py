@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .calendar import TOKYO
-from .calls import CallRecord
+from .calls import CallOutcome, CallRecord
 from .facts import SmsStatus
 from .labels import carrier_label, reject_reason_label
 from .sms import SmsRecord
@@ -22,6 +22,7 @@ class TraceVerdict(StrEnum):
     SMS_REJECTED = "sms_rejected"
     SMS_FAILED = "sms_failed"
     SMS_PENDING = "sms_pending"
+    CALL_REJECTED = "call_rejected"
 
 
 _VERDICT_OF_STATUS = {
@@ -47,6 +48,12 @@ def answer_trace(calls: Sequence[CallRecord], sms: Sequence[SmsRecord]) -> Trace
             TraceVerdict.NO_CALL_FOUND,
             "指定期間にこの番号からの着信履歴はありません。お電話されていない可能性があります。",
         )
+    if not sms and all(call.outcome is CallOutcome.REJECTED for call in calls):
+        return TraceAnswer(
+            TraceVerdict.CALL_REJECTED,
+            f"着信履歴は{len(calls)}件ありますが、着信拒否の設定（非通知・着信拒否リスト）により"
+            "ガイダンスの前に切断しています。",
+        )
     if not sms:
         return TraceAnswer(
             TraceVerdict.NO_SMS_REQUESTED,
@@ -55,13 +62,23 @@ def answer_trace(calls: Sequence[CallRecord], sms: Sequence[SmsRecord]) -> Trace
         )
     latest = max(sms, key=lambda record: record.request_time or record.first_seen)
     verdict = _VERDICT_OF_STATUS[latest.status]
-    return TraceAnswer(verdict, _sent_sentence(latest) + _result_sentence(latest))
+    return TraceAnswer(verdict, _sent_sentence(latest) + _result_sentence(latest) + _click_sentence(latest))
 
 
 def _sent_sentence(record: SmsRecord) -> str:
     when = (record.request_time or record.first_seen).astimezone(TOKYO).strftime("%Y-%m-%d %H:%M")
     box = record.snapshot.box_name if record.snapshot and record.snapshot.box_name else record.box_number
-    return f"{when}に蓄積BOX「{box}」のSMS送信依頼があります。"
+    # The caller's own number could not receive SMS, so the caller keyed in the number it went to.
+    captured = "（通話中にお客様が入力した携帯電話番号宛て）" if record.recipient_captured else ""
+    return f"{when}に蓄積BOX「{box}」のSMS送信依頼{captured}があります。"
+
+
+def _click_sentence(record: SmsRecord) -> str:
+    """The first open of the short link proves the SMS reached the caller, whatever the receipt says."""
+    if record.first_click_time is None:
+        return ""
+    when = record.first_click_time.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M")
+    return f"{when}にSMSのリンクが開かれています（計{record.clicks}回）。"
 
 
 def _result_sentence(record: SmsRecord) -> str:

@@ -70,6 +70,26 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
             ]
         )
 
+    async def GetLinkClickReport(
+        self, request: pb.GetLinkClickReportRequest, context: Any
+    ) -> pb.GetLinkClickReportResponse:
+        tenant = _reader().tenant_id
+        dialed = _optional_phone(request.dialed_number, "dialed_number")
+        rows = await self._queries.link_clicks(tenant, _days(request), dialed)
+        return pb.GetLinkClickReportResponse(
+            rows=[
+                pb.LinkClickRow(
+                    date=row.day.isoformat(),
+                    box_number=row.box_number,
+                    sms_accepted=row.sms_accepted,
+                    sms_clicked=row.sms_clicked,
+                    clicks=row.clicks,
+                    click_through_rate=row.click_through_rate,
+                )
+                for row in rows
+            ]
+        )
+
     async def ListCalls(self, request: pb.ListCallsRequest, context: Any) -> pb.ListCallsResponse:
         tenant = _reader().tenant_id
         if request.page_size > MAX_PAGE_SIZE:

@@ -47,6 +47,8 @@ def daily_row(figures: DailyFigures) -> pb.DailyReportRow:
         calls=figures.calls,
         abandoned_calls=figures.abandoned_calls,
         abandonment_rate=figures.abandonment_rate,
+        rejected_calls=figures.rejected_calls,
+        sms_requested_to_captured_number=figures.sms_requested_to_captured_number,
         sms_requested=figures.sms_requested,
         sms_accepted=figures.sms_accepted,
         sms_delivered=figures.sms_delivered,
@@ -112,6 +114,9 @@ def sms_message(record: SmsRecord) -> pb.SmsRecord:
         reason=record.reason,
         request_time=timestamp(record.request_time),
         status_time=timestamp(record.status_time),
+        clicks=record.clicks,
+        first_click_time=timestamp(record.first_click_time),
+        recipient_captured=record.recipient_captured,
     )
 
 

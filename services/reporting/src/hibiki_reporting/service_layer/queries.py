@@ -13,6 +13,7 @@ from hibiki_reporting.adapters.report_reader import ReportReader
 from hibiki_reporting.domain.calls import CallOutcome, CallRecord
 from hibiki_reporting.domain.figures import DailyFigures, RouteFunnelRow, daily_figures
 from hibiki_reporting.domain.finalization import Finalization, FinalizationSchedule
+from hibiki_reporting.domain.link_clicks import LinkClickRow
 from hibiki_reporting.domain.sms import SmsRecord
 from hibiki_reporting.domain.trace import TraceAnswer, answer_trace
 from hibiki_reporting.domain.validation import DayRange
@@ -66,6 +67,10 @@ class ReportQueries:
     async def route_funnel(self, tenant_id: str, days: DayRange, dialed: str = "") -> list[RouteFunnelRow]:
         async with self._sessions() as session:
             return await ReportReader(session).funnel(tenant_id, days.start, days.end, dialed)
+
+    async def link_clicks(self, tenant_id: str, days: DayRange, dialed: str = "") -> list[LinkClickRow]:
+        async with self._sessions() as session:
+            return await ReportReader(session).link_clicks(tenant_id, days.start, days.end, dialed)
 
     async def list_calls(
         self,

@@ -124,6 +124,7 @@ def outgoing(
                 recipient=output.recipient,
                 dialed_number=output.dialed_number,
                 route_id=output.route_id,
+                recipient_captured=output.recipient_captured,
             )
             message = sms_pb.SmsRequest(request_id=output_id, sms_requested=requested)
             body: Message = message.sms_requested

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hibiki_routing.adapters.tables import call_states
-from hibiki_routing.domain.calls import CallState
+from hibiki_routing.domain.calls import CallState, CapturePhase
 
 
 def _state(row: Any) -> CallState:
@@ -26,6 +26,8 @@ def _state(row: Any) -> CallState:
         invalid_attempts=dict(row.invalid_attempts),
         timeout_attempts=dict(row.timeout_attempts),
         ended=row.ended,
+        capture_phase=CapturePhase(row.capture_phase) if row.capture_phase else None,
+        captured_number=row.captured_number,
     )
 
 
@@ -42,6 +44,8 @@ def _columns(state: CallState) -> dict[str, Any]:
         "invalid_attempts": dict(state.invalid_attempts),
         "timeout_attempts": dict(state.timeout_attempts),
         "ended": state.ended,
+        "capture_phase": state.capture_phase.value if state.capture_phase else "",
+        "captured_number": state.captured_number,
         "updated_at": datetime.now(UTC),
     }
 

@@ -54,11 +54,30 @@ def flow_to_pb(flow: Flow) -> pb.Flow:
 
 def definition_from_pb(message: pb.Flow) -> d.FlowDefinition:
     nodes = tuple(_node_from_pb(node, f"flow.nodes[{i}]") for i, node in enumerate(message.nodes))
-    return d.FlowDefinition(entry_node_id=message.entry_node_id, nodes=nodes)
+    rejection = message.caller_rejection
+    return d.FlowDefinition(
+        entry_node_id=message.entry_node_id,
+        nodes=nodes,
+        caller_rejection=d.CallerRejection(
+            rejection.reject_withheld, rejection.reject_blocklisted, rejection.announcement_guidance_id
+        ),
+    )
 
 
 def definition_to_pb(definition: d.FlowDefinition) -> pb.Flow:
-    return pb.Flow(entry_node_id=definition.entry_node_id, nodes=[_node_to_pb(n) for n in definition.nodes])
+    rejection = definition.caller_rejection
+    message = pb.Flow(
+        entry_node_id=definition.entry_node_id, nodes=[_node_to_pb(n) for n in definition.nodes]
+    )
+    if rejection != d.CallerRejection():
+        message.caller_rejection.CopyFrom(
+            pb.CallerRejection(
+                reject_withheld=rejection.reject_withheld,
+                reject_blocklisted=rejection.reject_blocklisted,
+                announcement_guidance_id=rejection.announcement_guidance_id,
+            )
+        )
+    return message
 
 
 def definition_to_json(definition: d.FlowDefinition) -> dict[str, Any]:
@@ -77,6 +96,21 @@ def _duration(value: Duration, default: timedelta) -> timedelta:
 def _choice(message: pb.GuidanceChoice) -> d.GuidanceChoice:
     return d.GuidanceChoice(
         _KIND_FROM_PB.get(message.kind, d.GuidanceChoiceKind.SYSTEM_DEFAULT), message.guidance_id
+    )
+
+
+def _choice_to_pb(choice: d.GuidanceChoice) -> pb.GuidanceChoice:
+    return pb.GuidanceChoice(kind=_KIND_TO_PB[choice.kind], guidance_id=choice.guidance_id)
+
+
+def _capture(message: pb.MobileNumberCapture) -> d.MobileNumberCapture:
+    return d.MobileNumberCapture(
+        prompt_guidance_id=message.prompt_guidance_id,
+        invalid_input_guidance=_choice(message.invalid_input_guidance),
+        input_timeout_guidance=_choice(message.input_timeout_guidance),
+        max_invalid_attempts=message.max_invalid_attempts or d.DEFAULT_MAX_ATTEMPTS,
+        max_timeout_attempts=message.max_timeout_attempts or d.DEFAULT_MAX_ATTEMPTS,
+        fallback_node_id=message.fallback_node_id,
     )
 
 
@@ -109,7 +143,12 @@ def _node_from_pb(message: pb.Node, at: str) -> d.Node:
         kind = d.AnnouncementNode(message.announcement.guidance_id, message.announcement.next_node_id)
     elif which == "send_sms":
         s = message.send_sms
-        kind = d.SendSmsNode(s.box_number, s.announcement_guidance_id, s.next_node_id)
+        kind = d.SendSmsNode(
+            s.box_number,
+            s.announcement_guidance_id,
+            s.next_node_id,
+            _capture(s.mobile_number_capture) if s.HasField("mobile_number_capture") else None,
+        )
     elif which == "transfer":
         kind = d.TransferNode(message.transfer.destination, message.transfer.announcement_guidance_id)
     elif which == "hangup":
@@ -166,6 +205,18 @@ def _node_to_pb(node: d.Node) -> pb.Node:
                 next_node_id=kind.next_node_id,
             )
         )
+        capture = kind.mobile_number_capture
+        if capture is not None:
+            message.send_sms.mobile_number_capture.CopyFrom(
+                pb.MobileNumberCapture(
+                    prompt_guidance_id=capture.prompt_guidance_id,
+                    invalid_input_guidance=_choice_to_pb(capture.invalid_input_guidance),
+                    input_timeout_guidance=_choice_to_pb(capture.input_timeout_guidance),
+                    max_invalid_attempts=capture.max_invalid_attempts,
+                    max_timeout_attempts=capture.max_timeout_attempts,
+                    fallback_node_id=capture.fallback_node_id,
+                )
+            )
     elif isinstance(kind, d.TransferNode):
         message.transfer.SetInParent()
         message.transfer.destination = kind.destination

@@ -1,4 +1,4 @@
-"""Tables of the routing service: flow drafts, their immutable published versions, and live call state."""
+"""Tables of routing: flow drafts, their immutable published versions, live call state, blocked callers."""
 
 from __future__ import annotations
 
@@ -49,5 +49,17 @@ call_states = Table(
     Column("invalid_attempts", JSON, nullable=False),
     Column("timeout_attempts", JSON, nullable=False),
     Column("ended", Boolean, nullable=False),
+    # Mobile number capture in progress: "number" or "confirm", and the number keyed (a mobile, E.164).
+    Column("capture_phase", String(10), nullable=False, server_default=""),
+    Column("captured_number", String(20), nullable=False, server_default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+blocked_numbers = Table(
+    "blocked_numbers",
+    metadata,
+    Column("tenant_id", String(100), primary_key=True),
+    Column("number", String(20), primary_key=True),
+    Column("note", String(200), nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False),
 )

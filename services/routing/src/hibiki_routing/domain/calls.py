@@ -64,12 +64,13 @@ class HangUp:
 
 @dataclass(frozen=True)
 class SendSms:
-    """Ask sms-gateway to send an SMS box's content to the caller."""
+    """Ask sms-gateway to send an SMS box's content to the caller (or the mobile number the caller keyed)."""
 
     box_number: str
     recipient: str
     dialed_number: str
     route_id: str
+    recipient_captured: bool = False
 
 
 CallAction = PlayAndCollect | Play | Transfer | HangUp
@@ -82,6 +83,11 @@ class Step:
 
     number: int
     output: Output
+
+
+class CapturePhase(Enum):
+    NUMBER = "number"
+    CONFIRM = "confirm"
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,21 @@ class CallState:
     invalid_attempts: Mapping[str, int] = field(default_factory=dict)
     timeout_attempts: Mapping[str, int] = field(default_factory=dict)
     ended: bool = False
+    # Mobile number capture at an SMS node: awaiting the number, or the confirmation of `captured_number`.
+    capture_phase: CapturePhase | None = None
+    captured_number: str = ""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What the telephony side and the tenant's blocklist tell about who is calling."""
+
+    withheld: bool = False
+    blocklisted: bool = False
+
+
+# A caller who shows the number and is not on the blocklist: nothing to reject.
+ORDINARY_CALLER = Caller()
 
 
 @dataclass(frozen=True)
@@ -148,6 +169,7 @@ class Outcome(Enum):
     CONTINUED = "continued"
     CALL_ENDED = "call_ended"
     NOT_IN_SERVICE = "not_in_service"
+    REJECTED = "rejected"
     IGNORED_STALE = "ignored_stale"
     IGNORED_ENDED = "ignored_ended"
 

@@ -12,7 +12,7 @@ from .flows import FlowDefinition
 from .validation import check_shape, require_e164
 
 # Field-mask paths an update may change; "nodes" replaces the whole node list.
-UPDATABLE_PATHS = ("name", "dialed_number", "entry_node_id", "nodes")
+UPDATABLE_PATHS = ("name", "dialed_number", "entry_node_id", "nodes", "caller_rejection")
 MAX_NAME_LENGTH = 200
 
 
@@ -58,6 +58,8 @@ def apply_update(current: Flow, changes: Flow, paths: Sequence[str], expected_re
         definition = replace(definition, entry_node_id=changes.definition.entry_node_id)
     if "nodes" in paths:
         definition = replace(definition, nodes=changes.definition.nodes)
+    if "caller_rejection" in paths:
+        definition = replace(definition, caller_rejection=changes.definition.caller_rejection)
     updated = replace(
         current,
         name=changes.name if "name" in paths else current.name,

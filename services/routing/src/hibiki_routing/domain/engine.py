@@ -7,10 +7,13 @@ from datetime import datetime
 
 from .business_hours import is_open
 from .calls import (
+    ORDINARY_CALLER,
     CallEnded,
+    Caller,
     CallEvent,
     CallState,
     CallTransferred,
+    CapturePhase,
     Decision,
     DigitsEntered,
     HangUp,
@@ -40,14 +43,30 @@ from .flows import (
     SendSmsNode,
     TransferNode,
 )
+from .mobile_capture import (
+    CONFIRM_DIGIT,
+    CORRECT_DIGIT,
+    can_receive_sms,
+    confirmation,
+    keyed_mobile_number,
+    number_entry,
+    readback_text,
+)
 
 # A validated flow never passes this many nodes without waiting; the guard protects against bad data.
 MAX_HOPS_PER_DECISION = 32
 
 
-def start_call(state: CallState, definition: FlowDefinition, at: datetime) -> Decision:
-    """A call reached a published flow: run it from the entry node until it waits for the caller."""
+def start_call(
+    state: CallState, definition: FlowDefinition, at: datetime, caller: Caller = ORDINARY_CALLER
+) -> Decision:
+    """A call reached a published flow: reject the caller, or run the flow until it waits for the caller."""
     turn = _Turn(state, definition, at)
+    rejection = definition.caller_rejection
+    reason = rejection.reason_to_reject(caller.withheld, caller.blocklisted)
+    if reason:
+        turn.hang_up(_guidance(rejection.announcement_guidance_id), reason, "")
+        return turn.decision(Outcome.REJECTED)
     turn.enter(definition.entry_node_id)
     return turn.decision(Outcome.ROUTED)
 
@@ -71,6 +90,10 @@ def decide(state: CallState, definition: FlowDefinition, event: CallEvent) -> De
         return Decision(replace(state, ended=True), (), Outcome.CALL_ENDED)
     node = definition.node(state.node_id)
     turn = _Turn(state, definition, event.at)
+    if state.capture_phase is not None and node is not None and isinstance(node.kind, SendSmsNode):
+        if isinstance(event, PromptFinished):
+            return Decision(state, (), Outcome.IGNORED_STALE)
+        return turn.capture_input(node, node.kind, event)
     if isinstance(event, PromptFinished):
         if node is None or not isinstance(node.kind, AnnouncementNode | SendSmsNode):
             return Decision(state, (), Outcome.IGNORED_STALE)
@@ -125,6 +148,8 @@ class _Turn:
 
     def enter(self, node_id: str) -> None:
         """Run nodes from `node_id` until one waits for the telephony side or the call ends."""
+        if self.state.capture_phase is not None:  # leaving a capture (e.g. to its fallback)
+            self.state = replace(self.state, capture_phase=None, captured_number="")
         for _ in range(MAX_HOPS_PER_DECISION):
             node = self.definition.node(node_id)
             if node is None:
@@ -158,24 +183,75 @@ class _Turn:
         return ""
 
     def _send_sms(self, node: Node, kind: SendSmsNode) -> str:
+        caller = self.state.caller_number
+        if kind.mobile_number_capture is not None and not can_receive_sms(caller):
+            self.state = replace(self.state, capture_phase=CapturePhase.NUMBER, captured_number="")
+            self.prompt(node, number_entry(kind.mobile_number_capture), PromptReason.INITIAL, ())
+            return ""
+        if caller:
+            return self._request_sms(node, kind, caller, captured=False)
         # A withheld number (非通知) cannot receive an SMS: neither the request nor its announcement happen.
-        if self.state.caller_number:
-            self.emit(SendSms(kind.box_number, self.state.caller_number, self.state.dialed_number, node.id))
-            announcement = _guidance(kind.announcement_guidance_id)
-            if announcement and kind.next_node_id:
-                self.emit(Play(announcement, node.id), wait_at=node.id)
-                return ""
-            if announcement:
-                self.hang_up(announcement, "completed", node.id)
-                return ""
         if not kind.next_node_id:
             self.hang_up((), "completed", node.id)
         return kind.next_node_id
 
-    def prompt(self, node: Node, kind: MenuNode, reason: PromptReason, before: tuple[Prompt, ...]) -> None:
+    def _request_sms(self, node: Node, kind: SendSmsNode, recipient: str, *, captured: bool) -> str:
+        """Ask for the SMS, then announce it and/or continue; returns the node to continue with at once."""
+        self.emit(SendSms(kind.box_number, recipient, self.state.dialed_number, node.id, captured))
+        announcement = _guidance(kind.announcement_guidance_id)
+        if announcement and kind.next_node_id:
+            self.emit(Play(announcement, node.id), wait_at=node.id)
+            return ""
+        if announcement or not kind.next_node_id:
+            self.hang_up(announcement, "completed", node.id)
+            return ""
+        return kind.next_node_id
+
+    def capture_input(self, node: Node, kind: SendSmsNode, event: CallEvent) -> Decision:
+        """The caller keyed (or did not key) a mobile number, or answered its read-back."""
+        capture = kind.mobile_number_capture
+        if capture is None or not isinstance(event, DigitsEntered | InputTimedOut):
+            return Decision(self.state, (), Outcome.IGNORED_STALE)
+        confirming = self.state.capture_phase is CapturePhase.CONFIRM
+        menu = confirmation(capture) if confirming else number_entry(capture)
+        readback = (Prompt(text=readback_text(self.state.captured_number)),) if confirming else None
+        if isinstance(event, InputTimedOut) and not event.partial_digits:
+            return self.input_timed_out(node, menu, readback)
+        digits = event.digits if isinstance(event, DigitsEntered) else event.partial_digits
+        if not confirming:
+            number = keyed_mobile_number(digits)
+            if number is None:
+                return self.invalid_input(node, menu)
+            self.state = replace(self.state, capture_phase=CapturePhase.CONFIRM, captured_number=number)
+            self.prompt(
+                node, confirmation(capture), PromptReason.INITIAL, (), (Prompt(text=readback_text(number)),)
+            )
+            return self.decision(Outcome.ROUTED)
+        if digits == CORRECT_DIGIT:
+            self.state = replace(self.state, capture_phase=CapturePhase.NUMBER, captured_number="")
+            self.prompt(node, number_entry(capture), PromptReason.INITIAL, ())
+            return self.decision(Outcome.ROUTED)
+        if digits != CONFIRM_DIGIT:
+            return self.invalid_input(node, menu, readback)
+        number = self.state.captured_number
+        self.state = replace(self.state, capture_phase=None, captured_number="")
+        following = self._request_sms(node, kind, number, captured=True)
+        if following:
+            self.enter(following)
+        return self.decision(Outcome.ROUTED)
+
+    def prompt(
+        self,
+        node: Node,
+        kind: MenuNode,
+        reason: PromptReason,
+        before: tuple[Prompt, ...],
+        main: tuple[Prompt, ...] | None = None,
+    ) -> None:
+        """Play `before`, then the menu's prompt (or `main`, e.g. a synthesized read-back), and collect."""
         self.emit(
             PlayAndCollect(
-                prompts=(*before, *_guidance(kind.prompt_guidance_id)),
+                prompts=(*before, *(main if main is not None else _guidance(kind.prompt_guidance_id))),
                 route_id=node.id,
                 route_name=node.name,
                 reason=reason,
@@ -189,24 +265,24 @@ class _Turn:
             wait_at=node.id,
         )
 
-    def invalid_input(self, node: Node, kind: MenuNode) -> Decision:
+    def invalid_input(self, node: Node, kind: MenuNode, main: tuple[Prompt, ...] | None = None) -> Decision:
         count = self.state.invalid_attempts.get(node.id, 0) + 1
         self.state = replace(self.state, invalid_attempts={**self.state.invalid_attempts, node.id: count})
         if count >= kind.max_invalid_attempts:
             self.fall_back(node, kind)
             return self.decision(Outcome.FALLBACK_INVALID)
         guidance = _choice_prompts(kind.invalid_input_guidance, DEFAULT_INVALID_INPUT_TEXT)
-        self.prompt(node, kind, PromptReason.INVALID_INPUT, guidance)
+        self.prompt(node, kind, PromptReason.INVALID_INPUT, guidance, main)
         return self.decision(Outcome.REPROMPT_INVALID)
 
-    def input_timed_out(self, node: Node, kind: MenuNode) -> Decision:
+    def input_timed_out(self, node: Node, kind: MenuNode, main: tuple[Prompt, ...] | None = None) -> Decision:
         count = self.state.timeout_attempts.get(node.id, 0) + 1
         self.state = replace(self.state, timeout_attempts={**self.state.timeout_attempts, node.id: count})
         if count >= kind.max_timeout_attempts:
             self.fall_back(node, kind)
             return self.decision(Outcome.FALLBACK_TIMEOUT)
         guidance = _choice_prompts(kind.input_timeout_guidance, DEFAULT_INPUT_TIMEOUT_TEXT)
-        self.prompt(node, kind, PromptReason.TIMEOUT, guidance)
+        self.prompt(node, kind, PromptReason.TIMEOUT, guidance, main)
         return self.decision(Outcome.REPROMPT_TIMEOUT)
 
     def fall_back(self, node: Node, kind: MenuNode) -> None:

@@ -78,20 +78,48 @@ class AnnouncementNode:
 
 
 @dataclass(frozen=True)
+class MobileNumberCapture:
+    """Ask a caller whose number cannot receive SMS for a mobile number; read it back; send when confirmed."""
+
+    prompt_guidance_id: str
+    invalid_input_guidance: GuidanceChoice = GuidanceChoice()
+    input_timeout_guidance: GuidanceChoice = GuidanceChoice()
+    max_invalid_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_timeout_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # Empty: the call is hung up with reason "fallback" past a limit.
+    fallback_node_id: str = ""
+
+
+@dataclass(frozen=True)
 class SendSmsNode:
     """Send the content of an SMS box (蓄積BOX) to the caller, optionally announce it, then continue."""
 
     box_number: str
     announcement_guidance_id: str = ""
     next_node_id: str = ""
+    mobile_number_capture: MobileNumberCapture | None = None
 
     def targets(self) -> Iterator[tuple[str, str]]:
         if self.next_node_id:
             yield "send_sms.next_node_id", self.next_node_id
+        if self.mobile_number_capture and self.mobile_number_capture.fallback_node_id:
+            yield (
+                "send_sms.mobile_number_capture.fallback_node_id",
+                self.mobile_number_capture.fallback_node_id,
+            )
 
     def guidance_ids(self) -> Iterator[tuple[str, str]]:
         if self.announcement_guidance_id:
             yield "send_sms.announcement_guidance_id", self.announcement_guidance_id
+        capture = self.mobile_number_capture
+        if capture is not None:
+            yield "send_sms.mobile_number_capture.prompt_guidance_id", capture.prompt_guidance_id
+            for name, choice in (
+                ("invalid_input_guidance", capture.invalid_input_guidance),
+                ("input_timeout_guidance", capture.input_timeout_guidance),
+            ):
+                if choice.kind is GuidanceChoiceKind.ORIGINAL_GUIDANCE:
+                    yield f"send_sms.mobile_number_capture.{name}.guidance_id", choice.guidance_id
 
 
 @dataclass(frozen=True)
@@ -144,6 +172,24 @@ class BusinessHoursNode:
         yield from ()
 
 
+@dataclass(frozen=True)
+class CallerRejection:
+    """Which callers a dialed number turns away before its flow starts, and what they hear first."""
+
+    reject_withheld: bool = False
+    reject_blocklisted: bool = False
+    # Empty: a silent hang-up.
+    announcement_guidance_id: str = ""
+
+    def reason_to_reject(self, caller_withheld: bool, caller_blocklisted: bool) -> str:
+        """The hang-up reason for this caller, or "" when the call goes on to the flow."""
+        if self.reject_withheld and caller_withheld:
+            return "rejected_withheld"
+        if self.reject_blocklisted and caller_blocklisted:
+            return "rejected_blocklist"
+        return ""
+
+
 NodeKind = MenuNode | AnnouncementNode | SendSmsNode | TransferNode | HangupNode | BusinessHoursNode
 
 
@@ -160,6 +206,7 @@ class FlowDefinition:
 
     entry_node_id: str
     nodes: tuple[Node, ...] = ()
+    caller_rejection: CallerRejection = CallerRejection()
     _by_id: dict[str, Node] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -170,4 +217,7 @@ class FlowDefinition:
 
     def guidance_ids(self) -> set[str]:
         """Every guidance the flow plays (used by search and by guidance-deletion checks)."""
-        return {gid for node in self.nodes for _, gid in node.kind.guidance_ids() if gid}
+        played = {gid for node in self.nodes for _, gid in node.kind.guidance_ids() if gid}
+        if self.caller_rejection.announcement_guidance_id:
+            played.add(self.caller_rejection.announcement_guidance_id)
+        return played

@@ -85,8 +85,14 @@ def _kind_violations(node: Node, at: str) -> Iterator[FieldViolation]:
                 yield FieldViolation(
                     f"{at}.menu.{name}.guidance_id", "is required exactly with an original guidance"
                 )
-    elif isinstance(kind, SendSmsNode) and not kind.box_number:
-        yield FieldViolation(f"{at}.send_sms.box_number", "is required")
+    elif isinstance(kind, SendSmsNode):
+        if not kind.box_number:
+            yield FieldViolation(f"{at}.send_sms.box_number", "is required")
+        capture = kind.mobile_number_capture
+        if capture is not None and not capture.prompt_guidance_id:
+            yield FieldViolation(f"{at}.send_sms.mobile_number_capture.prompt_guidance_id", "is required")
+        if capture is not None and (capture.max_invalid_attempts < 1 or capture.max_timeout_attempts < 1):
+            yield FieldViolation(f"{at}.send_sms.mobile_number_capture", "attempt limits must be at least 1")
     elif isinstance(kind, TransferNode) and not E164.match(kind.destination):
         yield FieldViolation(f"{at}.transfer.destination", "must be an E.164 number")
     elif isinstance(kind, BusinessHoursNode):

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from typing import Any
 
+from hibiki.call.v1 import call_actions_pb2
+from hibiki.common.v1 import envelope_pb2
 from hibiki.routing.v1 import routing_service_pb2 as pb
 from hibiki.routing.v1 import routing_service_pb2_grpc as pb_grpc
+from hibiki.sms.v1 import sms_requests_pb2
 from hibiki_runtime.auth import Principal, Role, require_role
 from hibiki_runtime.errors import InvalidArgument
 
+from hibiki_routing.adapters.blocklist_repository import BlockedNumber
+from hibiki_routing.adapters.call_messages import outgoing
 from hibiki_routing.adapters.flow_codec import flow_from_pb, flow_to_pb
 from hibiki_routing.adapters.flow_repository import SearchFilter
+from hibiki_routing.domain.dry_run import DryRun, Keys, ScriptedInput, Silence
+from hibiki_routing.service_layer.blocklist import BlocklistService
 from hibiki_routing.service_layer.flows import FlowService
 
 Context = Any
@@ -37,9 +45,44 @@ def _after_id(token: str) -> str:
         raise InvalidArgument.field("page_token", "is not a token from a previous page") from error
 
 
+def _script(inputs: Any) -> list[ScriptedInput]:
+    script: list[ScriptedInput] = []
+    for index, given in enumerate(inputs):
+        which = given.WhichOneof("kind")
+        if which is None:
+            raise InvalidArgument.field(f"inputs[{index}]", "set digits or timeout")
+        script.append(Keys(given.digits) if which == "digits" else Silence())
+    return script
+
+
+def _dry_run_to_pb(run: DryRun) -> pb.DryRunFlowResponse:
+    """The steps as they would be published, without the envelopes (no event exists)."""
+    records = outgoing(run.state, [scripted.step for scripted in run.steps], envelope_pb2.Envelope())
+    response = pb.DryRunFlowResponse(
+        call_ended=run.state.ended, inputs_used=run.inputs_used, awaiting_route_id=run.awaiting_route_id
+    )
+    for scripted, (_, _, message) in zip(run.steps, records, strict=True):
+        message.ClearField("envelope")
+        step = response.steps.add(step=scripted.step.number, answered=scripted.answered)
+        if isinstance(message, sms_requests_pb2.SmsRequest):
+            step.sms_request.CopyFrom(message)
+        else:
+            assert isinstance(message, call_actions_pb2.CallAction)
+            step.action.CopyFrom(message)
+    return response
+
+
+def _blocked_to_pb(blocked: BlockedNumber) -> pb.BlockedNumber:
+    message = pb.BlockedNumber(number=blocked.number, note=blocked.note)
+    if blocked.create_time is not None:
+        message.create_time.FromDatetime(blocked.create_time)
+    return message
+
+
 class RoutingServicer(pb_grpc.RoutingServiceServicer):
-    def __init__(self, flows: FlowService) -> None:
+    def __init__(self, flows: FlowService, blocklist: BlocklistService) -> None:
         self._flows = flows
+        self._blocklist = blocklist
 
     async def CreateFlow(self, request: pb.CreateFlowRequest, context: Context) -> pb.CreateFlowResponse:
         principal = _writer()
@@ -115,3 +158,43 @@ class RoutingServicer(pb_grpc.RoutingServiceServicer):
             principal.tenant_id, request.id, request.version, principal.subject or principal.role.value
         )
         return pb.RollbackFlowResponse(flow=flow_to_pb(flow), version=flow.published_version)
+
+    async def DryRunFlow(self, request: pb.DryRunFlowRequest, context: Context) -> pb.DryRunFlowResponse:
+        principal = _reader()
+        at = request.call_time.ToDatetime(tzinfo=UTC) if request.HasField("call_time") else datetime.now(UTC)
+        run = await self._flows.dry_run(
+            principal.tenant_id,
+            request.id,
+            request.version,
+            _script(request.inputs),
+            request.caller_number,
+            request.caller_withheld,
+            at,
+        )
+        return _dry_run_to_pb(run)
+
+    async def AddBlockedNumber(
+        self, request: pb.AddBlockedNumberRequest, context: Context
+    ) -> pb.AddBlockedNumberResponse:
+        principal = _writer()
+        given = request.blocked_number
+        blocked = await self._blocklist.add(principal.tenant_id, BlockedNumber(given.number, given.note))
+        return pb.AddBlockedNumberResponse(blocked_number=_blocked_to_pb(blocked))
+
+    async def RemoveBlockedNumber(
+        self, request: pb.RemoveBlockedNumberRequest, context: Context
+    ) -> pb.RemoveBlockedNumberResponse:
+        principal = _writer()
+        await self._blocklist.remove(principal.tenant_id, request.number)
+        return pb.RemoveBlockedNumberResponse()
+
+    async def ListBlockedNumbers(
+        self, request: pb.ListBlockedNumbersRequest, context: Context
+    ) -> pb.ListBlockedNumbersResponse:
+        principal = _reader()
+        found, after = await self._blocklist.page(
+            principal.tenant_id, _after_id(request.page_token), request.page_size
+        )
+        return pb.ListBlockedNumbersResponse(
+            blocked_numbers=[_blocked_to_pb(b) for b in found], next_page_token=_page_token(after)
+        )

@@ -14,6 +14,7 @@ from hibiki_runtime.service import ServiceRuntime
 from hibiki_routing.adapters.guidance_usage import GrpcGuidanceUsage
 from hibiki_routing.adapters.metrics import RoutingMetrics
 from hibiki_routing.entrypoints.grpc_api import RoutingServicer
+from hibiki_routing.service_layer.blocklist import BlocklistService
 from hibiki_routing.service_layer.call_events import CallEventsHandler
 from hibiki_routing.service_layer.call_housekeeping import keep_house
 from hibiki_routing.service_layer.flows import FlowService
@@ -36,7 +37,7 @@ def build_runtime(settings: RoutingSettings | None = None) -> ServiceRuntime:
     if settings.guidance_address:
         usage = GrpcGuidanceUsage(settings.guidance_address, settings.guidance_tokens)
         runtime.on_shutdown(usage.close)
-    servicer = RoutingServicer(FlowService(runtime.sessions, usage))
+    servicer = RoutingServicer(FlowService(runtime.sessions, usage), BlocklistService(runtime.sessions))
     runtime.add_grpc_service(
         routing_service_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
         lambda server: routing_service_pb2_grpc.add_RoutingServiceServicer_to_server(servicer, server),

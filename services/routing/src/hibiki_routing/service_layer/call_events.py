@@ -12,11 +12,12 @@ from hibiki_runtime.outbox import claim_event, enqueue_all, processed_events
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hibiki_routing.adapters.blocklist_repository import BlocklistRepository
 from hibiki_routing.adapters.call_messages import call_event, occurred_at, outgoing
 from hibiki_routing.adapters.call_state_repository import CallStateRepository
 from hibiki_routing.adapters.flow_repository import FlowRepository
 from hibiki_routing.adapters.metrics import RoutingMetrics
-from hibiki_routing.domain.calls import CallState, Decision
+from hibiki_routing.domain.calls import Caller, CallState, Decision
 from hibiki_routing.domain.engine import decide, not_in_service, start_call
 from hibiki_routing.domain.flows import FlowDefinition
 from hibiki_routing.domain.validation import E164
@@ -61,6 +62,7 @@ class CallEventsHandler:
         decided: list[tuple[Decision, datetime | None]] = []
         async with self._sessions() as session, session.begin():
             calls, flows = CallStateRepository(session), FlowRepository(session)
+            blocklist = BlocklistRepository(session)
             for delivery in deliveries:
                 event = delivery.event
                 if not await claim_event(session, CONSUMER, event.event_id):
@@ -68,7 +70,7 @@ class CallEventsHandler:
                 message = event.message
                 assert isinstance(message, call_events_pb2.CallEvent)
                 try:
-                    decision = await self._decide(message, event.tenant_id, calls, flows)
+                    decision = await self._decide(message, event.tenant_id, calls, flows, blocklist)
                 except Rejected as rejected:
                     # Un-claim, so that a redelivery (e.g. after a failed DLQ publish) is rejected again.
                     await session.execute(
@@ -95,6 +97,7 @@ class CallEventsHandler:
         tenant_id: str,
         calls: CallStateRepository,
         flows: FlowRepository,
+        blocklist: BlocklistRepository,
     ) -> Decision:
         call_id = message.call_id
         if not call_id or len(call_id) > MAX_ID_LENGTH or len(tenant_id) > MAX_ID_LENGTH:
@@ -106,7 +109,7 @@ class CallEventsHandler:
         if message.WhichOneof("body") == "call_started":
             if state is not None:
                 raise Rejected("call_already_started", f"call {call_id} started with another event")
-            return await self._start(message, tenant_id, at, flows)
+            return await self._start(message, tenant_id, at, flows, blocklist)
         if state is None:
             raise Rejected("unknown_call", f"no call {call_id} was started")
         domain_event = call_event(message, at)
@@ -115,7 +118,12 @@ class CallEventsHandler:
         return decide(state, await self._definition(flows, state), domain_event)
 
     async def _start(
-        self, message: call_events_pb2.CallEvent, tenant_id: str, at: datetime, flows: FlowRepository
+        self,
+        message: call_events_pb2.CallEvent,
+        tenant_id: str,
+        at: datetime,
+        flows: FlowRepository,
+        blocklist: BlocklistRepository,
     ) -> Decision:
         started = message.call_started
         if not E164.match(started.dialed_number):
@@ -137,7 +145,9 @@ class CallEventsHandler:
         )
         if live is None:
             return not_in_service(state, self._not_in_service_text)
-        return start_call(state, await self._definition(flows, state), at)
+        withheld = started.caller_withheld or not started.caller_number
+        blocklisted = bool(caller) and await blocklist.contains(tenant_id, caller)
+        return start_call(state, await self._definition(flows, state), at, Caller(withheld, blocklisted))
 
     async def _definition(self, flows: FlowRepository, state: CallState) -> FlowDefinition:
         if not state.flow_id:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Protocol
 
 from hibiki_runtime.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hibiki_routing.adapters.blocklist_repository import BlocklistRepository
 from hibiki_routing.adapters.flow_repository import (
     DialedNumberTaken,
     FlowRepository,
@@ -17,9 +19,11 @@ from hibiki_routing.adapters.flow_repository import (
     SearchFilter,
     StaleRevision,
 )
+from hibiki_routing.domain.calls import Caller, CallState
+from hibiki_routing.domain.dry_run import DryRun, ScriptedInput, check_script, dry_run
 from hibiki_routing.domain.editing import Flow, apply_update, check_flow
 from hibiki_routing.domain.flows import FlowDefinition
-from hibiki_routing.domain.validation import Problem, find_problems
+from hibiki_routing.domain.validation import Problem, find_problems, require_e164
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -94,13 +98,34 @@ class FlowService:
             flow = await self._draft(repository, tenant_id, flow_id)
             if expected_revision and expected_revision != flow.revision:
                 raise Aborted(f"flow {flow_id} is at revision {flow.revision}, not {expected_revision}")
-            problems = find_problems(flow.definition)
-            if problems:
-                raise FailedPrecondition(
-                    "the draft has problems (see ValidateFlow): "
-                    + "; ".join(f"{p.node_id or 'flow'}.{p.field}: {p.description}" for p in problems[:5])
-                )
+            _require_runnable(flow.definition, "the draft")
             return await self._make_live(repository, flow, flow.definition, by)
+
+    async def dry_run(
+        self,
+        tenant_id: str,
+        flow_id: str,
+        version: int,
+        script: Sequence[ScriptedInput],
+        caller_number: str,
+        caller_withheld: bool,
+        at: datetime,
+    ) -> DryRun:
+        """What a call to a flow version would get from the engine; read-only, so live calls are untouched."""
+        check_script(script)
+        if caller_number:
+            require_e164("caller_number", caller_number)
+        withheld = caller_withheld or not caller_number
+        flow = await self.get(tenant_id, flow_id, version)
+        _require_runnable(flow.definition, f"version {version}" if version else "the draft")
+        blocklisted = False
+        if not withheld:
+            async with self._sessions() as session:
+                blocklisted = await BlocklistRepository(session).contains(tenant_id, caller_number)
+        state = CallState(
+            "dry-run", tenant_id, flow.id, version, flow.dialed_number, "" if withheld else caller_number
+        )
+        return dry_run(state, flow.definition, script, at, Caller(withheld, blocklisted))
 
     async def versions(self, tenant_id: str, flow_id: str) -> tuple[Flow, list[PublishedVersion]]:
         async with self._sessions() as session:
@@ -158,3 +183,13 @@ class FlowService:
         if published is None:
             raise NotFound(f"flow {flow_id} has no published version {version}")
         return published
+
+
+def _require_runnable(definition: FlowDefinition, what: str) -> None:
+    """Refuse to run a definition the engine cannot run safely (the checks of ValidateFlow)."""
+    problems = find_problems(definition)
+    if problems:
+        raise FailedPrecondition(
+            f"{what} has problems (see ValidateFlow): "
+            + "; ".join(f"{p.node_id or 'flow'}.{p.field}: {p.description}" for p in problems[:5])
+        )

@@ -52,6 +52,12 @@ class SmsMetrics:
             ["cause"],
             registry=registry,
         )
+        self.link_opens = Counter(
+            f"{prefix}_short_link_opens_total",
+            "Requests for short links: counted clicks, previews (bots, HEAD) and unknown or expired links",
+            ["kind"],
+            registry=registry,
+        )
         self.results = Counter(
             f"{prefix}_results_total",
             "Results produced to sms.results",

@@ -10,6 +10,7 @@ from hibiki_runtime.events import SMS_RESULTS, new_envelope
 
 from hibiki_sms_gateway.domain.carrier import Carrier, parse_carrier
 from hibiki_sms_gateway.domain.recipient import RejectReason
+from hibiki_sms_gateway.domain.short_links import ShortLink
 from hibiki_sms_gateway.domain.sms_message import SmsMessage
 
 Outgoing = tuple[str, str, Message]
@@ -41,7 +42,7 @@ def _snapshot(message: SmsMessage) -> pb.MessageSnapshot:
 
 
 def _result(
-    message: SmsMessage, outcome: str, field: str, body: Message, cause: str, now: datetime
+    message: SmsMessage | ShortLink, outcome: str, field: str, body: Message, cause: str, now: datetime
 ) -> Outgoing:
     result = pb.SmsResult(request_id=message.request_id)
     getattr(result, field).CopyFrom(body)
@@ -102,3 +103,10 @@ def undelivered(message: SmsMessage, ids: list[str], state: str, error_code: str
         error_code=error_code,
     )
     return _result(message, "undelivered", "sms_undelivered", body, f"{message.request_id}:accepted", now)
+
+
+def link_clicked(link: ShortLink, click_number: int, now: datetime) -> Outgoing:
+    """The n-th counted open of a message's short link; its event id is unique per open."""
+    body = pb.SmsLinkClicked(click_number=click_number, url=link.target_url, short_link=link.short_url)
+    cause = f"{link.request_id}:accepted"
+    return _result(link, f"clicked:{click_number}", "sms_link_clicked", body, cause, now)

@@ -87,3 +87,18 @@ sms_opt_outs = Table(
     Column("recipient", String(32), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# One tracked short link per sent message; clicks counts the recipient's opens (previews excluded).
+sms_short_links = Table(
+    "sms_short_links",
+    metadata,
+    Column("token", String(32), primary_key=True),
+    Column("request_id", String(200), nullable=False, unique=True),
+    Column("tenant_id", String(100), nullable=False),
+    Column("target_url", Text, nullable=False),
+    Column("short_url", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("clicks", Integer, nullable=False),
+    ForeignKeyConstraint(["request_id"], ["sms_messages.request_id"], ondelete="CASCADE"),
+)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from hibiki_runtime.errors import FieldViolation, InvalidArgument
 from pydantic import HttpUrl, TypeAdapter, ValidationError
 
+from hibiki_sms_gateway.domain.short_links import sample_short_link
+
 ENCODING = "UCS-2"
 SINGLE_SEGMENT_UNITS = 70
 PART_UNITS = 67
@@ -24,6 +26,11 @@ def render(message_text: str, url: str) -> str:
     if not url:
         return message_text
     return f"{message_text}\n{url}" if message_text else url
+
+
+def sent_url(url: str, short_link_base: str = "") -> str:
+    """The URL as it goes out: the box URL, or a short link of the same length as every real one."""
+    return sample_short_link(short_link_base) if url and short_link_base else url
 
 
 def ucs2_units(text: str) -> int:
@@ -59,9 +66,11 @@ class MessagePreview:
     max_characters: int
 
 
-def preview(message_text: str, url: str, max_characters: int = DEFAULT_MAX_CHARACTERS) -> MessagePreview:
-    """What the recipient would get, and how much room is left under the configured maximum."""
-    rendered = render(message_text, url)
+def preview(
+    message_text: str, url: str, max_characters: int = DEFAULT_MAX_CHARACTERS, short_link_base: str = ""
+) -> MessagePreview:
+    """What the recipient would get (with a sample short link when links are tracked), and the room left."""
+    rendered = render(message_text, sent_url(url, short_link_base))
     characters = ucs2_units(rendered)
     return MessagePreview(
         rendered_text=rendered,
@@ -88,8 +97,10 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def validate_content(message_text: str, url: str, max_characters: int = DEFAULT_MAX_CHARACTERS) -> None:
-    """Raise InvalidArgument naming each field that cannot be sent as is."""
+def validate_content(
+    message_text: str, url: str, max_characters: int = DEFAULT_MAX_CHARACTERS, short_link_base: str = ""
+) -> None:
+    """Raise InvalidArgument naming each field that cannot be sent as is (counting the URL as it goes out)."""
     violations: list[FieldViolation] = []
     if not message_text.strip():
         violations.append(FieldViolation("message_text", "must not be empty"))
@@ -98,7 +109,7 @@ def validate_content(message_text: str, url: str, max_characters: int = DEFAULT_
     if (problem := url_problem(url)) is not None:
         violations.append(FieldViolation("url", problem))
     if not violations:
-        result = preview(message_text, url, max_characters)
+        result = preview(message_text, url, max_characters, short_link_base)
         if result.characters > max_characters:
             violations.append(
                 FieldViolation(

@@ -69,11 +69,12 @@ def create_box(
     actor: str,
     now: datetime,
     max_characters: int = DEFAULT_MAX_CHARACTERS,
+    short_link_base: str = "",
 ) -> tuple[SmsBox, BoxRevision]:
     """A new box at revision 1, and its first revision record."""
     violations = _identity_violations(box_number, box_name)
     try:
-        validate_content(message_text, url, max_characters)
+        validate_content(message_text, url, max_characters, short_link_base)
     except InvalidArgument as error:
         violations.extend(error.violations)
     if violations:
@@ -90,6 +91,7 @@ def edit_box(
     actor: str,
     now: datetime,
     max_characters: int = DEFAULT_MAX_CHARACTERS,
+    short_link_base: str = "",
 ) -> tuple[SmsBox, BoxRevision]:
     """Apply changes to message_text/url; the number and name can never change (seed: 変更できません)."""
     # box_number names the box, so naming it among the changes is always an attempt to change it.
@@ -112,7 +114,7 @@ def edit_box(
         )
     message_text = changes.get("message_text", box.message_text)
     url = changes.get("url", box.url)
-    validate_content(message_text, url, max_characters)
+    validate_content(message_text, url, max_characters, short_link_base)
     updated = replace(box, message_text=message_text, url=url, revision=box.revision + 1, updated_at=now)
     revision = BoxRevision(
         box.tenant_id,

@@ -23,8 +23,9 @@ class Snapshot:
     segments: int = 0
 
     @classmethod
-    def of(cls, box: SmsBox) -> Snapshot:
-        rendered = render(box.message_text, box.url)
+    def of(cls, box: SmsBox, short_link: str = "") -> Snapshot:
+        """The content as sent; a tracked short link replaces the box URL in the text, not in `url`."""
+        rendered = render(box.message_text, short_link or box.url)
         return cls(
             box.box_number,
             box.box_name,

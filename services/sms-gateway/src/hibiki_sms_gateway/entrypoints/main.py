@@ -20,12 +20,14 @@ from hibiki_sms_gateway.domain.carrier import Carrier, parse_carrier
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
 from hibiki_sms_gateway.entrypoints.grpc_api import SmsBoxServicer
 from hibiki_sms_gateway.entrypoints.http_receipts import receipt_routes
+from hibiki_sms_gateway.entrypoints.http_short_links import short_link_routes
 from hibiki_sms_gateway.service_layer.boxes import BoxService
 from hibiki_sms_gateway.service_layer.dispatch import AdmissionPolicy, Dispatcher
 from hibiki_sms_gateway.service_layer.opt_outs import OptOutService
 from hibiki_sms_gateway.service_layer.receipts import ReceiptBook
 from hibiki_sms_gateway.service_layer.recovery import UncertainSweeper
 from hibiki_sms_gateway.service_layer.sender import Connector, PartSender, SendPolicy
+from hibiki_sms_gateway.service_layer.short_links import ShortLinkPolicy, ShortLinkService
 from hibiki_sms_gateway.settings import SmsGatewaySettings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -106,6 +108,13 @@ def build_runtime(settings: SmsGatewaySettings | None = None) -> ServiceRuntime:
             window=timedelta(hours=settings.sms_cooldown_window_hours),
         ),
     )
+    short_links = (
+        ShortLinkPolicy(
+            settings.sms_short_link_base_url, timedelta(days=settings.sms_short_link_lifetime_days)
+        )
+        if settings.sms_short_link_base_url
+        else None
+    )
     dispatcher = Dispatcher(
         runtime.sessions,
         resolver,
@@ -115,12 +124,17 @@ def build_runtime(settings: SmsGatewaySettings | None = None) -> ServiceRuntime:
         notify,
         policy,
         send_budget_seconds=settings.sms_send_budget_seconds,
+        short_links=short_links,
     )
     sweeper = UncertainSweeper(
         runtime.sessions, metrics, notify, older_than=timedelta(seconds=settings.sms_uncertain_after_seconds)
     )
     servicer = SmsBoxServicer(
-        BoxService(runtime.sessions, max_characters=settings.sms_max_characters),
+        BoxService(
+            runtime.sessions,
+            max_characters=settings.sms_max_characters,
+            short_link_base=settings.sms_short_link_base_url,
+        ),
         OptOutService(runtime.sessions),
     )
     runtime.add_grpc_service(
@@ -139,6 +153,8 @@ def build_runtime(settings: SmsGatewaySettings | None = None) -> ServiceRuntime:
 
     if settings.kannel_receipt_token:
         runtime.http.add_routes(receipt_routes(receipts, settings.kannel_receipt_token))
+    if short_links is not None:
+        runtime.http.add_routes(short_link_routes(ShortLinkService(runtime.sessions, metrics, notify)))
     runtime.add_task("sms-maintenance", maintain)
     runtime.consume(SMS_REQUESTS, dispatcher.handle)
     return runtime

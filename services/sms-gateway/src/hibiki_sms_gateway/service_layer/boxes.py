@@ -34,10 +34,13 @@ class BoxService:
         sessions: async_sessionmaker[AsyncSession],
         *,
         max_characters: int = DEFAULT_MAX_CHARACTERS,
+        short_link_base: str = "",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
         self._max_characters = max_characters
+        # Set when URLs go out as tracked short links: lengths are counted with the short link.
+        self._short_link_base = short_link_base
         self._clock = clock
 
     async def create(
@@ -52,6 +55,7 @@ class BoxService:
             actor=actor,
             now=self._clock(),
             max_characters=self._max_characters,
+            short_link_base=self._short_link_base,
         )
         async with self._sessions.begin() as session:
             if not await BoxRepository(session).add(box, revision):
@@ -75,6 +79,7 @@ class BoxService:
                 actor=actor,
                 now=self._clock(),
                 max_characters=self._max_characters,
+                short_link_base=self._short_link_base,
             )
             if not await boxes.save(updated, revision, previous_revision=box.revision):
                 raise Aborted(f"box {box_number} was changed concurrently; reload and retry")
@@ -99,7 +104,7 @@ class BoxService:
         return found, next_token(offset, limit, len(found))
 
     def preview(self, message_text: str, url: str) -> MessagePreview:
-        return preview(message_text, url, self._max_characters)
+        return preview(message_text, url, self._max_characters, self._short_link_base)
 
     @staticmethod
     async def _existing(boxes: BoxRepository, tenant_id: str, box_number: str) -> SmsBox:

@@ -25,6 +25,7 @@ from hibiki_sms_gateway.adapters import results
 from hibiki_sms_gateway.adapters.box_repository import BoxRepository
 from hibiki_sms_gateway.adapters.message_repository import MessageRepository
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
+from hibiki_sms_gateway.adapters.short_link_repository import ShortLinkRepository
 from hibiki_sms_gateway.domain.carrier import Carrier, CarrierResolver
 from hibiki_sms_gateway.domain.concatenation import ucs2_parts
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
@@ -34,6 +35,7 @@ from hibiki_sms_gateway.domain.sms_message import SmsMessage, Snapshot
 from hibiki_sms_gateway.domain.submission import PermanentSubmitError, UncertainSubmitError
 from hibiki_sms_gateway.service_layer.receipts import ReceiptBook
 from hibiki_sms_gateway.service_layer.sender import PartNotSent, PartSender
+from hibiki_sms_gateway.service_layer.short_links import ShortLinkPolicy
 
 log = logging.getLogger("hibiki.sms.dispatch")
 CONSUMER = "sms-gateway.dispatch"
@@ -64,6 +66,7 @@ class Dispatcher:
         policy: AdmissionPolicy = AdmissionPolicy(),
         send_budget_seconds: float = 120.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        short_links: ShortLinkPolicy | None = None,
     ) -> None:
         self._sessions = sessions
         self._resolver = resolver
@@ -74,6 +77,7 @@ class Dispatcher:
         self._policy = policy
         self._send_budget = send_budget_seconds
         self._clock = clock
+        self._short_links = short_links
 
     async def handle(self, deliveries: Sequence[Delivery]) -> Sequence[Rejection]:
         """Consumer entry point for a batch of sms.requests."""
@@ -85,6 +89,18 @@ class Dispatcher:
                 if not isinstance(request, sms_requests_pb2.SmsRequest) or not request.request_id:
                     rejections.append(
                         Rejection(delivery, "missing_request_id", "SmsRequest.request_id is empty")
+                    )
+                    continue
+                # Checked before the claim, so that a redelivery (e.g. after a failed DLQ publish) is
+                # rejected again instead of skipped; another tenant's request_id is never treated as a repeat.
+                known = await MessageRepository(session).get(request.request_id)
+                if known is not None and known.tenant_id != delivery.event.tenant_id:
+                    rejections.append(
+                        Rejection(
+                            delivery,
+                            "cross_tenant",
+                            f"request {request.request_id} belongs to another tenant",
+                        )
                     )
                     continue
                 if not await claim_event(session, CONSUMER, delivery.event.event_id):
@@ -112,6 +128,10 @@ class Dispatcher:
             messages, event.tenant_id, body, box is not None, now
         )
         first_state = MessageState.REJECTED if refusal else MessageState.SUBMITTING
+        # Made before the message row, stored after it: the text as sent already holds the link.
+        link = None
+        if box is not None and box.url and refusal is None and self._short_links is not None:
+            link = self._short_links.new_link(request.request_id, event.tenant_id, box.url, now)
         message = SmsMessage(
             request_id=request.request_id,
             tenant_id=event.tenant_id,
@@ -120,7 +140,7 @@ class Dispatcher:
             reason=refusal.reason.value if refusal else "",
             carrier=carrier.value if carrier else "",
             attempts=0,
-            snapshot=Snapshot.of(box) if box else Snapshot(body.box_number),
+            snapshot=Snapshot.of(box, link.short_url if link else "") if box else Snapshot(body.box_number),
             created_at=now,
             updated_at=now,
         )
@@ -134,6 +154,8 @@ class Dispatcher:
             await enqueue_all(session, [rejected])
             self._metrics.results.labels("rejected", refusal.reason.value).inc()
             return None
+        if link is not None:
+            await ShortLinkRepository(session).add(link)
         assert carrier is not None  # _screen returns a carrier whenever it refuses nothing
         return _Admitted(message, carrier, event.event_id)
 

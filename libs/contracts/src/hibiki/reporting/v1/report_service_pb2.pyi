@@ -34,6 +34,8 @@ class _CallOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallOutco
     CALL_OUTCOME_TRANSFERRED: _CallOutcome.ValueType  # 4
     CALL_OUTCOME_ABANDONED: _CallOutcome.ValueType  # 5
     CALL_OUTCOME_NOT_IN_SERVICE: _CallOutcome.ValueType  # 6
+    CALL_OUTCOME_REJECTED: _CallOutcome.ValueType  # 7
+    """Turned away before the flow: withheld number (非通知) or the tenant's blocklist."""
 
 class CallOutcome(_CallOutcome, metaclass=_CallOutcomeEnumTypeWrapper):
     """How a call ended."""
@@ -45,6 +47,8 @@ CALL_OUTCOME_SMS_SENT: CallOutcome.ValueType  # 3
 CALL_OUTCOME_TRANSFERRED: CallOutcome.ValueType  # 4
 CALL_OUTCOME_ABANDONED: CallOutcome.ValueType  # 5
 CALL_OUTCOME_NOT_IN_SERVICE: CallOutcome.ValueType  # 6
+CALL_OUTCOME_REJECTED: CallOutcome.ValueType  # 7
+"""Turned away before the flow: withheld number (非通知) or the tenant's blocklist."""
 Global___CallOutcome: _TypeAlias = CallOutcome  # noqa: Y015
 
 class _SmsStatus:
@@ -93,6 +97,8 @@ class _TraceVerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TraceVer
     """Never sent: not a mobile number, unsupported carrier, ..."""
     TRACE_VERDICT_SMS_FAILED: _TraceVerdict.ValueType  # 7
     TRACE_VERDICT_SMS_PENDING: _TraceVerdict.ValueType  # 8
+    TRACE_VERDICT_CALL_REJECTED: _TraceVerdict.ValueType  # 9
+    """Every call found was turned away by the caller rejection (the number is on the blocklist)."""
 
 class TraceVerdict(_TraceVerdict, metaclass=_TraceVerdictEnumTypeWrapper):
     """The seed's checklist for "the SMS did not arrive", answered at once."""
@@ -111,6 +117,8 @@ TRACE_VERDICT_SMS_REJECTED: TraceVerdict.ValueType  # 6
 """Never sent: not a mobile number, unsupported carrier, ..."""
 TRACE_VERDICT_SMS_FAILED: TraceVerdict.ValueType  # 7
 TRACE_VERDICT_SMS_PENDING: TraceVerdict.ValueType  # 8
+TRACE_VERDICT_CALL_REJECTED: TraceVerdict.ValueType  # 9
+"""Every call found was turned away by the caller rejection (the number is on the blocklist)."""
 Global___TraceVerdict: _TypeAlias = TraceVerdict  # noqa: Y015
 
 class _CsvEncoding:
@@ -197,6 +205,8 @@ class DailyReportRow(_message.Message):
     SMS_REJECTED_FIELD_NUMBER: _builtins.int
     SMS_FAILED_FIELD_NUMBER: _builtins.int
     FINAL_FIELD_NUMBER: _builtins.int
+    REJECTED_CALLS_FIELD_NUMBER: _builtins.int
+    SMS_REQUESTED_TO_CAPTURED_NUMBER_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     dialed_number: _builtins.str
     calls: _builtins.int
@@ -209,6 +219,12 @@ class DailyReportRow(_message.Message):
     sms_failed: _builtins.int
     final: _builtins.bool
     """False while late receipts may still change the day (see GetFinalizationStatus)."""
+    rejected_calls: _builtins.int
+    """Calls turned away by the dialed number's caller rejection (withheld or blocklisted numbers); they are
+    part of `calls`, never abandoned, and left out of abandonment_rate's denominator.
+    """
+    sms_requested_to_captured_number: _builtins.int
+    """Of sms_requested: SMS sent to a mobile number the caller keyed in (their own could not receive SMS)."""
     @_builtins.property
     def sms_rejected(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectionCount]: ...
     def __init__(
@@ -226,10 +242,12 @@ class DailyReportRow(_message.Message):
         sms_rejected: _abc.Iterable[Global___RejectionCount] | None = ...,
         sms_failed: _builtins.int = ...,
         final: _builtins.bool = ...,
+        rejected_calls: _builtins.int = ...,
+        sms_requested_to_captured_number: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_calls", b"abandoned_calls", "abandonment_rate", b"abandonment_rate", "calls", b"calls", "date", b"date", "dialed_number", b"dialed_number", "final", b"final", "sms_accepted", b"sms_accepted", "sms_delivered", b"sms_delivered", "sms_failed", b"sms_failed", "sms_rejected", b"sms_rejected", "sms_requested", b"sms_requested", "sms_undelivered", b"sms_undelivered"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_calls", b"abandoned_calls", "abandonment_rate", b"abandonment_rate", "calls", b"calls", "date", b"date", "dialed_number", b"dialed_number", "final", b"final", "rejected_calls", b"rejected_calls", "sms_accepted", b"sms_accepted", "sms_delivered", b"sms_delivered", "sms_failed", b"sms_failed", "sms_rejected", b"sms_rejected", "sms_requested", b"sms_requested", "sms_requested_to_captured_number", b"sms_requested_to_captured_number", "sms_undelivered", b"sms_undelivered"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -505,6 +523,9 @@ class SmsRecord(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     REQUEST_TIME_FIELD_NUMBER: _builtins.int
     STATUS_TIME_FIELD_NUMBER: _builtins.int
+    CLICKS_FIELD_NUMBER: _builtins.int
+    FIRST_CLICK_TIME_FIELD_NUMBER: _builtins.int
+    RECIPIENT_CAPTURED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     call_id: _builtins.str
     recipient: _builtins.str
@@ -512,12 +533,20 @@ class SmsRecord(_message.Message):
     status: Global___SmsStatus.ValueType
     reason: _builtins.str
     """Machine-readable reason of the status (receipt state, reject reason, failure reason)."""
+    clicks: _builtins.int
+    """Opens of the message's short link by the recipient (bots and previews not counted)."""
+    recipient_captured: _builtins.bool
+    """The caller keyed this recipient in during the call (their own number could not receive SMS)."""
     @_builtins.property
     def snapshot(self) -> _sms_results_pb2.MessageSnapshot: ...
     @_builtins.property
     def request_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def status_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def first_click_time(self) -> _timestamp_pb2.Timestamp:
+        """The first open; unset while nobody opened the link."""
+
     def __init__(
         self,
         *,
@@ -530,10 +559,13 @@ class SmsRecord(_message.Message):
         reason: _builtins.str = ...,
         request_time: _timestamp_pb2.Timestamp | None = ...,
         status_time: _timestamp_pb2.Timestamp | None = ...,
+        clicks: _builtins.int = ...,
+        first_click_time: _timestamp_pb2.Timestamp | None = ...,
+        recipient_captured: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["request_time", b"request_time", "snapshot", b"snapshot", "status_time", b"status_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_click_time", b"first_click_time", "request_time", b"request_time", "snapshot", b"snapshot", "status_time", b"status_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "carrier", b"carrier", "reason", b"reason", "recipient", b"recipient", "request_id", b"request_id", "request_time", b"request_time", "snapshot", b"snapshot", "status", b"status", "status_time", b"status_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "carrier", b"carrier", "clicks", b"clicks", "first_click_time", b"first_click_time", "reason", b"reason", "recipient", b"recipient", "recipient_captured", b"recipient_captured", "request_id", b"request_id", "request_time", b"request_time", "snapshot", b"snapshot", "status", b"status", "status_time", b"status_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -707,3 +739,85 @@ class ExportCsvResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportCsvResponse: _TypeAlias = ExportCsvResponse  # noqa: Y015
+
+@_typing.final
+class LinkClickRow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    BOX_NUMBER_FIELD_NUMBER: _builtins.int
+    SMS_ACCEPTED_FIELD_NUMBER: _builtins.int
+    SMS_CLICKED_FIELD_NUMBER: _builtins.int
+    CLICKS_FIELD_NUMBER: _builtins.int
+    CLICK_THROUGH_RATE_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    box_number: _builtins.str
+    sms_accepted: _builtins.int
+    """SMS accepted by a carrier (送信完了, including delivered and undelivered ones)."""
+    sms_clicked: _builtins.int
+    """Accepted SMS whose link was opened at least once."""
+    clicks: _builtins.int
+    """Every counted open, repeated opens of one SMS included."""
+    click_through_rate: _builtins.float
+    """sms_clicked / sms_accepted; 0 when nothing was accepted."""
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        box_number: _builtins.str = ...,
+        sms_accepted: _builtins.int = ...,
+        sms_clicked: _builtins.int = ...,
+        clicks: _builtins.int = ...,
+        click_through_rate: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["box_number", b"box_number", "click_through_rate", b"click_through_rate", "clicks", b"clicks", "date", b"date", "sms_accepted", b"sms_accepted", "sms_clicked", b"sms_clicked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkClickRow: _TypeAlias = LinkClickRow  # noqa: Y015
+
+@_typing.final
+class GetLinkClickReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RANGE_FIELD_NUMBER: _builtins.int
+    DIALED_NUMBER_FIELD_NUMBER: _builtins.int
+    dialed_number: _builtins.str
+    """Empty for every dialed number of the tenant."""
+    @_builtins.property
+    def range(self) -> Global___DateRange: ...
+    def __init__(
+        self,
+        *,
+        range: Global___DateRange | None = ...,
+        dialed_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["range", b"range"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dialed_number", b"dialed_number", "range", b"range"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLinkClickReportRequest: _TypeAlias = GetLinkClickReportRequest  # noqa: Y015
+
+@_typing.final
+class GetLinkClickReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkClickRow]: ...
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___LinkClickRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLinkClickReportResponse: _TypeAlias = GetLinkClickReportResponse  # noqa: Y015

@@ -66,6 +66,11 @@ class ReportServiceStub:
                 request_serializer=hibiki_dot_reporting_dot_v1_dot_report__service__pb2.ExportCsvRequest.SerializeToString,
                 response_deserializer=hibiki_dot_reporting_dot_v1_dot_report__service__pb2.ExportCsvResponse.FromString,
                 _registered_method=True)
+        self.GetLinkClickReport = channel.unary_unary(
+                '/hibiki.reporting.v1.ReportService/GetLinkClickReport',
+                request_serializer=hibiki_dot_reporting_dot_v1_dot_report__service__pb2.GetLinkClickReportRequest.SerializeToString,
+                response_deserializer=hibiki_dot_reporting_dot_v1_dot_report__service__pb2.GetLinkClickReportResponse.FromString,
+                _registered_method=True)
 
 
 class ReportServiceServicer:
@@ -109,6 +114,13 @@ class ReportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLinkClickReport(self, request, context):
+        """Short-link clicks and click-through rate per SMS box and day (the day the SMS was requested).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +153,11 @@ def add_ReportServiceServicer_to_server(servicer, server):
                     servicer.ExportCsv,
                     request_deserializer=hibiki_dot_reporting_dot_v1_dot_report__service__pb2.ExportCsvRequest.FromString,
                     response_serializer=hibiki_dot_reporting_dot_v1_dot_report__service__pb2.ExportCsvResponse.SerializeToString,
+            ),
+            'GetLinkClickReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLinkClickReport,
+                    request_deserializer=hibiki_dot_reporting_dot_v1_dot_report__service__pb2.GetLinkClickReportRequest.FromString,
+                    response_serializer=hibiki_dot_reporting_dot_v1_dot_report__service__pb2.GetLinkClickReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +324,33 @@ class ReportService:
             '/hibiki.reporting.v1.ReportService/ExportCsv',
             hibiki_dot_reporting_dot_v1_dot_report__service__pb2.ExportCsvRequest.SerializeToString,
             hibiki_dot_reporting_dot_v1_dot_report__service__pb2.ExportCsvResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLinkClickReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hibiki.reporting.v1.ReportService/GetLinkClickReport',
+            hibiki_dot_reporting_dot_v1_dot_report__service__pb2.GetLinkClickReportRequest.SerializeToString,
+            hibiki_dot_reporting_dot_v1_dot_report__service__pb2.GetLinkClickReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,8 @@ class ReportServiceStub:
     TraceCaller: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.TraceCallerRequest, _report_service_pb2.TraceCallerResponse]
     GetFinalizationStatus: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetFinalizationStatusRequest, _report_service_pb2.GetFinalizationStatusResponse]
     ExportCsv: _grpc.UnaryStreamMultiCallable[_report_service_pb2.ExportCsvRequest, _report_service_pb2.ExportCsvResponse]
+    GetLinkClickReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetLinkClickReportRequest, _report_service_pb2.GetLinkClickReportResponse]
+    """Short-link clicks and click-through rate per SMS box and day (the day the SMS was requested)."""
 
 @_typing.type_check_only
 class ReportServiceAsyncStub(ReportServiceStub):
@@ -55,6 +57,8 @@ class ReportServiceAsyncStub(ReportServiceStub):
     TraceCaller: _aio.UnaryUnaryMultiCallable[_report_service_pb2.TraceCallerRequest, _report_service_pb2.TraceCallerResponse]  # type: ignore[assignment]
     GetFinalizationStatus: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetFinalizationStatusRequest, _report_service_pb2.GetFinalizationStatusResponse]  # type: ignore[assignment]
     ExportCsv: _aio.UnaryStreamMultiCallable[_report_service_pb2.ExportCsvRequest, _report_service_pb2.ExportCsvResponse]  # type: ignore[assignment]
+    GetLinkClickReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetLinkClickReportRequest, _report_service_pb2.GetLinkClickReportResponse]  # type: ignore[assignment]
+    """Short-link clicks and click-through rate per SMS box and day (the day the SMS was requested)."""
 
 class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     """ReportService serves the daily call & SMS report (着信・SMS送信レポート), the per-route
@@ -102,5 +106,13 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _report_service_pb2.ExportCsvRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_report_service_pb2.ExportCsvResponse], _abc.AsyncIterator[_report_service_pb2.ExportCsvResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetLinkClickReport(
+        self,
+        request: _report_service_pb2.GetLinkClickReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_service_pb2.GetLinkClickReportResponse, _abc.Awaitable[_report_service_pb2.GetLinkClickReportResponse]]:
+        """Short-link clicks and click-through rate per SMS box and day (the day the SMS was requested)."""
 
 def add_ReportServiceServicer_to_server(servicer: ReportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,11 +6,14 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from hibiki.call.v1 import call_actions_pb2 as _call_actions_pb2
+from hibiki.sms.v1 import sms_requests_pb2 as _sms_requests_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -62,6 +65,7 @@ class Flow(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     PUBLISHED_VERSION_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    CALLER_REJECTION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     dialed_number: _builtins.str
@@ -75,6 +79,10 @@ class Flow(_message.Message):
     def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Node]: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def caller_rejection(self) -> Global___CallerRejection:
+        """Which callers the dialed number turns away before the flow starts."""
+
     def __init__(
         self,
         *,
@@ -86,14 +94,45 @@ class Flow(_message.Message):
         revision: _builtins.int = ...,
         published_version: _builtins.int = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        caller_rejection: Global___CallerRejection | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["caller_rejection", b"caller_rejection", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dialed_number", b"dialed_number", "entry_node_id", b"entry_node_id", "id", b"id", "name", b"name", "nodes", b"nodes", "published_version", b"published_version", "revision", b"revision", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller_rejection", b"caller_rejection", "dialed_number", b"dialed_number", "entry_node_id", b"entry_node_id", "id", b"id", "name", b"name", "nodes", b"nodes", "published_version", b"published_version", "revision", b"revision", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Flow: _TypeAlias = Flow  # noqa: Y015
+
+@_typing.final
+class CallerRejection(_message.Message):
+    """Callers rejected before the entry node: a withheld number (非通知) or a number on the tenant's blocklist.
+    A rejected call ends with Hangup reason "rejected_withheld" or "rejected_blocklist".
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REJECT_WITHHELD_FIELD_NUMBER: _builtins.int
+    REJECT_BLOCKLISTED_FIELD_NUMBER: _builtins.int
+    ANNOUNCEMENT_GUIDANCE_ID_FIELD_NUMBER: _builtins.int
+    reject_withheld: _builtins.bool
+    reject_blocklisted: _builtins.bool
+    announcement_guidance_id: _builtins.str
+    """Played before the hang-up; empty for a silent hang-up."""
+    def __init__(
+        self,
+        *,
+        reject_withheld: _builtins.bool = ...,
+        reject_blocklisted: _builtins.bool = ...,
+        announcement_guidance_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_guidance_id", b"announcement_guidance_id", "reject_blocklisted", b"reject_blocklisted", "reject_withheld", b"reject_withheld"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallerRejection: _TypeAlias = CallerRejection  # noqa: Y015
 
 @_typing.final
 class Node(_message.Message):
@@ -283,24 +322,75 @@ class SendSmsNode(_message.Message):
     BOX_NUMBER_FIELD_NUMBER: _builtins.int
     ANNOUNCEMENT_GUIDANCE_ID_FIELD_NUMBER: _builtins.int
     NEXT_NODE_ID_FIELD_NUMBER: _builtins.int
+    MOBILE_NUMBER_CAPTURE_FIELD_NUMBER: _builtins.int
     box_number: _builtins.str
     announcement_guidance_id: _builtins.str
     """Played after the request is made (e.g. "SMSをお送りしました")."""
     next_node_id: _builtins.str
+    @_builtins.property
+    def mobile_number_capture(self) -> Global___MobileNumberCapture:
+        """When set, a caller whose number cannot receive SMS (withheld, landline, 050, foreign) is asked for a
+        mobile number instead of getting nothing.
+        """
+
     def __init__(
         self,
         *,
         box_number: _builtins.str = ...,
         announcement_guidance_id: _builtins.str = ...,
         next_node_id: _builtins.str = ...,
+        mobile_number_capture: Global___MobileNumberCapture | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mobile_number_capture", b"mobile_number_capture"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_guidance_id", b"announcement_guidance_id", "box_number", b"box_number", "next_node_id", b"next_node_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_guidance_id", b"announcement_guidance_id", "box_number", b"box_number", "mobile_number_capture", b"mobile_number_capture", "next_node_id", b"next_node_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SendSmsNode: _TypeAlias = SendSmsNode  # noqa: Y015
+
+@_typing.final
+class MobileNumberCapture(_message.Message):
+    """Ask for a Japanese mobile number (11 digits, # to finish), read it back with synthesized speech
+    ("090-1234-5678 でよろしければ 1 を、訂正は 2 を"), and send to the confirmed number. Invalid entries and
+    timeouts follow the same rules as a menu's.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROMPT_GUIDANCE_ID_FIELD_NUMBER: _builtins.int
+    INVALID_INPUT_GUIDANCE_FIELD_NUMBER: _builtins.int
+    INPUT_TIMEOUT_GUIDANCE_FIELD_NUMBER: _builtins.int
+    MAX_INVALID_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    MAX_TIMEOUT_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    FALLBACK_NODE_ID_FIELD_NUMBER: _builtins.int
+    prompt_guidance_id: _builtins.str
+    max_invalid_attempts: _builtins.int
+    """0 means the default of 3."""
+    max_timeout_attempts: _builtins.int
+    fallback_node_id: _builtins.str
+    """Where the call goes past either limit; empty hangs up with reason "fallback"."""
+    @_builtins.property
+    def invalid_input_guidance(self) -> Global___GuidanceChoice: ...
+    @_builtins.property
+    def input_timeout_guidance(self) -> Global___GuidanceChoice: ...
+    def __init__(
+        self,
+        *,
+        prompt_guidance_id: _builtins.str = ...,
+        invalid_input_guidance: Global___GuidanceChoice | None = ...,
+        input_timeout_guidance: Global___GuidanceChoice | None = ...,
+        max_invalid_attempts: _builtins.int = ...,
+        max_timeout_attempts: _builtins.int = ...,
+        fallback_node_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input_timeout_guidance", b"input_timeout_guidance", "invalid_input_guidance", b"invalid_input_guidance"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fallback_node_id", b"fallback_node_id", "input_timeout_guidance", b"input_timeout_guidance", "invalid_input_guidance", b"invalid_input_guidance", "max_invalid_attempts", b"max_invalid_attempts", "max_timeout_attempts", b"max_timeout_attempts", "prompt_guidance_id", b"prompt_guidance_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MobileNumberCapture: _TypeAlias = MobileNumberCapture  # noqa: Y015
 
 @_typing.final
 class TransferNode(_message.Message):
@@ -821,3 +911,292 @@ class RollbackFlowResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RollbackFlowResponse: _TypeAlias = RollbackFlowResponse  # noqa: Y015
+
+@_typing.final
+class ScriptedInput(_message.Message):
+    """One input of a scripted caller, in the order the caller gives them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGITS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    digits: _builtins.str
+    """DTMF keys, e.g. "1" or "09012345678#"."""
+    @_builtins.property
+    def timeout(self) -> _empty_pb2.Empty:
+        """The caller stays silent until the input times out."""
+
+    def __init__(
+        self,
+        *,
+        digits: _builtins.str = ...,
+        timeout: _empty_pb2.Empty | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["digits", b"digits", "kind", b"kind", "timeout", b"timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digits", b"digits", "kind", b"kind", "timeout", b"timeout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["digits", "timeout"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___ScriptedInput: _TypeAlias = ScriptedInput  # noqa: Y015
+
+@_typing.final
+class DryRunFlowRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    INPUTS_FIELD_NUMBER: _builtins.int
+    CALLER_NUMBER_FIELD_NUMBER: _builtins.int
+    CALLER_WITHHELD_FIELD_NUMBER: _builtins.int
+    CALL_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    version: _builtins.int
+    """0 for the draft, otherwise a published version."""
+    caller_number: _builtins.str
+    """E.164; empty with caller_withheld for a withheld number."""
+    caller_withheld: _builtins.bool
+    @_builtins.property
+    def inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScriptedInput]: ...
+    @_builtins.property
+    def call_time(self) -> _timestamp_pb2.Timestamp:
+        """When the call starts (business hours); now when unset."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        inputs: _abc.Iterable[Global___ScriptedInput] | None = ...,
+        caller_number: _builtins.str = ...,
+        caller_withheld: _builtins.bool = ...,
+        call_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call_time", b"call_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_time", b"call_time", "caller_number", b"caller_number", "caller_withheld", b"caller_withheld", "id", b"id", "inputs", b"inputs", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DryRunFlowRequest: _TypeAlias = DryRunFlowRequest  # noqa: Y015
+
+@_typing.final
+class DryRunStep(_message.Message):
+    """One output of the engine, numbered like the live call's steps."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    ANSWERED_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    SMS_REQUEST_FIELD_NUMBER: _builtins.int
+    step: _builtins.int
+    answered: _builtins.str
+    """What the step answers: "" for the call start, the digits, "timeout", or "prompt_finished" (the
+    scripted caller listens to every announcement to its end).
+    """
+    @_builtins.property
+    def action(self) -> _call_actions_pb2.CallAction:
+        """As it would be published on call.actions (without envelope)."""
+
+    @_builtins.property
+    def sms_request(self) -> _sms_requests_pb2.SmsRequest:
+        """As it would be published on sms.requests (without envelope)."""
+
+    def __init__(
+        self,
+        *,
+        step: _builtins.int = ...,
+        answered: _builtins.str = ...,
+        action: _call_actions_pb2.CallAction | None = ...,
+        sms_request: _sms_requests_pb2.SmsRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "output", b"output", "sms_request", b"sms_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answered", b"answered", "output", b"output", "sms_request", b"sms_request", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_output: _TypeAlias = _typing.Literal["action", "sms_request"]  # noqa: Y015
+    _WhichOneofArgType_output: _TypeAlias = _typing.Literal["output", b"output"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_output) -> _WhichOneofReturnType_output | None: ...
+
+Global___DryRunStep: _TypeAlias = DryRunStep  # noqa: Y015
+
+@_typing.final
+class DryRunFlowResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEPS_FIELD_NUMBER: _builtins.int
+    CALL_ENDED_FIELD_NUMBER: _builtins.int
+    INPUTS_USED_FIELD_NUMBER: _builtins.int
+    AWAITING_ROUTE_ID_FIELD_NUMBER: _builtins.int
+    call_ended: _builtins.bool
+    """True when the script led the call to its end (hang-up or transfer)."""
+    inputs_used: _builtins.int
+    """Inputs consumed; the rest came after the call had ended."""
+    awaiting_route_id: _builtins.str
+    """The route still waiting for input when the script ran out; empty when the call ended."""
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___DryRunStep]: ...
+    def __init__(
+        self,
+        *,
+        steps: _abc.Iterable[Global___DryRunStep] | None = ...,
+        call_ended: _builtins.bool = ...,
+        inputs_used: _builtins.int = ...,
+        awaiting_route_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["awaiting_route_id", b"awaiting_route_id", "call_ended", b"call_ended", "inputs_used", b"inputs_used", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DryRunFlowResponse: _TypeAlias = DryRunFlowResponse  # noqa: Y015
+
+@_typing.final
+class BlockedNumber(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    number: _builtins.str
+    """E.164."""
+    note: _builtins.str
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        number: _builtins.str = ...,
+        note: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "note", b"note", "number", b"number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlockedNumber: _TypeAlias = BlockedNumber  # noqa: Y015
+
+@_typing.final
+class AddBlockedNumberRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BLOCKED_NUMBER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def blocked_number(self) -> Global___BlockedNumber: ...
+    def __init__(
+        self,
+        *,
+        blocked_number: Global___BlockedNumber | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["blocked_number", b"blocked_number"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_number", b"blocked_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddBlockedNumberRequest: _TypeAlias = AddBlockedNumberRequest  # noqa: Y015
+
+@_typing.final
+class AddBlockedNumberResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BLOCKED_NUMBER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def blocked_number(self) -> Global___BlockedNumber: ...
+    def __init__(
+        self,
+        *,
+        blocked_number: Global___BlockedNumber | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["blocked_number", b"blocked_number"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_number", b"blocked_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddBlockedNumberResponse: _TypeAlias = AddBlockedNumberResponse  # noqa: Y015
+
+@_typing.final
+class RemoveBlockedNumberRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    number: _builtins.str
+    def __init__(
+        self,
+        *,
+        number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["number", b"number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveBlockedNumberRequest: _TypeAlias = RemoveBlockedNumberRequest  # noqa: Y015
+
+@_typing.final
+class RemoveBlockedNumberResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveBlockedNumberResponse: _TypeAlias = RemoveBlockedNumberResponse  # noqa: Y015
+
+@_typing.final
+class ListBlockedNumbersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBlockedNumbersRequest: _TypeAlias = ListBlockedNumbersRequest  # noqa: Y015
+
+@_typing.final
+class ListBlockedNumbersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BLOCKED_NUMBERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def blocked_numbers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlockedNumber]: ...
+    def __init__(
+        self,
+        *,
+        blocked_numbers: _abc.Iterable[Global___BlockedNumber] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_numbers", b"blocked_numbers", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBlockedNumbersResponse: _TypeAlias = ListBlockedNumbersResponse  # noqa: Y015

@@ -76,6 +76,26 @@ class RoutingServiceStub:
                 request_serializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RollbackFlowRequest.SerializeToString,
                 response_deserializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RollbackFlowResponse.FromString,
                 _registered_method=True)
+        self.DryRunFlow = channel.unary_unary(
+                '/hibiki.routing.v1.RoutingService/DryRunFlow',
+                request_serializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.DryRunFlowRequest.SerializeToString,
+                response_deserializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.DryRunFlowResponse.FromString,
+                _registered_method=True)
+        self.AddBlockedNumber = channel.unary_unary(
+                '/hibiki.routing.v1.RoutingService/AddBlockedNumber',
+                request_serializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.AddBlockedNumberRequest.SerializeToString,
+                response_deserializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.AddBlockedNumberResponse.FromString,
+                _registered_method=True)
+        self.RemoveBlockedNumber = channel.unary_unary(
+                '/hibiki.routing.v1.RoutingService/RemoveBlockedNumber',
+                request_serializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RemoveBlockedNumberRequest.SerializeToString,
+                response_deserializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RemoveBlockedNumberResponse.FromString,
+                _registered_method=True)
+        self.ListBlockedNumbers = channel.unary_unary(
+                '/hibiki.routing.v1.RoutingService/ListBlockedNumbers',
+                request_serializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.ListBlockedNumbersRequest.SerializeToString,
+                response_deserializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.ListBlockedNumbersResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -134,6 +154,33 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DryRunFlow(self, request, context):
+        """Runs a flow version (0 = the draft) against a scripted caller and returns what the engine would
+        produce, without touching live calls, the outbox or any topic.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddBlockedNumber(self, request, context):
+        """The tenant's blocklist of caller numbers, used by flows whose caller_rejection rejects blocklisted callers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveBlockedNumber(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBlockedNumbers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +223,26 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.RollbackFlow,
                     request_deserializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RollbackFlowRequest.FromString,
                     response_serializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RollbackFlowResponse.SerializeToString,
+            ),
+            'DryRunFlow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DryRunFlow,
+                    request_deserializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.DryRunFlowRequest.FromString,
+                    response_serializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.DryRunFlowResponse.SerializeToString,
+            ),
+            'AddBlockedNumber': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddBlockedNumber,
+                    request_deserializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.AddBlockedNumberRequest.FromString,
+                    response_serializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.AddBlockedNumberResponse.SerializeToString,
+            ),
+            'RemoveBlockedNumber': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveBlockedNumber,
+                    request_deserializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RemoveBlockedNumberRequest.FromString,
+                    response_serializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RemoveBlockedNumberResponse.SerializeToString,
+            ),
+            'ListBlockedNumbers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBlockedNumbers,
+                    request_deserializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.ListBlockedNumbersRequest.FromString,
+                    response_serializer=hibiki_dot_routing_dot_v1_dot_routing__service__pb2.ListBlockedNumbersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -396,6 +463,114 @@ class RoutingService:
             '/hibiki.routing.v1.RoutingService/RollbackFlow',
             hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RollbackFlowRequest.SerializeToString,
             hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RollbackFlowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DryRunFlow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hibiki.routing.v1.RoutingService/DryRunFlow',
+            hibiki_dot_routing_dot_v1_dot_routing__service__pb2.DryRunFlowRequest.SerializeToString,
+            hibiki_dot_routing_dot_v1_dot_routing__service__pb2.DryRunFlowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddBlockedNumber(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hibiki.routing.v1.RoutingService/AddBlockedNumber',
+            hibiki_dot_routing_dot_v1_dot_routing__service__pb2.AddBlockedNumberRequest.SerializeToString,
+            hibiki_dot_routing_dot_v1_dot_routing__service__pb2.AddBlockedNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveBlockedNumber(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hibiki.routing.v1.RoutingService/RemoveBlockedNumber',
+            hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RemoveBlockedNumberRequest.SerializeToString,
+            hibiki_dot_routing_dot_v1_dot_routing__service__pb2.RemoveBlockedNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBlockedNumbers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hibiki.routing.v1.RoutingService/ListBlockedNumbers',
+            hibiki_dot_routing_dot_v1_dot_routing__service__pb2.ListBlockedNumbersRequest.SerializeToString,
+            hibiki_dot_routing_dot_v1_dot_routing__service__pb2.ListBlockedNumbersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,14 @@ class RoutingServiceStub:
     ListFlowVersions: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.ListFlowVersionsRequest, _routing_service_pb2.ListFlowVersionsResponse]
     RollbackFlow: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.RollbackFlowRequest, _routing_service_pb2.RollbackFlowResponse]
     """Makes an earlier published version the live one again (as a new version)."""
+    DryRunFlow: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.DryRunFlowRequest, _routing_service_pb2.DryRunFlowResponse]
+    """Runs a flow version (0 = the draft) against a scripted caller and returns what the engine would
+    produce, without touching live calls, the outbox or any topic.
+    """
+    AddBlockedNumber: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.AddBlockedNumberRequest, _routing_service_pb2.AddBlockedNumberResponse]
+    """The tenant's blocklist of caller numbers, used by flows whose caller_rejection rejects blocklisted callers."""
+    RemoveBlockedNumber: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.RemoveBlockedNumberRequest, _routing_service_pb2.RemoveBlockedNumberResponse]
+    ListBlockedNumbers: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.ListBlockedNumbersRequest, _routing_service_pb2.ListBlockedNumbersResponse]
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
@@ -65,6 +73,14 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     ListFlowVersions: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.ListFlowVersionsRequest, _routing_service_pb2.ListFlowVersionsResponse]  # type: ignore[assignment]
     RollbackFlow: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.RollbackFlowRequest, _routing_service_pb2.RollbackFlowResponse]  # type: ignore[assignment]
     """Makes an earlier published version the live one again (as a new version)."""
+    DryRunFlow: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.DryRunFlowRequest, _routing_service_pb2.DryRunFlowResponse]  # type: ignore[assignment]
+    """Runs a flow version (0 = the draft) against a scripted caller and returns what the engine would
+    produce, without touching live calls, the outbox or any topic.
+    """
+    AddBlockedNumber: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.AddBlockedNumberRequest, _routing_service_pb2.AddBlockedNumberResponse]  # type: ignore[assignment]
+    """The tenant's blocklist of caller numbers, used by flows whose caller_rejection rejects blocklisted callers."""
+    RemoveBlockedNumber: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.RemoveBlockedNumberRequest, _routing_service_pb2.RemoveBlockedNumberResponse]  # type: ignore[assignment]
+    ListBlockedNumbers: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.ListBlockedNumbersRequest, _routing_service_pb2.ListBlockedNumbersResponse]  # type: ignore[assignment]
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     """RoutingService edits the routing flows (入力指示ルーティング) of a tenant's dialed numbers:
@@ -129,5 +145,37 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_routing_service_pb2.RollbackFlowResponse, _abc.Awaitable[_routing_service_pb2.RollbackFlowResponse]]:
         """Makes an earlier published version the live one again (as a new version)."""
+
+    @_abc_1.abstractmethod
+    def DryRunFlow(
+        self,
+        request: _routing_service_pb2.DryRunFlowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_service_pb2.DryRunFlowResponse, _abc.Awaitable[_routing_service_pb2.DryRunFlowResponse]]:
+        """Runs a flow version (0 = the draft) against a scripted caller and returns what the engine would
+        produce, without touching live calls, the outbox or any topic.
+        """
+
+    @_abc_1.abstractmethod
+    def AddBlockedNumber(
+        self,
+        request: _routing_service_pb2.AddBlockedNumberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_service_pb2.AddBlockedNumberResponse, _abc.Awaitable[_routing_service_pb2.AddBlockedNumberResponse]]:
+        """The tenant's blocklist of caller numbers, used by flows whose caller_rejection rejects blocklisted callers."""
+
+    @_abc_1.abstractmethod
+    def RemoveBlockedNumber(
+        self,
+        request: _routing_service_pb2.RemoveBlockedNumberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_service_pb2.RemoveBlockedNumberResponse, _abc.Awaitable[_routing_service_pb2.RemoveBlockedNumberResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListBlockedNumbers(
+        self,
+        request: _routing_service_pb2.ListBlockedNumbersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_service_pb2.ListBlockedNumbersResponse, _abc.Awaitable[_routing_service_pb2.ListBlockedNumbersResponse]]: ...
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

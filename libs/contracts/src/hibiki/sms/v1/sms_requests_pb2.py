@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from hibiki.common.v1 import envelope_pb2 as hibiki_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hibiki/sms/v1/sms_requests.proto\x12\rhibiki.sms.v1\x1a\x1fhibiki/common/v1/envelope.proto\"\x8c\x01\n\nSmsRequest\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.hibiki.common.v1.Envelope\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x34\n\rsms_requested\x18\n \x01(\x0b\x32\x1b.hibiki.sms.v1.SmsRequestedH\x00\x42\x06\n\x04\x62ody\"o\n\x0cSmsRequested\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x12\n\nbox_number\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x15\n\rdialed_number\x18\x04 \x01(\t\x12\x10\n\x08route_id\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hibiki/sms/v1/sms_requests.proto\x12\rhibiki.sms.v1\x1a\x1fhibiki/common/v1/envelope.proto\"\x8c\x01\n\nSmsRequest\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.hibiki.common.v1.Envelope\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x34\n\rsms_requested\x18\n \x01(\x0b\x32\x1b.hibiki.sms.v1.SmsRequestedH\x00\x42\x06\n\x04\x62ody\"\x8b\x01\n\x0cSmsRequested\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x12\n\nbox_number\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x15\n\rdialed_number\x18\x04 \x01(\t\x12\x10\n\x08route_id\x18\x05 \x01(\t\x12\x1a\n\x12recipient_captured\x18\x06 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SMSREQUEST']._serialized_start=85
   _globals['_SMSREQUEST']._serialized_end=225
-  _globals['_SMSREQUESTED']._serialized_start=227
-  _globals['_SMSREQUESTED']._serialized_end=338
+  _globals['_SMSREQUESTED']._serialized_start=228
+  _globals['_SMSREQUESTED']._serialized_end=367
 # @@protoc_insertion_point(module_scope)

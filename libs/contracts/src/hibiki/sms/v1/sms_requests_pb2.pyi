@@ -62,6 +62,7 @@ class SmsRequested(_message.Message):
     RECIPIENT_FIELD_NUMBER: _builtins.int
     DIALED_NUMBER_FIELD_NUMBER: _builtins.int
     ROUTE_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_CAPTURED_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     box_number: _builtins.str
     """Number of the SMS box (蓄積BOX番号) whose message text and URL are sent."""
@@ -70,6 +71,8 @@ class SmsRequested(_message.Message):
     dialed_number: _builtins.str
     route_id: _builtins.str
     """Route that asked for the SMS."""
+    recipient_captured: _builtins.bool
+    """True when the caller keyed the recipient in (their own number could not receive SMS)."""
     def __init__(
         self,
         *,
@@ -78,10 +81,11 @@ class SmsRequested(_message.Message):
         recipient: _builtins.str = ...,
         dialed_number: _builtins.str = ...,
         route_id: _builtins.str = ...,
+        recipient_captured: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["box_number", b"box_number", "call_id", b"call_id", "dialed_number", b"dialed_number", "recipient", b"recipient", "route_id", b"route_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["box_number", b"box_number", "call_id", b"call_id", "dialed_number", b"dialed_number", "recipient", b"recipient", "recipient_captured", b"recipient_captured", "route_id", b"route_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

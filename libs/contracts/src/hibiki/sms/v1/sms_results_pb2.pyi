@@ -93,6 +93,7 @@ class SmsResult(_message.Message):
     SMS_UNDELIVERED_FIELD_NUMBER: _builtins.int
     SMS_REJECTED_FIELD_NUMBER: _builtins.int
     SMS_FAILED_FIELD_NUMBER: _builtins.int
+    SMS_LINK_CLICKED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
@@ -106,6 +107,8 @@ class SmsResult(_message.Message):
     def sms_rejected(self) -> Global___SmsRejected: ...
     @_builtins.property
     def sms_failed(self) -> Global___SmsFailed: ...
+    @_builtins.property
+    def sms_link_clicked(self) -> Global___SmsLinkClicked: ...
     def __init__(
         self,
         *,
@@ -116,12 +119,13 @@ class SmsResult(_message.Message):
         sms_undelivered: Global___SmsUndelivered | None = ...,
         sms_rejected: Global___SmsRejected | None = ...,
         sms_failed: Global___SmsFailed | None = ...,
+        sms_link_clicked: Global___SmsLinkClicked | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "envelope", b"envelope", "sms_accepted", b"sms_accepted", "sms_delivered", b"sms_delivered", "sms_failed", b"sms_failed", "sms_rejected", b"sms_rejected", "sms_undelivered", b"sms_undelivered"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "envelope", b"envelope", "sms_accepted", b"sms_accepted", "sms_delivered", b"sms_delivered", "sms_failed", b"sms_failed", "sms_link_clicked", b"sms_link_clicked", "sms_rejected", b"sms_rejected", "sms_undelivered", b"sms_undelivered"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "envelope", b"envelope", "request_id", b"request_id", "sms_accepted", b"sms_accepted", "sms_delivered", b"sms_delivered", "sms_failed", b"sms_failed", "sms_rejected", b"sms_rejected", "sms_undelivered", b"sms_undelivered"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "envelope", b"envelope", "request_id", b"request_id", "sms_accepted", b"sms_accepted", "sms_delivered", b"sms_delivered", "sms_failed", b"sms_failed", "sms_link_clicked", b"sms_link_clicked", "sms_rejected", b"sms_rejected", "sms_undelivered", b"sms_undelivered"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["sms_accepted", "sms_delivered", "sms_undelivered", "sms_rejected", "sms_failed"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["sms_accepted", "sms_delivered", "sms_undelivered", "sms_rejected", "sms_failed", "sms_link_clicked"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -334,3 +338,35 @@ class SmsFailed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SmsFailed: _TypeAlias = SmsFailed  # noqa: Y015
+
+@_typing.final
+class SmsLinkClicked(_message.Message):
+    """The recipient opened the message's short link (HEAD requests and link-preview bots are not counted).
+    Event id "<request_id>:clicked:<click_number>".
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLICK_NUMBER_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    SHORT_LINK_FIELD_NUMBER: _builtins.int
+    click_number: _builtins.int
+    """1 for the first open of this message's link, then 2, 3, ..."""
+    url: _builtins.str
+    """The box URL the short link redirected to."""
+    short_link: _builtins.str
+    """The short link as sent, e.g. "https://s.example.jp/s/AbCdEfGhIjK"."""
+    def __init__(
+        self,
+        *,
+        click_number: _builtins.int = ...,
+        url: _builtins.str = ...,
+        short_link: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["click_number", b"click_number", "short_link", b"short_link", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SmsLinkClicked: _TypeAlias = SmsLinkClicked  # noqa: Y015
