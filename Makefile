@@ -14,7 +14,7 @@ RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 PROTO_OUT := libs/contracts/src
 PROTO_FILES = $(shell find proto -name '*.proto' | sort)
 
-.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check clean bench
+.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser clean bench
 
 help:
 	@echo "make run    start broker, databases, the four services and simulators (Ctrl-C stops all)"
@@ -53,13 +53,13 @@ proto-check: install
 run: install
 	@$(RUN) hibiki-dev run
 
-test: install proto-check
+test: install proto-check browser
 	@$(RUN) pytest -p no:cacheprovider --basetemp="$$(mktemp -d /tmp/hibiki-test.XXXXXX)" libs tools services tests
 
 test-unit: install
 	@$(RUN) pytest -p no:cacheprovider -m "not integration" libs tools services
 
-test-integration: install
+test-integration: install browser
 	@$(RUN) pytest -p no:cacheprovider tests/integration
 
 lint: install
@@ -74,6 +74,9 @@ lint: install
 k8s-check: install
 	@command -v kubectl >/dev/null || { echo "k8s-check needs kubectl (Debian package kubectl, kustomize built in)"; exit 1; }
 	@$(RUN) pytest -p no:cacheprovider -q tests/deploy
+
+browser:
+	@scripts/install-browser.sh
 
 obs-check: install
 	@deploy/observability/check.sh

@@ -18,6 +18,7 @@ from hibiki_reporting.service_layer.ingest import Ingestor, consumer_name
 from hibiki_reporting.service_layer.queries import ReportQueries
 from hibiki_reporting.service_layer.retention import RetentionJob
 from hibiki_reporting.settings import ReportingSettings
+from hibiki_reporting.web import add_report_page
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 TOPICS = (CALL_EVENTS, CALL_ACTIONS, SMS_REQUESTS, SMS_RESULTS)
@@ -44,6 +45,7 @@ def build_runtime(settings: ReportingSettings | None = None) -> ServiceRuntime:
         lambda server: report_service_pb2_grpc.add_ReportServiceServicer_to_server(servicer, server),
     )
     add_csv_route(runtime.http, queries, runtime.authenticator)
+    add_report_page(runtime.http, queries, runtime.authenticator)
 
     retention = RetentionJob(
         runtime.sessions,
