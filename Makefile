@@ -23,6 +23,7 @@ help:
 	@echo "make proto  regenerate Python code from proto/"
 	@echo "make k8s-check  render deploy/k8s overlays and validate them offline (also part of make test)"
 	@echo "make obs-check  promtool checks and rule tests, dashboard checks (also part of make test)"
+	@echo "make bench  measure each pipeline against the raw broker limit (BENCH_ARGS=--quick: under 2 min)"
 	@echo "make clean  remove virtualenvs, caches and local data"
 
 $(UV):
@@ -65,7 +66,7 @@ test-integration: install browser
 lint: install
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
-	@$(RUN) mypy libs/runtime/src tools/devstack/src tools/telephony-sim/src services/*/src/*/domain
+	@$(RUN) mypy libs/runtime/src tools/devstack/src tools/telephony-sim/src tools/bench/src tools/cli/src services/*/src/*/domain
 	@$(RUN) buf lint proto
 	@if git rev-parse --verify --quiet HEAD~1:proto >/dev/null; then \
 		$(RUN) buf breaking proto --against '.git#ref=HEAD~1,subdir=proto'; \

@@ -1,0 +1,200 @@
+"""hibiki-bench: measures each pipeline against the raw broker limit taken in the same run (`make bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from hibiki_devstack.stack import ServiceSpec
+from hibiki_runtime.events import ALL_TOPICS
+from hibiki_runtime.kafka import ensure_topics
+
+from hibiki_bench.environment import Environment, environment
+from hibiki_bench.plan import FULL, QUICK, Plan
+from hibiki_bench.plot import Series, save_latency_plot
+from hibiki_bench.profiling import summarise
+from hibiki_bench.results import Result, format_table, measured, write_json
+from hibiki_bench.scenarios import baseline, reporting, routing, sms, tts
+
+MB = 1024 * 1024
+# A decision-latency probe above this rate would only measure the load generator on 2 cores.
+LATENCY_RATE_CAP = 2_000.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="hibiki-bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller loads: finishes in under 2 minutes")
+    parser.add_argument("--out", type=Path, default=Path("bench"), help="where results.json and the plot go")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the services under cProfile and write <out>/profiles/<service>.prof and .txt "
+        "(slows them down: absolute numbers of such a run are not comparable)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `hibiki-bench`."""
+    args = parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    profile_dir = args.out / "profiles" if args.profile else None
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    results = asyncio.run(_run(plan, args.out, profile_dir))
+    write_json(results, args.out / "results.json")
+    print()
+    print(format_table(results))
+    elapsed = time.monotonic() - began
+    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'latency.png'} in {elapsed:.0f}s")
+    if profile_dir is not None:
+        for profile in sorted(profile_dir.glob("*.prof")):
+            profile.with_suffix(".txt").write_text(summarise(profile))
+        print(f"profiles in {profile_dir} (*.prof for pstats/snakeviz, *.txt summaries)")
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def _run(plan: Plan, out: Path, profile_dir: Path | None) -> list[Result]:
+    run_id = uuid.uuid4().hex[:6]
+    with environment(profile_dir) as env:
+        _say(f"broker: {env.broker.kind}; database: embedded PostgreSQL; logs: {env.work_dir}/logs")
+        bootstrap = env.broker.bootstrap_servers
+        await ensure_topics(bootstrap, ALL_TOPICS, partitions=3)
+        await baseline.create_topics(bootstrap)
+        return await _measure(env, plan, out, run_id)
+
+
+async def _measure(env: Environment, plan: Plan, out: Path, run_id: str) -> list[Result]:
+    bootstrap = env.broker.bootstrap_servers
+    _say(f"raw aiokafka pass-through of {plan.raw_messages:,} records")
+    raw = await baseline.raw_pass_through_rate(bootstrap, plan.raw_messages)
+    results = [measured("raw pass-through (baseline)", raw, "msg/s", raw)]
+
+    _say("starting routing, sms-gateway, guidance-tts and the SMSC simulator")
+    scenario = sms.write_scenario(env.work_dir / "smsc-scenario.json")
+    smsc_port = env.start_smsc_simulator(scenario)
+    routing_spec = env.service("routing", "hibiki_routing")
+    sms_spec = env.service(
+        "sms-gateway",
+        "hibiki_sms_gateway",
+        HIBIKI_SMPP_PORT=str(smsc_port),
+        HIBIKI_SMS_CARRIER_TABLE_FILE=str(scenario),
+        # Unthrottled except the one carrier whose limiter is measured.
+        HIBIKI_SMS_DEFAULT_RATE_PER_SECOND="1000000",
+        HIBIKI_SMS_RATE_PER_SECOND=f'{{"{sms.THROTTLED_CARRIER}": {plan.throttle_per_second}}}',
+    )
+    tts_spec = env.service("guidance-tts", "hibiki_guidance_tts")
+    env.start([routing_spec, sms_spec, tts_spec])
+
+    decision_results, latencies = await _routing_phase(env, routing_spec, plan, raw, run_id)
+    results += decision_results
+    results += await _sms_phase(env, sms_spec, smsc_port, plan, run_id)
+    results += await _tts_phase(env, tts_spec, plan, run_id)
+    reporting_results, lag = await _reporting_phase(env, plan, raw, run_id)
+    results += reporting_results
+    results += [measured(f"peak RSS {name}", peak / MB, "MB") for name, peak in env.memory.peaks().items()]
+    title = "Hibiki: DigitsCollected produced → action consumed"
+    save_latency_plot(latencies, lag, out / "latency.png", title)
+    return results
+
+
+async def _routing_phase(
+    env: Environment, spec: ServiceSpec, plan: Plan, raw: float, run_id: str
+) -> tuple[list[Result], dict[str, Series]]:
+    assert spec.grpc_port
+    bootstrap = env.broker.bootstrap_servers
+    _say(f"routing: {plan.routing_calls:,} calls at once, then decision latency at half the sustained rate")
+    await routing.publish_flow(spec.grpc_port)
+    decisions = await routing.measure(
+        bootstrap, plan.routing_calls, plan.latency_seconds, LATENCY_RATE_CAP, f"rt{run_id}-"
+    )
+    floor = await baseline.raw_latency(
+        bootstrap, decisions.offered_per_second, len(decisions.latency.series), f"probe{run_id}-"
+    )
+    env.stop("routing")
+    rate = f"@{decisions.offered_per_second:.0f}/s"
+    results = [
+        measured("routing decisions (state persisted)", decisions.decisions_per_second, "decisions/s", raw)
+    ]
+    results += [
+        measured(f"routing decision latency {name} {rate}", value, "ms", base)
+        for name, value, base in (
+            ("p50", decisions.latency.p50_ms, floor.p50_ms),
+            ("p95", decisions.latency.p95_ms, floor.p95_ms),
+            ("p99", decisions.latency.p99_ms, floor.p99_ms),
+        )
+    ]
+    series: dict[str, Series] = {
+        f"routing decision {rate}": decisions.latency.series,
+        "raw pass-through, same rate": floor.series,
+    }
+    return results, series
+
+
+async def _sms_phase(
+    env: Environment, spec: ServiceSpec, smsc_port: int, plan: Plan, run_id: str
+) -> list[Result]:
+    assert spec.grpc_port
+    bootstrap = env.broker.bootstrap_servers
+    _say(
+        f"sms-gateway: {plan.sms_messages:,} requests, bare SMPP loop, throttle {plan.throttle_per_second}/s"
+    )
+    await sms.create_box(spec.grpc_port)
+    bare = await sms.bare_smpp_rate(smsc_port, plan.sms_messages, window=10)
+    gateway = await sms.gateway_rate(bootstrap, plan.sms_messages, f"sms{run_id}-")
+    per_second, seconds = plan.throttle_per_second, plan.throttle_seconds
+    throttled = await sms.throttled_rate(bootstrap, per_second, seconds, f"thr{run_id}-")
+    env.stop("sms-gateway")
+    return [
+        measured("sms-gateway requests to submit_sm", gateway, "sms/s", bare),
+        measured("sms-gateway throttled carrier", throttled, "sms/s", per_second),
+    ]
+
+
+async def _tts_phase(env: Environment, spec: ServiceSpec, plan: Plan, run_id: str) -> list[Result]:
+    assert spec.grpc_port and spec.http_port
+    _say("guidance-tts: synthesis and cached audio fetches")
+    speech = await tts.measure(
+        spec.grpc_port, spec.http_port, plan.tts_texts, plan.audio_fetches, f"b{run_id}"
+    )
+    env.stop("guidance-tts")
+    return [
+        measured("guidance-tts synthesis real-time factor", speech.service_rtf, "s/s", speech.engine_rtf),
+        measured("guidance-tts cached audio fetch p50", speech.fetch_p50_ms, "ms"),
+        measured("guidance-tts cached audio fetch p99", speech.fetch_p99_ms, "ms", speech.healthz_p99_ms),
+    ]
+
+
+async def _reporting_phase(
+    env: Environment, plan: Plan, raw: float, run_id: str
+) -> tuple[list[Result], dict[str, Series]]:
+    _say("reporting: catching up with the run so far, then a burst")
+    spec = env.service("reporting", "hibiki_reporting")
+    env.start([spec])
+    assert spec.http_port
+    await reporting.wait_until_idle(spec.http_port)
+    _say(f"reporting: burst of {plan.reporting_burst:,} call events")
+    burst = await reporting.burst(
+        env.broker.bootstrap_servers, spec.http_port, plan.reporting_burst, f"rp{run_id}-",
+        plan.reporting_budget_seconds,
+    )  # fmt: skip
+    env.stop("reporting")
+    name = f"{plan.reporting_burst:,}-event burst"
+    results = [
+        measured("reporting events applied", burst.applied_per_second, "events/s", raw),
+        measured(f"reporting lag at end of {name}", burst.lag_at_burst_end, "events"),
+    ]
+    if burst.catch_up_seconds is not None:
+        results.append(measured(f"reporting catch-up after {name}", burst.catch_up_seconds, "s"))
+    else:
+        budget = f"{plan.reporting_budget_seconds:.0f}s"
+        results.append(measured(f"reporting lag {budget} after {name}", burst.lag_at_budget_end, "events"))
+    return results, {f"reporting, burst of {plan.reporting_burst:,}": burst.lag_series}

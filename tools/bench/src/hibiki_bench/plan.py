@@ -1,0 +1,45 @@
+"""How much load a run offers: `--quick` (under 2 minutes) or the full run (under 10 minutes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    raw_messages: int
+    routing_calls: int
+    latency_seconds: float
+    sms_messages: int
+    throttle_per_second: int
+    throttle_seconds: float
+    reporting_burst: int
+    reporting_budget_seconds: float
+    tts_texts: int
+    audio_fetches: int
+
+
+QUICK = Plan(
+    raw_messages=20_000,
+    routing_calls=1_500,
+    latency_seconds=4,
+    sms_messages=300,
+    throttle_per_second=40,
+    throttle_seconds=4,
+    reporting_burst=4_000,
+    reporting_budget_seconds=30,
+    tts_texts=2,
+    audio_fetches=200,
+)
+FULL = Plan(
+    raw_messages=100_000,
+    routing_calls=6_000,
+    latency_seconds=15,
+    sms_messages=1_500,
+    throttle_per_second=50,
+    throttle_seconds=10,
+    reporting_burst=100_000,
+    reporting_budget_seconds=300,
+    tts_texts=6,
+    audio_fetches=1_000,
+)
