@@ -14,7 +14,7 @@ RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 PROTO_OUT := libs/contracts/src
 PROTO_FILES = $(shell find proto -name '*.proto' | sort)
 
-.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser clean bench
+.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser audit clean bench
 
 help:
 	@echo "make run    start broker, databases, the four services and simulators (Ctrl-C stops all)"
@@ -71,6 +71,15 @@ lint: install
 	@if git rev-parse --verify --quiet HEAD~1:proto >/dev/null; then \
 		$(RUN) buf breaking proto --against '.git#ref=HEAD~1,subdir=proto'; \
 	else echo "buf breaking: no earlier commit with proto/, nothing to compare"; fi
+	@$(MAKE) --no-print-directory audit
+
+# pip-audit of the locked dependencies. AUDIT=strict also fails on packages the index cannot look up;
+# AUDIT=off skips it when working offline (an audit that could not run fails rather than looking green).
+AUDIT ?= on
+audit: install
+	@if [ "$(AUDIT)" = off ]; then echo "pip-audit: skipped (AUDIT=off)"; exit 0; fi; \
+	$(UV) export --locked --all-packages --all-groups --no-emit-workspace --format requirements-txt --quiet --output-file $(VENV)/audit-requirements.txt && \
+	$(RUN) pip-audit --disable-pip --require-hashes --progress-spinner off $(if $(filter strict,$(AUDIT)),--strict) -r $(VENV)/audit-requirements.txt
 
 k8s-check: install
 	@command -v kubectl >/dev/null || { echo "k8s-check needs kubectl (Debian package kubectl, kustomize built in)"; exit 1; }

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError, Message
 from hibiki.call.v1 import call_actions_pb2, call_events_pb2
 from hibiki.common.v1 import envelope_pb2
@@ -27,6 +28,23 @@ TOPIC_MESSAGES: Mapping[str, type[Message]] = {
 ALL_TOPICS = tuple(TOPIC_MESSAGES) + tuple(topic + DLQ_SUFFIX for topic in TOPIC_MESSAGES)
 SUPPORTED_SCHEMA_VERSION = 1
 CONTENT_TYPE = "application/x-protobuf"
+
+
+# Every instant Hibiki deals with (calls, reports, schedules) lies well inside this window; outside it, date
+# arithmetic (time zones, business days) can overflow.
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def timestamp_problem(stamp: timestamp_pb2.Timestamp) -> str:
+    """Why a protobuf timestamp cannot be used ("" when it can): invalid, or outside 1970–2199."""
+    try:
+        at = stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return "is not a valid timestamp"
+    if not EARLIEST_TIMESTAMP <= at < LATEST_TIMESTAMP:
+        return "must be between 1970 and 2199"
+    return ""
 
 
 def dlq_topic(topic: str) -> str:
@@ -109,6 +127,9 @@ def decode_event(topic: str, value: bytes | None) -> DecodedEvent:
         raise InvalidEvent("missing_event_id", "envelope.event_id is empty")
     if not envelope.tenant_id:
         raise InvalidEvent("missing_tenant", "envelope.tenant_id is empty")
+    # Consumers compute with it (Tokyo days, retention); a bad one must not crash them batch after batch.
+    if envelope.HasField("occurred_at") and (problem := timestamp_problem(envelope.occurred_at)):
+        raise InvalidEvent("invalid_occurred_at", f"envelope.occurred_at {problem}")
     body = body_of(message)
     if envelope.schema != body.DESCRIPTOR.full_name:
         raise InvalidEvent(

@@ -6,17 +6,22 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from hibiki_runtime.auth import Authenticator, reset_current_principal, set_current_principal
-from hibiki_runtime.errors import HibikiError, InvalidArgument
+from hibiki_runtime.errors import FieldViolation, HibikiError, InvalidArgument
+from hibiki_runtime.events import timestamp_problem
 from hibiki_runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger("hibiki.grpc")
@@ -186,7 +191,79 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return _wrap(handler, unary, stream)
 
 
+def request_violations(message: Message, path: str = "") -> list[FieldViolation]:
+    """What no Hibiki request may hold, field by field (nested ones included).
+
+    Strings with U+0000 (PostgreSQL cannot store it in text) and timestamps that are invalid or outside
+    1970–2199.
+    """
+    if message.DESCRIPTOR.full_name == Timestamp.DESCRIPTOR.full_name:
+        problem = timestamp_problem(message)  # type: ignore[arg-type]
+        return [FieldViolation(path.removesuffix("."), problem)] if problem else []
+    violations = []
+    for field, value in message.ListFields():
+        for at, item in _field_items(field, value, path + field.name):
+            if isinstance(item, Message):
+                violations += request_violations(item, f"{at}.")
+            elif isinstance(item, str) and "\x00" in item:
+                violations.append(FieldViolation(at, "must not contain NUL characters"))
+    return violations
+
+
+def _field_items(field: FieldDescriptor, value: Any, name: str) -> list[tuple[str, Any]]:
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        return [(f"{name}[{key!r}]", item) for key, item in value.items()] + [(name, key) for key in value]
+    if field.is_repeated:
+        return [(f"{name}[{index}]", item) for index, item in enumerate(value)]
+    return [(name, value)]
+
+
+class RequestCheckInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses requests with request_violations() with INVALID_ARGUMENT naming the fields."""
+
+    async def intercept_service(
+        self,
+        continuation: Continuation,
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> MethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(OPEN_SERVICES):
+            return handler
+
+        def check(request: Any) -> None:
+            if isinstance(request, Message) and (violations := request_violations(request)):
+                raise InvalidArgument(*violations)
+
+        def unary(behavior: Handler) -> Handler:
+            async def wrapper(request: Any, context: Context) -> Any:
+                check(request)
+                return await behavior(request, context)
+
+            return wrapper
+
+        def stream(behavior: StreamHandler) -> StreamHandler:
+            async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
+                check(request)
+                async for item in behavior(request, context):
+                    yield item
+
+            return wrapper
+
+        return _wrap(handler, unary, stream)
+
+
 Registrar = Callable[[grpc.aio.Server], None]
+
+
+def tls_server_credentials(
+    cert_file: Path, key_file: Path, client_ca_file: Path | None = None
+) -> grpc.ServerCredentials:
+    """TLS for the gRPC port; with a client CA, only clients with a certificate it signed connect (mTLS)."""
+    return grpc.ssl_server_credentials(
+        [(key_file.read_bytes(), cert_file.read_bytes())],
+        root_certificates=client_ca_file.read_bytes() if client_ca_file is not None else None,
+        require_client_auth=client_ca_file is not None,
+    )
 
 
 def create_server(
@@ -195,10 +272,18 @@ def create_server(
     registrars: Iterable[tuple[str, Registrar]],
     authenticator: Authenticator,
     metrics: RuntimeMetrics,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """An unstarted server with the given services, health and reflection; port 0 picks a free port."""
+    """An unstarted server with the given services, health and reflection; port 0 picks a free port.
+
+    Plaintext unless `credentials` (see tls_server_credentials) are given.
+    """
     server = grpc.aio.server(
-        interceptors=[ObservabilityInterceptor(metrics), AuthInterceptor(authenticator)],
+        interceptors=[
+            ObservabilityInterceptor(metrics),
+            AuthInterceptor(authenticator),
+            RequestCheckInterceptor(),
+        ],
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
     )
     names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
@@ -208,7 +293,10 @@ def create_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(address)
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"cannot bind gRPC server to {address}")
     return server, port, health_servicer

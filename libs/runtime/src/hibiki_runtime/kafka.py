@@ -127,6 +127,7 @@ def register_batch_consumer(
     handler: BatchHandler,
     metrics: RuntimeMetrics,
     max_records: int = 500,
+    fetch_max_wait_ms: int = 25,
     max_backoff_seconds: float = 30.0,
 ) -> None:
     """Consume `topics` in batches; commit only after the handler (and its DB commit) and the DLQ succeeded.
@@ -142,6 +143,8 @@ def register_batch_consumer(
         group_id=group,
         batch=True,
         max_records=max_records,
+        # A caller waits on each decision: the broker may hold an empty fetch this long (Kafka: 500).
+        fetch_max_wait_ms=fetch_max_wait_ms,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         decoder=_raw_records,

@@ -15,10 +15,10 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from hibiki_runtime.auth import Authenticator, StaticTokenAuthenticator
+from hibiki_runtime.auth import Authenticator, authenticator_from_settings
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.events import ALL_TOPICS
-from hibiki_runtime.grpc_server import Registrar, create_server
+from hibiki_runtime.grpc_server import Registrar, create_server, tls_server_credentials
 from hibiki_runtime.kafka import (
     BatchHandler,
     create_broker,
@@ -68,9 +68,8 @@ class ServiceRuntime:
         self.grpc_port = 0
         self.http_port = 0
         self._migrations_dir = migrations_dir
-        self.authenticator = authenticator or StaticTokenAuthenticator.from_settings(
-            settings.auth_tokens, settings.auth_tokens_file
-        )
+        self.authenticator = authenticator or authenticator_from_settings(settings)
+        self._grpc_tls = self._grpc_credentials()  # configuration errors surface before anything starts
         self._registrars: list[tuple[str, Registrar]] = []
         self._startup_hooks: list[Hook] = []
         self._shutdown_hooks: list[Hook] = []
@@ -100,6 +99,7 @@ class ServiceRuntime:
             handler=handler,
             metrics=self.metrics,
             max_records=max_records or self.settings.kafka_max_batch,
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
 
     def add_task(self, name: str, factory: Hook) -> None:
@@ -139,6 +139,7 @@ class ServiceRuntime:
             registrars=self._registrars,
             authenticator=self.authenticator,
             metrics=self.metrics,
+            credentials=self._grpc_tls,
         )
         self._server, self._health = server, health
         await server.start()
@@ -201,6 +202,20 @@ class ServiceRuntime:
     def run(self) -> None:
         """Entry point of a service process."""
         asyncio.run(self.serve())
+
+    def _grpc_credentials(self) -> grpc.ServerCredentials | None:
+        settings = self.settings
+        if settings.grpc_tls_cert_file is None and settings.grpc_tls_key_file is None:
+            if settings.grpc_tls_client_ca_file is not None:
+                raise ValueError(
+                    "HIBIKI_GRPC_TLS_CLIENT_CA_FILE needs HIBIKI_GRPC_TLS_CERT_FILE and _KEY_FILE"
+                )
+            return None
+        if settings.grpc_tls_cert_file is None or settings.grpc_tls_key_file is None:
+            raise ValueError("gRPC TLS needs both HIBIKI_GRPC_TLS_CERT_FILE and HIBIKI_GRPC_TLS_KEY_FILE")
+        return tls_server_credentials(
+            settings.grpc_tls_cert_file, settings.grpc_tls_key_file, settings.grpc_tls_client_ca_file
+        )
 
     async def _watch_consumer_lag(self) -> None:
         while True:

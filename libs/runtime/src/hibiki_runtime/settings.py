@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,7 @@ class ServiceSettings(BaseSettings):
     kafka_create_topics: bool = True
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_max_batch: int = Field(default=500, ge=1)
+    kafka_fetch_max_wait_ms: int = Field(default=25, ge=0, le=500)
     kafka_consumer_group: str = ""
     consumer_lag_interval_seconds: float = Field(default=10.0, gt=0)
 
@@ -38,6 +39,23 @@ class ServiceSettings(BaseSettings):
     # JSON object {token: {"tenant_id": ..., "role": ...}}; empty refuses every authenticated call.
     auth_tokens: dict[str, dict[str, str]] = Field(default_factory=dict)
     auth_tokens_file: Path | None = None
+    # Signed JWT bearer tokens (see README "Security"); any key configured turns JWT authentication on.
+    auth_jwt_issuer: str = ""
+    auth_jwt_audience: str = ""
+    auth_jwt_leeway_seconds: float = Field(default=30.0, ge=0)
+    # {kid: secret} of HS256 keys (each at least 32 bytes).
+    auth_jwt_hs256_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # A JSON Web Key Set ({"keys": [...]}, every key with a kid), inline or as a file.
+    auth_jwt_jwks: str = ""
+    auth_jwt_jwks_file: Path | None = None
+    # A directory of <kid>.pem public keys (RSA ≥ 2048 bits → RS256, EC P-256 → ES256), e.g. a mounted Secret.
+    auth_jwt_public_keys_dir: Path | None = None
+
+    # gRPC over TLS when a certificate and key are set; with a client CA, clients must present a certificate
+    # it signed (mutual TLS). Bearer tokens are still required on top.
+    grpc_tls_cert_file: Path | None = None
+    grpc_tls_key_file: Path | None = None
+    grpc_tls_client_ca_file: Path | None = None
 
     outbox_batch: int = Field(default=500, ge=1)
     outbox_idle_seconds: float = Field(default=0.5, gt=0)
