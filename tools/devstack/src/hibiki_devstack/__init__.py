@@ -1,1 +1,1 @@
-"""Local infrastructure without Docker: broker, PostgreSQL and supervised service processes."""
+"""The local system without Docker: broker, PostgreSQL, supervised services, simulators, demo tenant."""

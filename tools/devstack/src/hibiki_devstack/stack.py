@@ -16,7 +16,11 @@ from hibiki_devstack.processes import child_process_kwargs, health_status
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """A process of the system; `grpc_port` is polled for health when set."""
+    """A process of the system; `grpc_port` is polled for health when set.
+
+    It runs `python -m <module> <args>`, or `command` when one is given (a console script such as the
+    telephony simulator's, which has no `__main__` module); `module` still names it for `stop_module`.
+    """
 
     name: str
     module: str
@@ -24,6 +28,7 @@ class ServiceSpec:
     http_port: int | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     args: Sequence[str] = ()
+    command: Sequence[str] = ()
 
 
 def default_services(port_offset: int = 0) -> list[ServiceSpec]:
@@ -78,7 +83,7 @@ class Stack:
         log_path = self.log_dir / f"{spec.name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", spec.module, *spec.args],
+                list(spec.command) or [sys.executable, "-m", spec.module, *spec.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
