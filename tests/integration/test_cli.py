@@ -218,6 +218,19 @@ def test_routing_editing_session_searches_changes_validates_publishes_and_rolls_
     assert menu["menu"]["input_timeout_guidance"]["kind"] == "GUIDANCE_CHOICE_KIND_NONE"
     valid = hibiki("routing", "validate", flow_id)
     assert valid.exit_code == 0 and "valid" in valid.stdout
+    # A dry run of the draft: wrong digit → miss guidance + prompt; timeout → prompt again; 1 → SMS.
+    trial = ok_json(
+        hibiki("routing", "dry-run", flow_id, "9", "timeout", "1", "--caller", "+819012345678", "--json")
+    )
+    answered = [step.get("answered", "") for step in trial["steps"]]
+    assert answered[:4] == ["", "9", "timeout", "1"]
+    reasons = [s["action"]["play_and_collect"]["reason"] for s in trial["steps"][:3]]
+    assert reasons == ["PROMPT_REASON_INITIAL", "PROMPT_REASON_INVALID_INPUT", "PROMPT_REASON_TIMEOUT"]
+    assert any(
+        s.get("sms_request", {}).get("sms_requested", {}).get("box_number") == "100" for s in trial["steps"]
+    )
+    shown_trial = hibiki("routing", "dry-run", flow_id, "9", "--caller", "+819012345678")
+    assert shown_trial.exit_code == 0 and "invalid_input" in shown_trial.stdout
     assert ok_json(hibiki("routing", "publish", flow_id, "--json"))["version"] == 1
 
     # A second change and publication, then back to version 1.

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from google.protobuf import field_mask_pb2, json_format
+from google.protobuf import empty_pb2, field_mask_pb2, json_format
+from hibiki.call.v1 import call_actions_pb2
 from hibiki.routing.v1 import routing_service_pb2 as pb
 from hibiki.routing.v1 import routing_service_pb2_grpc as pb_grpc
 
@@ -304,4 +305,62 @@ def rollback(
         )
     emit(
         reply, json_output, lambda: f"version {version} of {flow_id} is live again as version {reply.version}"
+    )
+
+
+def _describe_step(step: pb.DryRunStep) -> str:
+    if step.HasField("sms_request"):
+        request = step.sms_request.sms_requested
+        recipient = "a captured number" if request.recipient_captured else "the caller"
+        return f"SMS request: box {request.box_number} to {recipient}"
+    action = step.action
+    kind = action.WhichOneof("body") or ""
+    body = getattr(action, kind)
+    prompts = " + ".join(p.text or p.guidance_id for p in getattr(body, "prompts", []))
+    if kind == "play_and_collect":
+        reason = call_actions_pb2.PromptReason.Name(body.reason).removeprefix("PROMPT_REASON_").lower()
+        return f"play and collect on {body.route_id} ({reason}): {prompts}"
+    if kind == "transfer":
+        return f"transfer to {body.destination}: {prompts}".rstrip(": ")
+    if kind == "hangup":
+        return f"hang up ({body.reason}): {prompts}".rstrip(": ")
+    return f"{kind.replace('_', ' ')}: {prompts}".rstrip(": ")
+
+
+@app.command("dry-run")
+def dry_run(
+    ctx: typer.Context,
+    flow_id: FlowId,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help='Caller inputs in order: DTMF digits ("1", "09012345678#") or "timeout".'),
+    ] = None,
+    version: Annotated[int, typer.Option(help="Published version to run; 0 = the draft.")] = 0,
+    caller: Annotated[str, typer.Option(help="Caller number, E.164 (e.g. +819012345678).")] = "",
+    withheld: Annotated[bool, typer.Option(help="The caller withholds the number (非通知).")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Run a flow version against a scripted caller: what the engine would do; nothing live changes."""
+    request = pb.DryRunFlowRequest(
+        id=flow_id,
+        version=version,
+        caller_number=caller,
+        caller_withheld=withheld,
+        inputs=[
+            pb.ScriptedInput(timeout=empty_pb2.Empty())
+            if item == "timeout"
+            else pb.ScriptedInput(digits=item)
+            for item in inputs or []
+        ],
+    )
+    with connect(ctx, Service.ROUTING) as api:
+        reply = api.unary(pb_grpc.RoutingServiceStub(api.channel).DryRunFlow, request)
+    emit(
+        reply,
+        json_output,
+        lambda: table(
+            "dry run (nothing live is touched)",
+            ["step", "answers", "what the engine does"],
+            [(s.step, s.answered or "(call starts)", _describe_step(s)) for s in reply.steps],
+        ),
     )
