@@ -1,3 +1,5 @@
+import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +13,7 @@ from hibiki.sms.v1 import sms_box_service_pb2_grpc as pb_grpc
 from hibiki_runtime.auth import Role, StaticTokenAuthenticator, require_role
 from hibiki_runtime.errors import InvalidArgument, NotFound
 from hibiki_runtime.grpc_server import create_server
+from hibiki_runtime.logging import configure_logging
 from hibiki_runtime.metrics import RuntimeMetrics
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +21,7 @@ from prometheus_client import CollectorRegistry
 class BoxServicer(pb_grpc.SmsBoxServiceServicer):
     async def GetSmsBox(self, request: pb.GetSmsBoxRequest, context: Any) -> pb.GetSmsBoxResponse:
         principal = require_role(Role.OPERATOR, Role.VIEWER)
+        logging.getLogger("hibiki.test").info("looking up box %s", request.box_number)
         if request.box_number != "1":
             raise NotFound(f"no SMS box {request.box_number} for tenant {principal.tenant_id}")
         return pb.GetSmsBoxResponse(sms_box=pb.SmsBox(box_number="1", box_name=principal.tenant_id))
@@ -132,3 +136,19 @@ async def test_crashes_become_internal_and_every_call_is_counted(
         )
         == 1.0
     )
+
+
+async def test_log_lines_of_an_rpc_carry_its_method_and_the_callers_trace_id(
+    channel: tuple[grpc.aio.Channel, CollectorRegistry], capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("test", "INFO", json=True)
+    stub = pb_grpc.SmsBoxServiceStub(channel[0])
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    await stub.GetSmsBox(
+        pb.GetSmsBoxRequest(box_number="1"), metadata=(*auth("view"), ("traceparent", traceparent))
+    )
+    await stub.GetSmsBox(pb.GetSmsBoxRequest(box_number="1"), metadata=auth("view"))
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "looking up box" in line]
+    assert [line["rpc"] for line in lines] == ["/hibiki.sms.v1.SmsBoxService/GetSmsBox"] * 2
+    assert lines[0]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert len(lines[1]["trace_id"]) == 32 and lines[1]["trace_id"] != lines[0]["trace_id"]

@@ -2,7 +2,13 @@ import json
 import logging
 
 import pytest
-from hibiki_runtime.logging import PhoneMaskingFilter, configure_logging, mask_phone_numbers
+from hibiki_runtime.logging import (
+    PhoneMaskingFilter,
+    configure_logging,
+    log_context,
+    mask_phone_numbers,
+    trace_id_of,
+)
 
 
 @pytest.mark.parametrize(
@@ -33,3 +39,30 @@ def test_filter_keeps_records_flowing() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "n=%s", ("08011112222",), None)
     assert PhoneMaskingFilter().filter(record)
     assert record.getMessage() == "n=*********22"
+
+
+def test_log_context_fields_reach_every_line_written_inside_it(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("routing", "INFO", json=True)
+    log = logging.getLogger("hibiki.test")
+    with log_context(call_id="call-7", trace_id="4bf92f3577b34da6a3ce929d0e0e4736"):
+        with log_context(event_id="call-7:3"):
+            log.info("decided")
+        log.info("after")
+    log.info("outside")
+    lines = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()[-3:]]
+    assert lines[0]["call_id"] == "call-7" and lines[0]["event_id"] == "call-7:3"
+    assert lines[1]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" and "event_id" not in lines[1]
+    assert "call_id" not in lines[2]
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "trace_id"),
+    [
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "4bf92f3577b34da6a3ce929d0e0e4736"),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""),
+        ("not a traceparent", ""),
+        ("", ""),
+    ],
+)
+def test_trace_id_is_read_from_w3c_traceparent(traceparent: str, trace_id: str) -> None:
+    assert trace_id_of(traceparent) == trace_id

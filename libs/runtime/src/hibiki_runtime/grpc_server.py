@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -22,6 +23,7 @@ from grpc_status import rpc_status
 from hibiki_runtime.auth import Authenticator, reset_current_principal, set_current_principal
 from hibiki_runtime.errors import FieldViolation, HibikiError, InvalidArgument
 from hibiki_runtime.events import timestamp_problem
+from hibiki_runtime.logging import log_context, trace_id_of
 from hibiki_runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger("hibiki.grpc")
@@ -75,6 +77,14 @@ def _wrap(
     return handler  # client streaming is not used by Hibiki's APIs
 
 
+def _trace_id(context: Context) -> str:
+    """The caller's W3C trace id, or a fresh one, so that every log line of a call can be found together."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "traceparent" and isinstance(value, str):
+            return trace_id_of(value) or uuid.uuid4().hex
+    return uuid.uuid4().hex
+
+
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     """Maps domain errors to statuses in one place, and logs and measures every call."""
 
@@ -118,26 +128,28 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         def unary(behavior: Handler) -> Handler:
             async def wrapper(request: Any, context: Context) -> Any:
                 started = time.perf_counter()
-                try:
-                    response = await behavior(request, context)
-                except BaseException as error:  # re-raised below, or replaced by the mapped status
-                    await finish(context, started, error)
-                    raise
-                await finish(context, started, None)
-                return response
+                with log_context(rpc=method, trace_id=_trace_id(context)):
+                    try:
+                        response = await behavior(request, context)
+                    except BaseException as error:  # re-raised below, or replaced by the mapped status
+                        await finish(context, started, error)
+                        raise
+                    await finish(context, started, None)
+                    return response
 
             return wrapper
 
         def stream(behavior: StreamHandler) -> StreamHandler:
             async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
                 started = time.perf_counter()
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                except BaseException as error:  # re-raised below, or replaced by the mapped status
-                    await finish(context, started, error)
-                    raise
-                await finish(context, started, None)
+                with log_context(rpc=method, trace_id=_trace_id(context)):
+                    try:
+                        async for item in behavior(request, context):
+                            yield item
+                    except BaseException as error:  # re-raised below, or replaced by the mapped status
+                        await finish(context, started, error)
+                        raise
+                    await finish(context, started, None)
 
             return wrapper
 

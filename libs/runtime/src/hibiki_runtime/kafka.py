@@ -8,6 +8,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from hibiki_runtime.events import DecodedEvent, InvalidEvent, decode_event, dlq_topic
+from hibiki_runtime.logging import log_context, trace_id_of
 from hibiki_runtime.metrics import RuntimeMetrics
 from hibiki_runtime.outbox import OutboundRecord
 
@@ -75,6 +77,17 @@ class Rejection:
     delivery: Delivery
     reason: str
     detail: str
+
+
+def event_log_context(delivery: Delivery) -> AbstractContextManager[None]:
+    """Log fields of one consumed event (its key is the call or request id); use around its handling."""
+    envelope = delivery.event.envelope
+    return log_context(
+        event_id=envelope.event_id,
+        tenant_id=envelope.tenant_id,
+        trace_id=trace_id_of(envelope.traceparent),
+        key=(delivery.key or b"").decode("utf-8", "replace"),
+    )
 
 
 BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Rejection]]]
@@ -165,7 +178,8 @@ def register_batch_consumer(
             by_position[(record.topic, record.partition, record.offset)] = record
         batch_topics = sorted({record.topic for record in records})
         try:
-            rejections = await handler(deliveries) if deliveries else ()
+            with log_context(topics=",".join(batch_topics), batch_size=str(len(records))):
+                rejections = await handler(deliveries) if deliveries else ()
             dead.extend(
                 _DeadLetter(
                     by_position[(r.delivery.topic, r.delivery.partition, r.delivery.offset)],

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -44,6 +47,7 @@ _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     """Route all logging to stderr, as JSON lines (or plain text), with phone numbers masked."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(LogContextFilter())
     handler.addFilter(PhoneMaskingFilter())
     formatter: logging.Formatter
     if json:
@@ -64,6 +68,33 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def log_extra(**fields: Any) -> dict[str, Any]:
-    """Structured fields for a log call: `log.info("sent", extra=log_extra(call_id=...))`."""
-    return fields
+_context: ContextVar[Mapping[str, str]] = ContextVar("hibiki_log_context", default=MappingProxyType({}))
+
+
+@contextmanager
+def log_context(**fields: str) -> Iterator[None]:
+    """Add fields (call_id, event_id, trace_id, rpc, …) to every log record written inside the block."""
+    token = _context.set({**_context.get(), **{name: value for name, value in fields.items() if value}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class LogContextFilter(logging.Filter):
+    """Copies the current log_context fields onto each record, so JSON lines carry them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _context.get().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def trace_id_of(traceparent: str) -> str:
+    """The trace id of a W3C traceparent header ("" when absent or malformed)."""
+    match = _TRACEPARENT.match(traceparent.strip().lower())
+    return match.group(1) if match and match.group(1) != "0" * 32 else ""

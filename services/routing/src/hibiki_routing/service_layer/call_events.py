@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from hibiki.call.v1 import call_events_pb2
-from hibiki_runtime.kafka import Delivery, Rejection
+from hibiki_runtime.kafka import Delivery, Rejection, event_log_context
 from hibiki_runtime.outbox import claim_event, enqueue_all, processed_events
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,7 +70,8 @@ class CallEventsHandler:
                 message = event.message
                 assert isinstance(message, call_events_pb2.CallEvent)
                 try:
-                    decision = await self._decide(message, event.tenant_id, calls, flows, blocklist)
+                    with event_log_context(delivery):
+                        decision = await self._decide(message, event.tenant_id, calls, flows, blocklist)
                 except Rejected as rejected:
                     # Un-claim, so that a redelivery (e.g. after a failed DLQ publish) is rejected again.
                     await session.execute(
