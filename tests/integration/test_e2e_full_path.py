@@ -24,7 +24,6 @@ from hibiki.common.v1 import envelope_pb2
 from hibiki.reporting.v1 import report_service_pb2 as report_pb
 from hibiki.reporting.v1 import report_service_pb2_grpc as report_grpc
 from hibiki.sms.v1 import sms_requests_pb2, sms_results_pb2
-from hibiki_devstack import stack as devstack_stack
 from hibiki_devstack.infra import Broker, Postgres, free_port, kafka_broker
 from hibiki_devstack.stack import RunningService, ServiceSpec, Stack
 from hibiki_runtime.events import ALL_TOPICS, CALL_ACTIONS, CALL_EVENTS, SMS_REQUESTS, SMS_RESULTS, dlq_topic
@@ -80,24 +79,7 @@ async def broker(work_dir: Path) -> AsyncIterator[Broker]:
 
 
 @pytest.fixture(scope="module")
-def spawn_without_fork_hooks() -> Iterator[None]:
-    """Start this module's processes without devstack's preexec hook.
-
-    The hook forces a plain fork(); gRPC's fork handlers then restart its pollers in the child, which die
-    on the descriptors Popen closes before exec (SIGABRT, "epoll_wait error: Bad file descriptor") when this
-    process has gRPC traffic of its own, as it has while services are restarted under load. Without a
-    preexec hook Popen uses vfork(), which runs no fork handlers. The children lose only the die-with-parent
-    signal; the stack still stops them at teardown.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(devstack_stack, "child_process_kwargs", lambda: {"start_new_session": True})
-        yield
-
-
-@pytest.fixture(scope="module")
-def system(
-    work_dir: Path, broker: Broker, stack: Stack, postgres: Postgres, spawn_without_fork_hooks: None
-) -> Iterator[System]:
+def system(work_dir: Path, broker: Broker, stack: Stack, postgres: Postgres) -> Iterator[System]:
     tokens = work_dir / "e2e-tokens.json"
     tokens.write_text(json.dumps(TOKENS))
     own = Stack(

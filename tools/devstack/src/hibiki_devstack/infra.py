@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hibiki_devstack.processes import child_process_kwargs
+from hibiki_devstack.processes import child_command, child_process_kwargs
 
 
 def free_port() -> int:
@@ -69,8 +69,8 @@ def kafka_broker(port: int = 9092, log_file: Path | None = None) -> Iterator[Bro
     listener = f"tcp://127.0.0.1:{port}"
     output = log_file.open("ab") if log_file else subprocess.DEVNULL
     process = subprocess.Popen(
-        [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-         "--storage-engine", "memory://tansu/"],
+        child_command([binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+                       "--storage-engine", "memory://tansu/"]),
         stdout=output,
         stderr=subprocess.STDOUT,
         **child_process_kwargs(),

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-_PR_SET_PDEATHSIG = 1
 
-
-def _die_with_parent() -> None:
-    # Linux: the kernel sends SIGTERM to the child when the parent dies, even by SIGKILL.
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    os.setpgrp()  # Ctrl-C reaches the supervisor only; it stops children in order
+def child_command(argv: Sequence[str]) -> list[str]:
+    """The command that runs `argv` as a child that dies with this process (see hibiki_devstack.child)."""
+    return [sys.executable, "-m", "hibiki_devstack.child", str(os.getpid()), *argv]
 
 
 def child_process_kwargs() -> dict[str, Any]:
-    """Popen arguments for a child that is stopped by its parent and dies with it."""
-    return {"preexec_fn": _die_with_parent}
+    """Popen arguments for a child of its own session: Ctrl-C reaches only the supervisor, which stops
+    children in order."""
+    return {"start_new_session": True}
 
 
 def health_status(port: int, service: str = "", timeout: float = 1.0) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hibiki_devstack.processes import child_process_kwargs, health_status
+from hibiki_devstack.processes import child_command, child_process_kwargs, health_status
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Stack:
         log_path = self.log_dir / f"{spec.name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                list(spec.command) or [sys.executable, "-m", spec.module, *spec.args],
+                child_command(list(spec.command) or [sys.executable, "-m", spec.module, *spec.args]),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
