@@ -31,9 +31,9 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from hibiki_runtime.db import as_utc, dialect_insert
 from hibiki_runtime.events import record_headers
 from hibiki_runtime.metrics import RuntimeMetrics
 
@@ -71,15 +71,10 @@ def create_reliability_tables(op: Any) -> None:
     op.create_table("processed_events", *_processed_events_columns())
 
 
-def _insert(session: AsyncSession, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 async def claim_event(session: AsyncSession, consumer: str, event_id: str) -> bool:
     """Record that `consumer` handles `event_id`; False when it already did (a redelivery)."""
     statement = (
-        _insert(session, processed_events)
+        dialect_insert(session, processed_events)
         .values(consumer=consumer, event_id=event_id, processed_at=datetime.now(UTC))
         .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
     )
@@ -151,10 +146,7 @@ class OutboxRelay:
         return max(0.0, (datetime.now(UTC) - self._oldest_pending).total_seconds())
 
     def _saw_oldest_pending(self, created_at: datetime | None) -> None:
-        # SQLite hands back naive datetimes; they were written in UTC.
-        if created_at is not None and created_at.tzinfo is None:
-            created_at = created_at.replace(tzinfo=UTC)
-        self._oldest_pending = created_at
+        self._oldest_pending = as_utc(created_at)
 
     def notify(self) -> None:
         """Tell the relay that new rows were committed (saves waiting for the next poll)."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from hibiki_runtime.db import as_utc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hibiki_guidance_tts.adapters.tables import (
@@ -27,11 +28,6 @@ from hibiki_guidance_tts.domain.model import (
     SynthesizedAudio,
     Wav,
 )
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _name_filter(column: sa.Column[str], name_contains: str, after_name: str) -> list[sa.ColumnElement[bool]]:
@@ -98,7 +94,7 @@ class SqlAudioStore:
 
 def _audio_file(row: Any) -> AudioFile:
     values = dict(row._mapping)
-    return AudioFile(**{**values, "created_at": _utc(row.created_at), "updated_at": _utc(row.updated_at)})
+    return AudioFile(**{**values, "created_at": as_utc(row.created_at), "updated_at": as_utc(row.updated_at)})
 
 
 class SqlAudioFileRepository:
@@ -159,8 +155,8 @@ def _guidance(row: Any) -> OriginalGuidance:
         **{
             **values,
             "type": GuidanceType(row.type),
-            "created_at": _utc(row.created_at),
-            "updated_at": _utc(row.updated_at),
+            "created_at": as_utc(row.created_at),
+            "updated_at": as_utc(row.updated_at),
         }
     )
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from hibiki_runtime.db import AsyncSession
+from hibiki_runtime.db import AsyncSession, dialect_insert
 from hibiki_runtime.events import decode_event
 from hibiki_runtime.kafka import Delivery
 from sqlalchemy import Table, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from hibiki_reporting.adapters.events import call_fact, sms_fact
 from hibiki_reporting.adapters.rows import call_row, sms_row
@@ -18,11 +17,6 @@ from hibiki_reporting.domain.calendar import report_date
 from hibiki_reporting.domain.calls import CallOutcome, CallRecord
 from hibiki_reporting.domain.facts import CallFact, SmsFact, SmsStatus
 from hibiki_reporting.domain.sms import SmsRecord
-
-
-def _insert(session: AsyncSession, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 class ReportRepository:
@@ -38,7 +32,7 @@ class ReportRepository:
         so that each fold sees every fact committed before it.
         """
         await self.session.execute(
-            _insert(self.session, call_records)
+            dialect_insert(self.session, call_records)
             .values(
                 call_id=call_id,
                 tenant_id=tenant_id,
@@ -59,7 +53,7 @@ class ReportRepository:
     async def lock_sms(self, request_id: str, tenant_id: str, seen_at: datetime) -> str:
         """Like lock_call, for an SMS record."""
         await self.session.execute(
-            _insert(self.session, sms_records)
+            dialect_insert(self.session, sms_records)
             .values(
                 request_id=request_id,
                 tenant_id=tenant_id,
@@ -93,7 +87,7 @@ class ReportRepository:
         self, table: Table, key_column: str, key: str, delivery: Delivery, at: datetime
     ) -> None:
         await self.session.execute(
-            _insert(self.session, table)
+            dialect_insert(self.session, table)
             .values(
                 {
                     key_column: key,

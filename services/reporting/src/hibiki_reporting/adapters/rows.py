@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
-from typing import Any, overload
+from datetime import datetime
+from typing import Any
+
+from hibiki_runtime.db import as_utc
 
 from hibiki_reporting.domain.calls import (
     AbandonedStage,
@@ -15,15 +17,6 @@ from hibiki_reporting.domain.calls import (
 )
 from hibiki_reporting.domain.facts import MessageSnapshot, SmsStatus
 from hibiki_reporting.domain.sms import SmsRecord, StatusChange
-
-
-@overload
-def utc(at: datetime) -> datetime: ...
-@overload
-def utc(at: None) -> None: ...
-def utc(at: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything is stored in UTC."""
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 def call_row(tenant_id: str, record: CallRecord) -> dict[str, Any]:
@@ -47,9 +40,9 @@ def call_record(row: Any) -> CallRecord:
         call_id=row.call_id,
         dialed_number=row.dialed_number,
         caller_number=row.caller_number,
-        start_time=utc(row.start_time),
-        end_time=utc(row.end_time),
-        first_seen=utc(row.first_seen),
+        start_time=as_utc(row.start_time),
+        end_time=as_utc(row.end_time),
+        first_seen=as_utc(row.first_seen),
         path=tuple(RouteStep(**step) for step in row.path),
         outcome=CallOutcome(row.outcome),
         abandonment=(
@@ -94,11 +87,11 @@ def sms_record(row: Any) -> SmsRecord:
         recipient=row.recipient,
         box_number=row.box_number,
         route_id=row.route_id,
-        request_time=utc(row.request_time),
-        first_seen=utc(row.first_seen),
+        request_time=as_utc(row.request_time),
+        first_seen=as_utc(row.first_seen),
         status=SmsStatus(row.status),
         reason=row.reason,
-        status_time=utc(row.status_time),
+        status_time=as_utc(row.status_time),
         carrier=row.carrier,
         snapshot=MessageSnapshot(**row.snapshot) if row.snapshot else None,
         timeline=tuple(
@@ -106,6 +99,6 @@ def sms_record(row: Any) -> SmsRecord:
             for c in row.timeline
         ),
         clicks=row.clicks,
-        first_click_time=utc(row.first_click_time),
+        first_click_time=as_utc(row.first_click_time),
         recipient_captured=row.recipient_captured,
     )

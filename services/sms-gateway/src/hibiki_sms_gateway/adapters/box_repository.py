@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hibiki_runtime.db import as_utc
 from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hibiki_sms_gateway.adapters.sql import insert_ignoring_duplicates, utc
+from hibiki_sms_gateway.adapters.sql import insert_ignoring_duplicates
 from hibiki_sms_gateway.adapters.tables import sms_box_revisions, sms_boxes
 from hibiki_sms_gateway.domain.sms_box import BoxRevision, SmsBox
 
@@ -20,8 +21,8 @@ def _box(row: Row[Any]) -> SmsBox:
         row.message_text,
         row.url,
         row.revision,
-        utc(row.created_at),
-        utc(row.updated_at),
+        as_utc(row.created_at),
+        as_utc(row.updated_at),
     )
 
 
@@ -107,4 +108,4 @@ class BoxRepository:
             .offset(offset)
             .limit(limit)
         )
-        return [BoxRevision(**{**row._mapping, "changed_at": utc(row.changed_at)}) for row in rows]
+        return [BoxRevision(**{**row._mapping, "changed_at": as_utc(row.changed_at)}) for row in rows]

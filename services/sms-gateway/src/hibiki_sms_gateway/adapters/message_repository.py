@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from hibiki_runtime.db import as_utc
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hibiki_sms_gateway.adapters.sql import insert_ignoring_duplicates, utc
+from hibiki_sms_gateway.adapters.sql import insert_ignoring_duplicates
 from hibiki_sms_gateway.adapters.tables import sms_message_parts, sms_messages, sms_opt_outs, sms_receipts
 from hibiki_sms_gateway.domain.lifecycle import MessageState
 from hibiki_sms_gateway.domain.receipts import Receipt
@@ -34,8 +35,8 @@ def _message(row: Row[Any]) -> SmsMessage:
             row.rendered_text,
             row.segments,
         ),
-        created_at=utc(row.created_at),
-        updated_at=utc(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 
@@ -132,7 +133,7 @@ class MessageRepository:
                 sms_messages.c.state != MessageState.REJECTED.value,
             )
         )
-        return [utc(value) for value in rows.scalars()]
+        return [as_utc(value) for value in rows.scalars()]
 
     async def is_opted_out(self, tenant_id: str, recipient: str) -> bool:
         found = await self._session.scalar(
@@ -187,7 +188,7 @@ class MessageRepository:
         return {
             row.carrier_message_id: (
                 Receipt(row.carrier_message_id, row.state, row.error_code),
-                utc(row.received_at),
+                as_utc(row.received_at),
             )
             for row in rows
         }

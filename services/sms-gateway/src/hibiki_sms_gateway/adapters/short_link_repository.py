@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from hibiki_runtime.db import as_utc
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hibiki_sms_gateway.adapters.sql import utc
 from hibiki_sms_gateway.adapters.tables import sms_short_links
 from hibiki_sms_gateway.domain.short_links import ShortLink
 
@@ -19,8 +19,8 @@ def _link(row: Row[Any]) -> ShortLink:
         tenant_id=row.tenant_id,
         target_url=row.target_url,
         short_url=row.short_url,
-        created_at=utc(row.created_at),
-        expires_at=utc(row.expires_at),
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
         clicks=row.clicks,
     )
 
