@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -11,10 +12,14 @@ from hibiki.call.v1 import call_actions_pb2, call_events_pb2
 from hibiki_devstack.infra import Broker, Postgres
 from hibiki_devstack.processes import health_status
 from hibiki_devstack.stack import ServiceSpec, Stack
+from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, dlq_topic, new_envelope
+from hibiki_runtime.outbox import claim_events, release_claims
 
 from tests.integration.conftest import TENANT, start_service
 from tests.integration.kafka_io import produce, read_until
+
+ROUTING_MIGRATIONS = Path(__file__).parents[2] / "services/routing/src/hibiki_routing/migrations"
 
 
 def call_started(call_id: str, dialed: str) -> call_events_pb2.CallEvent:
@@ -121,3 +126,18 @@ async def test_consumer_lag_is_exported_per_partition(kafka: Broker, routing: Se
             await asyncio.sleep(0.25)
     assert lag_lines, "no consumer lag samples for call.events"
     assert all(float(line.rsplit(" ", 1)[1]) >= 0 for line in lag_lines)
+
+
+async def test_batch_claims_on_postgresql_skip_seen_and_repeated_ids(postgres: Postgres) -> None:
+    postgres.create_database("foundation_claims")
+    engine = create_engine(postgres.url("foundation_claims"))
+    try:
+        await upgrade_to_head(engine, ROUTING_MIGRATIONS)
+        sessions = session_factory(engine)
+        async with sessions() as session, session.begin():
+            assert await claim_events(session, "c", ["e1", "e2", "e1"]) == {"e1", "e2"}
+            await release_claims(session, "c", {"e2"})
+        async with sessions() as session, session.begin():
+            assert await claim_events(session, "c", ["e1", "e2", "e3"]) == {"e2", "e3"}
+    finally:
+        await engine.dispose()

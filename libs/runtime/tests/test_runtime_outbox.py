@@ -6,7 +6,14 @@ from hibiki.call.v1 import call_actions_pb2
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.events import CALL_ACTIONS, new_envelope
 from hibiki_runtime.metrics import RuntimeMetrics
-from hibiki_runtime.outbox import OutboundRecord, OutboxRelay, claim_event, enqueue_all
+from hibiki_runtime.outbox import (
+    OutboundRecord,
+    OutboxRelay,
+    claim_event,
+    claim_events,
+    enqueue_all,
+    release_claims,
+)
 from prometheus_client import CollectorRegistry
 
 MIGRATIONS = Path(__file__).parents[3] / "services/routing/src/hibiki_routing/migrations"
@@ -29,6 +36,22 @@ async def test_claim_is_true_once_per_consumer_and_event(tmp_path: Path) -> None
         assert await claim_event(session, "consumer-b", "e1")
     async with sessions() as session, session.begin():
         assert not await claim_event(session, "consumer-a", "e1")
+    await engine.dispose()
+
+
+async def test_batch_claim_returns_only_ids_not_seen_before_and_release_undoes_it(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    await upgrade_to_head(engine, MIGRATIONS)
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        assert await claim_events(session, "consumer-a", ["e1", "e2", "e1"]) == {"e1", "e2"}
+        assert await claim_events(session, "consumer-a", ["e2", "e3"]) == {"e3"}
+        assert await claim_events(session, "consumer-b", ["e2"]) == {"e2"}
+        assert await claim_events(session, "consumer-a", []) == set()
+        await release_claims(session, "consumer-a", {"e3"})
+    async with sessions() as session, session.begin():
+        assert await claim_events(session, "consumer-a", ["e1", "e3"]) == {"e3"}
+        assert not await claim_event(session, "consumer-b", "e2")
     await engine.dispose()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +80,34 @@ async def claim_event(session: AsyncSession, consumer: str, event_id: str) -> bo
     )
     result = await session.execute(statement)
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def claim_events(session: AsyncSession, consumer: str, event_ids: Iterable[str]) -> set[str]:
+    """Record every id of a consumed batch in one statement; returns the ids not handled before.
+
+    An id repeated within `event_ids` is claimed once: the caller handles its first occurrence only.
+    """
+    unique = list(dict.fromkeys(event_ids))
+    if not unique:
+        return set()
+    now = datetime.now(UTC)
+    statement = (
+        dialect_insert(session, processed_events)
+        .values([{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in unique])
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(processed_events.c.event_id)
+    )
+    return set((await session.scalars(statement)).all())
+
+
+async def release_claims(session: AsyncSession, consumer: str, event_ids: Collection[str]) -> None:
+    """Undo claims of rejected events, so that a redelivery is rejected (and dead-lettered) again."""
+    if event_ids:
+        await session.execute(
+            delete(processed_events).where(
+                processed_events.c.consumer == consumer, processed_events.c.event_id.in_(list(event_ids))
+            )
+        )
 
 
 async def enqueue_all(session: AsyncSession, messages: Sequence[tuple[str, str, Message]]) -> None:

@@ -23,6 +23,7 @@ from hibiki_bench.scenarios import baseline, reporting, routing, sms, tts
 MB = 1024 * 1024
 # A decision-latency probe above this rate would only measure the load generator on 2 cores.
 LATENCY_RATE_CAP = 2_000.0
+PHASES = ("routing", "sms-gateway", "guidance-tts", "reporting")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,6 +36,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the services under cProfile and write <out>/profiles/<service>.prof and .txt "
         "(slows them down: absolute numbers of such a run are not comparable)",
     )
+    parser.add_argument(
+        "--only",
+        choices=PHASES,
+        action="append",
+        help="measure only these pipelines (repeatable); the raw baseline always runs",
+    )
     return parser.parse_args(argv)
 
 
@@ -46,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
-    results = asyncio.run(_run(plan, args.out, profile_dir))
+    results = asyncio.run(_run(plan, args.out, profile_dir, frozenset(args.only or PHASES)))
     write_json(results, args.out / "results.json")
     print()
     print(format_table(results))
@@ -62,44 +69,58 @@ def _say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def _run(plan: Plan, out: Path, profile_dir: Path | None) -> list[Result]:
+async def _run(plan: Plan, out: Path, profile_dir: Path | None, phases: frozenset[str]) -> list[Result]:
     run_id = uuid.uuid4().hex[:6]
     with environment(profile_dir) as env:
         _say(f"broker: {env.broker.kind}; database: embedded PostgreSQL; logs: {env.work_dir}/logs")
         bootstrap = env.broker.bootstrap_servers
         await ensure_topics(bootstrap, ALL_TOPICS, partitions=3)
         await baseline.create_topics(bootstrap)
-        return await _measure(env, plan, out, run_id)
+        return await _measure(env, plan, out, run_id, phases)
 
 
-async def _measure(env: Environment, plan: Plan, out: Path, run_id: str) -> list[Result]:
+async def _measure(
+    env: Environment, plan: Plan, out: Path, run_id: str, phases: frozenset[str]
+) -> list[Result]:
     bootstrap = env.broker.bootstrap_servers
     _say(f"raw aiokafka pass-through of {plan.raw_messages:,} records")
     raw = await baseline.raw_pass_through_rate(bootstrap, plan.raw_messages)
     results = [measured("raw pass-through (baseline)", raw, "msg/s", raw)]
 
-    _say("starting routing, sms-gateway, guidance-tts and the SMSC simulator")
-    scenario = sms.write_scenario(env.work_dir / "smsc-scenario.json")
-    smsc_port = env.start_smsc_simulator(scenario)
-    routing_spec = env.service("routing", "hibiki_routing")
-    sms_spec = env.service(
-        "sms-gateway",
-        "hibiki_sms_gateway",
-        HIBIKI_SMPP_PORT=str(smsc_port),
-        HIBIKI_SMS_CARRIER_TABLE_FILE=str(scenario),
-        # Unthrottled except the one carrier whose limiter is measured.
-        HIBIKI_SMS_DEFAULT_RATE_PER_SECOND="1000000",
-        HIBIKI_SMS_RATE_PER_SECOND=f'{{"{sms.THROTTLED_CARRIER}": {plan.throttle_per_second}}}',
-    )
-    tts_spec = env.service("guidance-tts", "hibiki_guidance_tts")
-    env.start([routing_spec, sms_spec, tts_spec])
+    specs: dict[str, ServiceSpec] = {}
+    smsc_port = 0
+    if "routing" in phases:
+        specs["routing"] = env.service("routing", "hibiki_routing")
+    if "sms-gateway" in phases:
+        scenario = sms.write_scenario(env.work_dir / "smsc-scenario.json")
+        smsc_port = env.start_smsc_simulator(scenario)
+        specs["sms-gateway"] = env.service(
+            "sms-gateway",
+            "hibiki_sms_gateway",
+            HIBIKI_SMPP_PORT=str(smsc_port),
+            HIBIKI_SMS_CARRIER_TABLE_FILE=str(scenario),
+            # Unthrottled except the one carrier whose limiter is measured.
+            HIBIKI_SMS_DEFAULT_RATE_PER_SECOND="1000000",
+            HIBIKI_SMS_RATE_PER_SECOND=f'{{"{sms.THROTTLED_CARRIER}": {plan.throttle_per_second}}}',
+        )
+    if "guidance-tts" in phases:
+        specs["guidance-tts"] = env.service("guidance-tts", "hibiki_guidance_tts")
+    if specs:
+        _say(f"starting {', '.join(specs)}")
+        env.start(list(specs.values()))
 
-    decision_results, latencies = await _routing_phase(env, routing_spec, plan, raw, run_id)
-    results += decision_results
-    results += await _sms_phase(env, sms_spec, smsc_port, plan, run_id)
-    results += await _tts_phase(env, tts_spec, plan, run_id)
-    reporting_results, lag = await _reporting_phase(env, plan, raw, run_id)
-    results += reporting_results
+    latencies: dict[str, Series] = {}
+    lag: dict[str, Series] = {}
+    if "routing" in specs:
+        decision_results, latencies = await _routing_phase(env, specs["routing"], plan, raw, run_id)
+        results += decision_results
+    if "sms-gateway" in specs:
+        results += await _sms_phase(env, specs["sms-gateway"], smsc_port, plan, run_id)
+    if "guidance-tts" in specs:
+        results += await _tts_phase(env, specs["guidance-tts"], plan, run_id)
+    if "reporting" in phases:
+        reporting_results, lag = await _reporting_phase(env, plan, raw, run_id)
+        results += reporting_results
     results += [measured(f"peak RSS {name}", peak / MB, "MB") for name, peak in env.memory.peaks().items()]
     title = "Hibiki: DigitsCollected produced → action consumed"
     save_latency_plot(latencies, lag, out / "latency.png", title)
