@@ -267,7 +267,8 @@ def draw_callers(
         elif scenario.caller_numbers:
             caller = rng.choice(scenario.caller_numbers)
         else:
-            caller = f"+8190{rng.randrange(10**8):08d}"
+            # 090-0… is not allocated: such callers would be refused as invalid SMS recipients.
+            caller = f"+8190{rng.randrange(10**7, 10**8)}"
         yield CallerSpec(
             index=index,
             call_id=f"{run_id}-{index:06d}",
