@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -209,8 +210,8 @@ class OutboxRelay:
                 [OutboundRecord(row.topic, row.key, row.value, dict(row.headers)) for row in rows]
             )
             await connection.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
-            for row in rows:
-                self._metrics.outbox_published.labels(row.topic).inc()
+            for topic, count in Counter(row.topic for row in rows).items():
+                self._metrics.outbox_published.labels(topic).inc(count)
             if len(rows) == self._batch_size:
                 backlog = await connection.scalar(select(func.count()).select_from(outbox))
                 self._metrics.outbox_backlog.set(backlog or 0)
