@@ -117,6 +117,23 @@ def pod_security_problems(pod: Manifest, container: Manifest) -> list[str]:
     return problems
 
 
+CLEARTEXT_HTTP2 = "kubernetes.io/h2c"
+
+
+def probe_problems(
+    probe: str, handler: Manifest, grpc_tls: bool, grpc_port: int, http_port: int
+) -> list[str]:
+    """gRPC health on plaintext gRPC; HTTP /healthz once gRPC speaks TLS (kubelet's gRPC probe can't)."""
+    if not grpc_tls:
+        if handler.get("grpc", {}).get("port") != grpc_port:
+            return [f"{probe} is not a gRPC health probe on {grpc_port}"]
+        return []
+    http = handler.get("httpGet", {})
+    if "grpc" in handler or http.get("path") != "/healthz" or http.get("port") not in ("metrics", http_port):
+        return [f"{probe} is not an HTTP /healthz probe on {http_port} (gRPC speaks TLS, kubelet can't)"]
+    return []
+
+
 def deployment_problems(deployment: Manifest, service: Manifest, folder: str) -> list[str]:
     """Everything wrong with one rendered Deployment and its Service; empty when it is as it should be."""
     module, grpc_port, http_port, _ = SERVICES[folder]
@@ -148,9 +165,10 @@ def deployment_problems(deployment: Manifest, service: Manifest, folder: str) ->
         problems.append(f"no container port named grpc = {grpc_port}")
     if ports.get("metrics") != http_port:
         problems.append(f"no container port named metrics = {http_port}")
+    env = {e["name"]: e for e in server.get("env", [])}
+    grpc_tls = "HIBIKI_GRPC_TLS_CERT_FILE" in env
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        if server.get(probe, {}).get("grpc", {}).get("port") != grpc_port:
-            problems.append(f"{probe} is not a gRPC health probe on {grpc_port}")
+        problems += probe_problems(probe, server.get(probe, {}), grpc_tls, grpc_port, http_port)
     if pod.get("terminationGracePeriodSeconds", 30) < 45:
         problems.append("terminationGracePeriodSeconds < 45 (gRPC grace + consumer drain + preStop)")
     if "sleep" not in server.get("lifecycle", {}).get("preStop", {}):
@@ -163,7 +181,6 @@ def deployment_problems(deployment: Manifest, service: Manifest, folder: str) ->
         problems.append("topologySpreadConstraints do not spread the app over zones and nodes")
     if spec.get("strategy", {}).get("rollingUpdate", {}).get("maxUnavailable") != 0:
         problems.append("a rolling update may take a ready pod away before its replacement is ready")
-    env = {e["name"]: e for e in server.get("env", [])}
     if "secretKeyRef" not in env.get("HIBIKI_DATABASE_URL", {}).get("valueFrom", {}):
         problems.append("HIBIKI_DATABASE_URL does not come from a Secret")
     service_ports = {p.get("name"): p for p in service["spec"].get("ports", [])}
@@ -173,6 +190,8 @@ def deployment_problems(deployment: Manifest, service: Manifest, folder: str) ->
         port = service_ports.get(port_name, {})
         if port.get("port") != number or port.get("targetPort") not in (port_name, number):
             problems.append(f"Service has no port named {port_name} = {number}")
+    if grpc_tls and service_ports.get("grpc", {}).get("appProtocol") == CLEARTEXT_HTTP2:
+        problems.append(f"Service announces the TLS gRPC port as cleartext ({CLEARTEXT_HTTP2})")
     return problems
 
 
@@ -264,6 +283,20 @@ def test_a_wrong_image_name_is_caught(rendered: Render) -> None:
     service = of_kind(rendered("overlays/prod"), "Service")["routing"]
     _container(deployment["spec"]["template"]["spec"], "server")["image"] = "registry.example.com/x/router:1"
     assert any("image" in p for p in deployment_problems(deployment, service, "routing"))
+
+
+def test_a_grpc_probe_on_the_tls_port_is_caught(rendered: Render) -> None:
+    deployment = copy.deepcopy(of_kind(rendered("overlays/prod"), "Deployment")["routing"])
+    service = of_kind(rendered("overlays/prod"), "Service")["routing"]
+    _container(deployment["spec"]["template"]["spec"], "server")["readinessProbe"] = {"grpc": {"port": 50052}}
+    assert any("readinessProbe" in p for p in deployment_problems(deployment, service, "routing"))
+
+
+def test_a_tls_port_announced_as_cleartext_is_caught(rendered: Render) -> None:
+    deployment = of_kind(rendered("overlays/prod"), "Deployment")["routing"]
+    service = copy.deepcopy(of_kind(rendered("overlays/prod"), "Service")["routing"])
+    service["spec"]["ports"][0]["appProtocol"] = CLEARTEXT_HTTP2
+    assert any(CLEARTEXT_HTTP2 in p for p in deployment_problems(deployment, service, "routing"))
 
 
 # --- migrations: one Job per service, never every replica ------------------------------------------------
