@@ -82,6 +82,24 @@ async def test_seed_workflow_create_file_register_guidance_fetch_audio(service: 
     assert float(np.sqrt(np.mean(samples**2))) > 0.02
 
 
+async def test_repeated_fetches_are_served_from_memory_until_the_file_is_deleted(service: Service) -> None:
+    audio_file = await service.library.create(A, "繰り返し", "もう一度お聞きください。")
+    lookups = "hibiki_guidance_tts_wav_cache_lookups_total"
+    misses, hits = service.metric(lookups, result="miss"), service.metric(lookups, result="hit")
+    first = await service.catalog.wav(A, AudioFormat.MULAW_8K, audio_file_id=audio_file.id)
+    second = await service.catalog.wav(A, AudioFormat.MULAW_8K, audio_file_id=audio_file.id)
+    pcm = await service.catalog.wav(A, AudioFormat.PCM16, audio_file_id=audio_file.id)
+
+    assert second.data == first.data and pcm.data != first.data
+    assert service.metric(lookups, result="miss") - misses == 2  # one per format
+    assert service.metric(lookups, result="hit") - hits == 1
+    with pytest.raises(NotFound):
+        await service.catalog.wav(B, AudioFormat.MULAW_8K, audio_file_id=audio_file.id)
+    await service.library.delete(A, audio_file.id)
+    with pytest.raises(NotFound):
+        await service.catalog.wav(A, AudioFormat.MULAW_8K, audio_file_id=audio_file.id)
+
+
 async def test_creating_the_same_text_again_reuses_the_stored_audio(service: Service) -> None:
     first = await service.library.create(A, "挨拶1", "本日はお電話ありがとうございます。")
     syntheses, hits = (

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
+import soundfile
 from hibiki.guidance.v1 import guidance_service_pb2, guidance_service_pb2_grpc
-from hibiki_telephony_sim.audio import WAV_HEADER_BYTES, AudioSource, GuidanceAudioSource, audio_seconds
+from hibiki_telephony_sim.audio import AudioSource, GuidanceAudioSource, UnreadableAudio, audio_seconds
 from hibiki_telephony_sim.behaviour import PromptRef
 
 TOKEN = "platform-token"
-# 1.5 s of 8 kHz μ-law audio behind a WAV header, in three chunks
-AUDIO = b"RIFF" + b"\0" * (WAV_HEADER_BYTES - 4) + b"\x7f" * 12000
+
+
+def wav(seconds: float, sample_rate: int, subtype: str) -> bytes:
+    out = io.BytesIO()
+    soundfile.write(out, np.zeros(int(seconds * sample_rate)), sample_rate, subtype=subtype, format="WAV")
+    return out.getvalue()
+
+
+# 1.5 s of 8 kHz μ-law audio as guidance-tts writes it (a 58-byte header), streamed in three chunks
+AUDIO = wav(1.5, 8000, "ULAW")
 
 
 class FakeGuidance(guidance_service_pb2_grpc.GuidanceServiceServicer):
@@ -31,6 +42,9 @@ class FakeGuidance(guidance_service_pb2_grpc.GuidanceServiceServicer):
         self.requests.append(request)
         if request.guidance_id == "missing":
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such guidance")
+        if request.guidance_id == "garbled":
+            yield guidance_service_pb2.StreamAudioResponse(data=b"RIFF" + b"\0" * 60)
+            return
         for offset in range(0, len(AUDIO), 4096):
             chunk = guidance_service_pb2.StreamAudioResponse(data=AUDIO[offset : offset + 4096])
             if offset == 0:
@@ -51,10 +65,11 @@ async def guidance() -> AsyncIterator[tuple[str, FakeGuidance]]:
     await server.stop(None)
 
 
-def test_audio_seconds_from_wav_size() -> None:
-    assert audio_seconds(WAV_HEADER_BYTES + 8000, 8000, guidance_service_pb2.AUDIO_FORMAT_WAV_MULAW_8K) == 1.0
-    assert audio_seconds(WAV_HEADER_BYTES + 32000, 16000, guidance_service_pb2.AUDIO_FORMAT_WAV_PCM16) == 1.0
-    assert audio_seconds(10, 8000, 0) == 0.0
+def test_audio_seconds_come_from_the_wav_header() -> None:
+    assert audio_seconds(wav(1.0, 8000, "ULAW")) == 1.0
+    assert audio_seconds(wav(2.5, 16000, "PCM_16")) == 2.5
+    with pytest.raises(UnreadableAudio):
+        audio_seconds(b"RIFF" + b"\0" * 60)
 
 
 async def test_nominal_source_fetches_nothing() -> None:
@@ -102,6 +117,8 @@ async def test_fetch_errors_are_reported_and_the_nominal_duration_is_played(
         assert played.errors and "UNAUTHENTICATED" in played.errors[0]
         played = await source.play([PromptRef(guidance_id="missing")])
         assert played.errors and "NOT_FOUND" in played.errors[0]
+        played = await source.play([PromptRef(guidance_id="garbled")])
+        assert played.seconds == 2.0 and played.errors and "UNREADABLE" in played.errors[0]
     finally:
         await wrong_token.close()
         await source.close()

@@ -17,3 +17,5 @@ class GuidanceTtsSettings(ServiceSettings):
     # Voice of every synthesis; changing it makes new texts sound different (the cache key includes it).
     voice_speed: float = Field(default=1.0, ge=0.5, le=2.0)
     voice_half_tone: float = Field(default=0.0, ge=-12.0, le=12.0)
+    # Recently fetched WAVs kept in memory (players fetch the same guidances over and over); 0 turns it off.
+    wav_cache_mb: int = Field(default=16, ge=0, le=1024)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
+import soundfile
 from hibiki.guidance.v1 import guidance_service_pb2, guidance_service_pb2_grpc
 
 from hibiki_telephony_sim.behaviour import PromptRef
-
-WAV_HEADER_BYTES = 44
-_BYTES_PER_SAMPLE: dict[int, int] = {
-    guidance_service_pb2.AUDIO_FORMAT_WAV_MULAW_8K: 1,
-    guidance_service_pb2.AUDIO_FORMAT_WAV_PCM16: 2,
-}
 
 
 @dataclass
@@ -27,10 +23,16 @@ class PlayedAudio:
     errors: list[str] = field(default_factory=list)
 
 
-def audio_seconds(data_bytes: int, sample_rate: int, audio_format: int) -> float:
-    """Playing time of a WAV of `data_bytes` (header included)."""
-    per_second = max(sample_rate, 1) * _BYTES_PER_SAMPLE.get(audio_format, 1)
-    return max(data_bytes - WAV_HEADER_BYTES, 0) / per_second
+def audio_seconds(wav: bytes) -> float:
+    """Playing time of a WAV file, read from its header (so any header layout and encoding count right)."""
+    try:
+        return float(soundfile.info(io.BytesIO(wav)).duration)
+    except soundfile.LibsndfileError as error:
+        raise UnreadableAudio(str(error)) from error
+
+
+class UnreadableAudio(Exception):
+    """What guidance-tts sent is not a WAV file."""
 
 
 class AudioSource:
@@ -75,15 +77,10 @@ class GuidanceAudioSource(AudioSource):
         else:
             request = guidance_service_pb2.StreamAudioRequest(audio_file_id=prompt.audio_file_id)
         request.format = guidance_service_pb2.AUDIO_FORMAT_WAV_MULAW_8K
-        size, sample_rate, audio_format = 0, 8000, int(request.format)
-        stream = self._stub.StreamAudio(request, metadata=self._metadata, timeout=self._timeout)
-        async for chunk in stream:
-            if chunk.sample_rate:
-                sample_rate = chunk.sample_rate
-            if chunk.format:
-                audio_format = chunk.format
-            size += len(chunk.data)
-        return size, audio_seconds(size, sample_rate, audio_format)
+        wav = bytearray()
+        async for chunk in self._stub.StreamAudio(request, metadata=self._metadata, timeout=self._timeout):
+            wav += chunk.data
+        return len(wav), audio_seconds(bytes(wav))
 
     async def play(self, prompts: Sequence[PromptRef]) -> PlayedAudio:
         played = PlayedAudio()
@@ -100,6 +97,10 @@ class GuidanceAudioSource(AudioSource):
                 size, seconds = await self._fetch(prompt)
             except grpc.aio.AioRpcError as error:
                 played.errors.append(f"{key}: {error.code().name} {error.details()}")
+                played.seconds += self.nominal_seconds
+                continue
+            except UnreadableAudio as error:
+                played.errors.append(f"{key}: UNREADABLE {error}")
                 played.seconds += self.nominal_seconds
                 continue
             if self._cache is not None:

@@ -21,6 +21,12 @@ class GuidanceMetrics:
             ["result"],
             registry=registry,
         )
+        self.wav_cache_lookups = Counter(
+            f"{prefix}_wav_cache_lookups_total",
+            "Audio fetches served from the in-process WAV cache or read from the database (hit or miss)",
+            ["result"],
+            registry=registry,
+        )
         self.queue_depth = Gauge(
             f"{prefix}_synthesis_queue_depth",
             "Synthesis requests admitted and not finished (running plus waiting)",

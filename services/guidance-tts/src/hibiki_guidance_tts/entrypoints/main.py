@@ -33,7 +33,9 @@ def build_runtime(settings: GuidanceTtsSettings | None = None) -> ServiceRuntime
         half_tone=settings.voice_half_tone,
     )
     unit_of_work = partial(UnitOfWork, runtime.sessions)
-    library = AudioLibrary(unit_of_work, synthesizer, metrics)
+    library = AudioLibrary(
+        unit_of_work, synthesizer, metrics, wav_cache_bytes=settings.wav_cache_mb * 1024 * 1024
+    )
     catalog = GuidanceCatalog(unit_of_work, library)
     servicer = GuidanceServicer(library, catalog, metrics)
     runtime.add_grpc_service(

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cachetools import LRUCache
 from hibiki_runtime.errors import AlreadyExists, FailedPrecondition, NotFound
 from sqlalchemy.exc import IntegrityError
 
@@ -17,14 +18,25 @@ from hibiki_guidance_tts.domain.text_rules import clean_name, clean_text
 from hibiki_guidance_tts.service_layer.paging import decode_token, encode_token, page_limit
 from hibiki_guidance_tts.service_layer.unit_of_work import UnitOfWork
 
+DEFAULT_WAV_CACHE_BYTES = 16 * 1024 * 1024
+
 
 class AudioLibrary:
     def __init__(
-        self, unit_of_work: Callable[[], UnitOfWork], synthesizer: Synthesizer, metrics: GuidanceMetrics
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        synthesizer: Synthesizer,
+        metrics: GuidanceMetrics,
+        wav_cache_bytes: int = DEFAULT_WAV_CACHE_BYTES,
     ) -> None:
         self._uow = unit_of_work
         self._synthesizer = synthesizer
         self._metrics = metrics
+        # Stored audio never changes under its key (text + voice), so players' repeated fetches of the same
+        # guidance skip reading the blob; the audio file itself is still looked up, so a deleted one is a 404.
+        self._wavs: LRUCache[tuple[str, str, AudioFormat], Wav] = LRUCache(
+            maxsize=wav_cache_bytes, getsizeof=lambda wav: len(wav.data)
+        )
 
     async def speech(self, tenant_id: str, text: str) -> SynthesizedAudio:
         """Audio of `text`: the stored audio of the same text and voice if any, else fresh speech."""
@@ -122,9 +134,15 @@ class AudioLibrary:
     async def wav_of(self, uow: UnitOfWork, tenant_id: str, file_id: str, audio_format: AudioFormat) -> Wav:
         """Stored audio of an audio file of the tenant."""
         audio_file = await _existing(uow, tenant_id, file_id)
-        audio = await uow.audio.wav(tenant_id, audio_file.cache_key, audio_format)
-        if audio is None:  # the foreign key makes this impossible short of manual edits
-            raise NotFound(f"audio of audio file {file_id!r} is missing")
+        key = (tenant_id, audio_file.cache_key, audio_format)
+        audio = self._wavs.get(key)
+        self._metrics.wav_cache_lookups.labels("hit" if audio else "miss").inc()
+        if audio is None:
+            audio = await uow.audio.wav(tenant_id, audio_file.cache_key, audio_format)
+            if audio is None:  # the foreign key makes this impossible short of manual edits
+                raise NotFound(f"audio of audio file {file_id!r} is missing")
+            if len(audio.data) <= self._wavs.maxsize:
+                self._wavs[key] = audio
         return audio
 
     async def _keep(self, uow: UnitOfWork, tenant_id: str, audio: SynthesizedAudio) -> None:
