@@ -29,9 +29,11 @@ from sqlalchemy import (
     Table,
     delete,
     func,
+    literal,
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hibiki_runtime.db import as_utc, dialect_insert
@@ -92,11 +94,22 @@ async def claim_events(session: AsyncSession, consumer: str, event_ids: Iterable
     if not unique:
         return set()
     now = datetime.now(UTC)
-    statement = (
-        dialect_insert(session, processed_events)
-        .values([{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in unique])
-        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-        .returning(processed_events.c.event_id)
+    insert = dialect_insert(session, processed_events)
+    if session.get_bind().dialect.name == "postgresql":
+        # One array parameter keeps the statement text the same for every batch size, so it is compiled
+        # and prepared once instead of once per size (a multi-row VALUES of 500 rows costs ~10x more).
+        rows = select(
+            literal(consumer, String),
+            func.unnest(literal(unique, postgresql.ARRAY(String))),
+            literal(now, DateTime(timezone=True)),
+        )
+        insert = insert.from_select(["consumer", "event_id", "processed_at"], rows)
+    else:
+        insert = insert.values(
+            [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in unique]
+        )
+    statement = insert.on_conflict_do_nothing(index_elements=["consumer", "event_id"]).returning(
+        processed_events.c.event_id
     )
     return set((await session.scalars(statement)).all())
 
