@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +60,17 @@ class BlocklistRepository:
             )
         )
         return found.first() is not None
+
+    async def blocked_among(self, callers: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (tenant, number) pairs of `callers` that are on their tenant's blocklist, in one query."""
+        if not callers:
+            return set()
+        rows = await self._session.execute(
+            select(blocked_numbers.c.tenant_id, blocked_numbers.c.number).where(
+                tuple_(blocked_numbers.c.tenant_id, blocked_numbers.c.number).in_(list(callers))
+            )
+        )
+        return {(row.tenant_id, row.number) for row in rows}
 
     async def page(self, tenant_id: str, after_number: str, limit: int) -> list[BlockedNumber]:
         rows = await self._session.execute(

@@ -1,21 +1,26 @@
-"""Consumes call.events: each batch claims, decides, saves call state, queues outputs in one transaction."""
+"""Consumes call.events: each batch claims, decides, saves call state, queues outputs in one transaction.
+
+The database work is per batch, not per event: one claim, one read of each kind (call states, live flows,
+blocklist entries, flow versions not cached yet) and one write of each kind, whatever the batch size. The
+events are then decided in order on the states in memory, so a call's CallStarted and its next event may share
+a batch.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence, Set
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hibiki.call.v1 import call_events_pb2
-from hibiki_runtime.kafka import Delivery, Rejection, event_log_context
-from hibiki_runtime.outbox import claim_event, enqueue_all, processed_events
-from sqlalchemy import delete
+from hibiki_runtime.kafka import Delivery, Rejection
+from hibiki_runtime.outbox import claim_events, enqueue_all, release_claims
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hibiki_routing.adapters.blocklist_repository import BlocklistRepository
 from hibiki_routing.adapters.call_messages import call_event, occurred_at, outgoing
 from hibiki_routing.adapters.call_state_repository import CallStateRepository
-from hibiki_routing.adapters.flow_repository import FlowRepository
+from hibiki_routing.adapters.flow_repository import FlowRepository, LiveFlow
 from hibiki_routing.adapters.metrics import RoutingMetrics
 from hibiki_routing.domain.calls import Caller, CallState, Decision
 from hibiki_routing.domain.engine import decide, not_in_service, start_call
@@ -25,7 +30,6 @@ from hibiki_routing.domain.validation import E164
 CONSUMER = "routing.call-events"
 MAX_ID_LENGTH = 100
 MAX_CACHED_DEFINITIONS = 1000
-log = logging.getLogger("hibiki.routing.calls")
 
 # Calls to numbers without a flow have no definition; they are ended, so the engine never reads it.
 _NO_FLOW = FlowDefinition(entry_node_id="")
@@ -38,6 +42,53 @@ class Rejected(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    delivery: Delivery
+    message: call_events_pb2.CallEvent
+
+    @property
+    def tenant_id(self) -> str:
+        return self.delivery.event.tenant_id
+
+    @property
+    def started(self) -> call_events_pb2.CallStarted | None:
+        return self.message.call_started if self.message.WhichOneof("body") == "call_started" else None
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    """What the batch's CallStarted events read, loaded before the first decision."""
+
+    live_flows: Mapping[str, LiveFlow]  # by dialed number
+    blocked_callers: Set[tuple[str, str]]  # (tenant, caller number)
+
+
+def _valid_ids(call_id: str, tenant_id: str) -> bool:
+    return 0 < len(call_id) <= MAX_ID_LENGTH and len(tenant_id) <= MAX_ID_LENGTH
+
+
+def _sms_reachable_caller(started: call_events_pb2.CallStarted) -> str:
+    """The caller's number; "" when withheld or not E.164: it cannot receive an SMS (the call still gets
+    its menu)."""
+    number = started.caller_number
+    return number if E164.match(number) and not started.caller_withheld else ""
+
+
+def _first_claims(deliveries: Sequence[Delivery], claimed: Collection[str]) -> list[_Inbound]:
+    """The deliveries to handle, in order: claimed now, and an id repeated in the batch only once."""
+    batch: list[_Inbound] = []
+    seen: set[str] = set()
+    for delivery in deliveries:
+        event_id = delivery.event.event_id
+        if event_id in claimed and event_id not in seen:
+            seen.add(event_id)
+            message = delivery.event.message
+            assert isinstance(message, call_events_pb2.CallEvent)
+            batch.append(_Inbound(delivery, message))
+    return batch
 
 
 class CallEventsHandler:
@@ -61,30 +112,24 @@ class CallEventsHandler:
         rejections: list[Rejection] = []
         decided: list[tuple[Decision, datetime | None]] = []
         async with self._sessions() as session, session.begin():
-            calls, flows = CallStateRepository(session), FlowRepository(session)
-            blocklist = BlocklistRepository(session)
-            for delivery in deliveries:
-                event = delivery.event
-                if not await claim_event(session, CONSUMER, event.event_id):
-                    continue
-                message = event.message
-                assert isinstance(message, call_events_pb2.CallEvent)
+            claimed = await claim_events(session, CONSUMER, [d.event.event_id for d in deliveries])
+            batch = _first_claims(deliveries, claimed)
+            calls = CallStateRepository(session)
+            lookups = await self._load(session, calls, batch)
+            messages = []
+            for inbound in batch:
                 try:
-                    with event_log_context(delivery):
-                        decision = await self._decide(message, event.tenant_id, calls, flows, blocklist)
+                    decision = self._decide(inbound, calls, lookups)
                 except Rejected as rejected:
-                    # Un-claim, so that a redelivery (e.g. after a failed DLQ publish) is rejected again.
-                    await session.execute(
-                        delete(processed_events).where(
-                            processed_events.c.consumer == CONSUMER,
-                            processed_events.c.event_id == event.event_id,
-                        )
-                    )
-                    rejections.append(Rejection(delivery, rejected.reason, rejected.detail))
+                    rejections.append(Rejection(inbound.delivery, rejected.reason, rejected.detail))
                     continue
                 calls.put(decision.state)
-                await enqueue_all(session, outgoing(decision.state, decision.steps, event.envelope))
-                decided.append((decision, occurred_at(event.envelope)))
+                envelope = inbound.delivery.event.envelope
+                messages += outgoing(decision.state, decision.steps, envelope)
+                decided.append((decision, occurred_at(envelope)))
+            # Un-claim, so that a redelivery (e.g. after a failed DLQ publish) is rejected again.
+            await release_claims(session, CONSUMER, [r.delivery.event.event_id for r in rejections])
+            await enqueue_all(session, messages)
             await calls.flush()
         queued_at = datetime.now(UTC)
         for decision, at in decided:
@@ -92,52 +137,67 @@ class CallEventsHandler:
         self._notify_outbox()
         return rejections
 
-    async def _decide(
-        self,
-        message: call_events_pb2.CallEvent,
-        tenant_id: str,
-        calls: CallStateRepository,
-        flows: FlowRepository,
-        blocklist: BlocklistRepository,
-    ) -> Decision:
+    async def _load(
+        self, session: AsyncSession, calls: CallStateRepository, batch: Sequence[_Inbound]
+    ) -> _Lookups:
+        """Read everything the batch's decisions need, one query per kind."""
+        flows = FlowRepository(session)
+        states = await calls.load(
+            i.message.call_id for i in batch if _valid_ids(i.message.call_id, i.tenant_id)
+        )
+        starts = [(i.tenant_id, started) for i in batch if (started := i.started) is not None]
+        live = await flows.live_flows_for({s.dialed_number for _, s in starts if E164.match(s.dialed_number)})
+        await self._cache_definitions(
+            flows,
+            {(s.flow_id, s.flow_version) for s in states if s.flow_id}
+            | {(f.flow_id, f.version) for f in live.values()},
+        )
+        # Only a flow that rejects blocklisted callers reads the blocklist (see CallerRejection).
+        screened = {
+            (tenant_id, caller)
+            for tenant_id, started in starts
+            if (caller := _sms_reachable_caller(started))
+            and self._rejects_blocklisted(live.get(started.dialed_number), tenant_id)
+        }
+        return _Lookups(live, await BlocklistRepository(session).blocked_among(screened))
+
+    def _decide(self, inbound: _Inbound, calls: CallStateRepository, lookups: _Lookups) -> Decision:
+        message, tenant_id = inbound.message, inbound.tenant_id
         call_id = message.call_id
-        if not call_id or len(call_id) > MAX_ID_LENGTH or len(tenant_id) > MAX_ID_LENGTH:
+        if not _valid_ids(call_id, tenant_id):
             raise Rejected("invalid_call_id", f"call_id and tenant must be 1 to {MAX_ID_LENGTH} characters")
         at = occurred_at(message.envelope) or datetime.now(UTC)
-        state = await calls.get(call_id)
+        state = calls.get(call_id)
         if state is not None and state.tenant_id != tenant_id:
             raise Rejected("cross_tenant", f"call {call_id} belongs to another tenant")
-        if message.WhichOneof("body") == "call_started":
+        started = inbound.started
+        if started is not None:
             if state is not None:
                 raise Rejected("call_already_started", f"call {call_id} started with another event")
-            return await self._start(message, tenant_id, at, flows, blocklist)
+            return self._start(call_id, started, tenant_id, at, lookups)
         if state is None:
             raise Rejected("unknown_call", f"no call {call_id} was started")
         domain_event = call_event(message, at)
         if domain_event is None:
             raise Rejected("unknown_schema", f"routing does not handle {message.WhichOneof('body')}")
-        return decide(state, await self._definition(flows, state), domain_event)
+        return decide(state, self._definition(state), domain_event)
 
-    async def _start(
+    def _start(
         self,
-        message: call_events_pb2.CallEvent,
+        call_id: str,
+        started: call_events_pb2.CallStarted,
         tenant_id: str,
         at: datetime,
-        flows: FlowRepository,
-        blocklist: BlocklistRepository,
+        lookups: _Lookups,
     ) -> Decision:
-        started = message.call_started
         if not E164.match(started.dialed_number):
             raise Rejected("invalid_dialed_number", "dialed_number must be E.164")
-        # A caller number that is withheld or not E.164 cannot receive an SMS; the call still gets its menu.
-        caller = (
-            started.caller_number if E164.match(started.caller_number) and not started.caller_withheld else ""
-        )
-        live = await flows.live_flow_for(started.dialed_number)
+        caller = _sms_reachable_caller(started)
+        live = lookups.live_flows.get(started.dialed_number)
         if live is not None and live.tenant_id != tenant_id:
             raise Rejected("cross_tenant", "the dialed number belongs to another tenant")
         state = CallState(
-            message.call_id,
+            call_id,
             tenant_id,
             live.flow_id if live else "",
             live.version if live else 0,
@@ -147,18 +207,28 @@ class CallEventsHandler:
         if live is None:
             return not_in_service(state, self._not_in_service_text)
         withheld = started.caller_withheld or not started.caller_number
-        blocklisted = bool(caller) and await blocklist.contains(tenant_id, caller)
-        return start_call(state, await self._definition(flows, state), at, Caller(withheld, blocklisted))
+        blocklisted = (tenant_id, caller) in lookups.blocked_callers
+        return start_call(state, self._definition(state), at, Caller(withheld, blocklisted))
 
-    async def _definition(self, flows: FlowRepository, state: CallState) -> FlowDefinition:
+    async def _cache_definitions(self, flows: FlowRepository, versions: Set[tuple[str, int]]) -> None:
+        missing = versions - self._definitions.keys()
+        if len(self._definitions) + len(missing) > MAX_CACHED_DEFINITIONS:
+            self._definitions.clear()
+            missing = set(versions)
+        if missing:
+            self._definitions.update(await flows.definitions(missing))
+
+    def _rejects_blocklisted(self, live: LiveFlow | None, tenant_id: str) -> bool:
+        if live is None or live.tenant_id != tenant_id:
+            return False
+        definition = self._definitions.get((live.flow_id, live.version))
+        return definition is not None and definition.caller_rejection.reject_blocklisted
+
+    def _definition(self, state: CallState) -> FlowDefinition:
         if not state.flow_id:
             return _NO_FLOW
-        key = (state.flow_id, state.flow_version)
-        if key not in self._definitions:
-            if len(self._definitions) >= MAX_CACHED_DEFINITIONS:
-                self._definitions.clear()
-            definition = await flows.definition(*key)
-            if definition is None:
-                raise RuntimeError(f"published version {key} is missing")  # redelivered until repaired
-            self._definitions[key] = definition
-        return self._definitions[key]
+        definition = self._definitions.get((state.flow_id, state.flow_version))
+        if definition is None:
+            # The whole batch is redelivered until the version is repaired.
+            raise RuntimeError(f"published version {(state.flow_id, state.flow_version)} is missing")
+        return definition
