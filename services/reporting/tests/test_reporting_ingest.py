@@ -27,7 +27,8 @@ from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.events import CALL_EVENTS, SMS_REQUESTS, SMS_RESULTS, decode_event
 from hibiki_runtime.kafka import Delivery
 from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.reporting.tests.reporting_events import (
     CALLER,
@@ -35,6 +36,7 @@ from services.reporting.tests.reporting_events import (
     EXPECTED_FUNNEL,
     OTHER_CALLER,
     SHOP,
+    SNAPSHOT,
     Recorder,
     recorded_sequence,
 )
@@ -53,11 +55,16 @@ def deliveries(records: Sequence[tuple[str, str, Message]]) -> list[Delivery]:
 
 
 @pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}")
     await upgrade_to_head(engine, MIGRATIONS)
-    yield session_factory(engine)
+    yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(engine)
 
 
 def ingestor(sessions: async_sessionmaker[AsyncSession], now: datetime = NOW) -> Ingestor:
@@ -221,3 +228,31 @@ async def test_events_older_than_retention_are_ignored(sessions) -> None:
     await feed(ingestor(sessions, now=today), stale.records)
     days = DayRange(today.date() - timedelta(days=100), today.date())
     assert await queries(sessions).daily_report(TENANT, days) == []
+
+
+async def test_statements_per_batch_do_not_grow_with_the_batch(engine, sessions) -> None:
+    target = ingestor(sessions)
+
+    async def statements_for(calls: int, prefix: str) -> int:
+        recorder = Recorder(TENANT, prefix)
+        for n in range(calls):
+            recorder.sms_call(f"call-{n}", f"req-{n}", DAY1 + timedelta(minutes=n), SHOP)
+            accepted = sms_results_pb2.SmsAccepted(carrier=1, snapshot=SNAPSHOT, reason="accepted")
+            recorder.sms_result(f"req-{n}", DAY1 + timedelta(minutes=n, seconds=30), "sms_accepted", accepted)
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, parameters, context, executemany) -> None:
+            statements.append(statement)
+
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        try:
+            assert await target(deliveries(recorder.records)) == []
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", count)
+        return len(statements)
+
+    few, many = await statements_for(5, "few-"), await statements_for(100, "many-")
+
+    assert few == many
+    days = DayRange(DAY1.date(), DAY1.date() + timedelta(days=1))
+    assert sum(row.calls for row in await queries(sessions).daily_report(TENANT, days)) == 105

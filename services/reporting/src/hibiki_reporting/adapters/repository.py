@@ -1,14 +1,21 @@
-"""The write side: facts in, records folded from them out, and batched retention deletes."""
+"""The write side: facts in, records folded from them out, and batched retention deletes.
+
+Every write method takes a whole consumed batch and costs a fixed number of statements, however many
+records the batch touches: one statement per record kept the consumers waiting on round trips.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from hibiki_runtime.db import AsyncSession, dialect_insert
 from hibiki_runtime.events import decode_event
 from hibiki_runtime.kafka import Delivery
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 
 from hibiki_reporting.adapters.events import call_fact, sms_fact
 from hibiki_reporting.adapters.rows import call_row, sms_row
@@ -19,134 +26,200 @@ from hibiki_reporting.domain.facts import CallFact, SmsFact, SmsStatus
 from hibiki_reporting.domain.sms import SmsRecord
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """The first event of a batch that mentions a record: it decides the owner of a record that is new."""
+
+    key: str
+    tenant_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class NewFact:
+    """A consumed event as a fact of one record (an SMS request is a fact of its call and of its SMS)."""
+
+    key: str
+    delivery: Delivery
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Locked:
+    """Records locked until commit: the tenant that owns each, and those this transaction created."""
+
+    owners: dict[str, str]
+    created: frozenset[str]
+
+
 class ReportRepository:
     """What consumers and the retention job write, in the caller's transaction."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock_call(self, call_id: str, tenant_id: str, seen_at: datetime) -> str:
-        """Create the call's record if new, lock it until commit, and return the tenant that owns it.
+    async def lock_calls(self, sightings: Sequence[Sighting]) -> Locked:
+        """Create the records of new calls and lock every sighted call until commit.
 
         The lock makes concurrent consumers of different topics fold the same call one after the other,
         so that each fold sees every fact committed before it.
         """
-        await self.session.execute(
-            dialect_insert(self.session, call_records)
-            .values(
-                call_id=call_id,
-                tenant_id=tenant_id,
-                report_date=report_date(seen_at),
-                dialed_number="",
-                caller_number="",
-                first_seen=seen_at,
-                outcome=CallOutcome.IN_PROGRESS.value,
-                path=[],
-            )
-            .on_conflict_do_nothing(index_elements=["call_id"])
-        )
-        owner = await self.session.scalar(
-            select(call_records.c.tenant_id).where(call_records.c.call_id == call_id).with_for_update()
-        )
-        return str(owner)
-
-    async def lock_sms(self, request_id: str, tenant_id: str, seen_at: datetime) -> str:
-        """Like lock_call, for an SMS record."""
-        await self.session.execute(
-            dialect_insert(self.session, sms_records)
-            .values(
-                request_id=request_id,
-                tenant_id=tenant_id,
-                report_date=report_date(seen_at),
-                call_id="",
-                dialed_number="",
-                recipient="",
-                box_number="",
-                route_id="",
-                first_seen=seen_at,
-                status=SmsStatus.REQUESTED.value,
-                reason="",
-                status_time=seen_at,
-                carrier="",
-                timeline=[],
-            )
-            .on_conflict_do_nothing(index_elements=["request_id"])
-        )
-        owner = await self.session.scalar(
-            select(sms_records.c.tenant_id).where(sms_records.c.request_id == request_id).with_for_update()
-        )
-        return str(owner)
-
-    async def add_call_fact(self, call_id: str, delivery: Delivery, at: datetime) -> None:
-        await self._add_fact(call_facts, "call_id", call_id, delivery, at)
-
-    async def add_sms_fact(self, request_id: str, delivery: Delivery, at: datetime) -> None:
-        await self._add_fact(sms_facts, "request_id", request_id, delivery, at)
-
-    async def _add_fact(
-        self, table: Table, key_column: str, key: str, delivery: Delivery, at: datetime
-    ) -> None:
-        await self.session.execute(
-            dialect_insert(self.session, table)
-            .values(
+        return await self._lock(
+            call_records,
+            "call_id",
+            [
                 {
-                    key_column: key,
-                    "event_id": delivery.event.event_id,
-                    "tenant_id": delivery.event.tenant_id,
-                    "topic": delivery.topic,
-                    "occurred_at": at,
-                    "payload": delivery.event.message.SerializeToString(),
+                    "call_id": seen.key,
+                    "tenant_id": seen.tenant_id,
+                    "report_date": report_date(seen.at),
+                    "dialed_number": "",
+                    "caller_number": "",
+                    "first_seen": seen.at,
+                    "outcome": CallOutcome.IN_PROGRESS.value,
+                    "path": [],
                 }
-            )
-            .on_conflict_do_nothing()
+                for seen in sightings
+            ],
         )
 
-    async def call_facts(self, call_id: str) -> list[CallFact]:
-        rows = await self.session.execute(
-            select(call_facts.c.topic, call_facts.c.payload).where(call_facts.c.call_id == call_id)
+    async def lock_sms(self, sightings: Sequence[Sighting]) -> Locked:
+        """Like lock_calls, for SMS records (lock them after the calls: one lock order for every batch)."""
+        return await self._lock(
+            sms_records,
+            "request_id",
+            [
+                {
+                    "request_id": seen.key,
+                    "tenant_id": seen.tenant_id,
+                    "report_date": report_date(seen.at),
+                    "call_id": "",
+                    "dialed_number": "",
+                    "recipient": "",
+                    "box_number": "",
+                    "route_id": "",
+                    "first_seen": seen.at,
+                    "status": SmsStatus.REQUESTED.value,
+                    "reason": "",
+                    "status_time": seen.at,
+                    "carrier": "",
+                    "timeline": [],
+                }
+                for seen in sightings
+            ],
         )
-        facts = (call_fact(row.topic, decode_event(row.topic, row.payload).message) for row in rows)
-        return [fact for fact in facts if fact is not None]
 
-    async def sms_facts(self, request_id: str) -> list[SmsFact]:
-        rows = await self.session.execute(
-            select(sms_facts.c.topic, sms_facts.c.payload).where(sms_facts.c.request_id == request_id)
+    async def _lock(self, table: Table, key: str, placeholders: list[dict[str, Any]]) -> Locked:
+        if not placeholders:
+            return Locked({}, frozenset())
+        # Rows are created and locked in key order: two batches inserting or locking the same records
+        # wait for each other instead of deadlocking.
+        placeholders.sort(key=lambda row: str(row[key]))
+        created = await self._insert_many(
+            dialect_insert(self.session, table).on_conflict_do_nothing(), placeholders
         )
-        return [sms_fact(row.topic, decode_event(row.topic, row.payload).message) for row in rows]
+        owners = await self.session.execute(
+            select(table.c[key], table.c.tenant_id)
+            .where(table.c[key].in_([row[key] for row in placeholders]))
+            .order_by(table.c[key])
+            .with_for_update()
+        )
+        return Locked({str(k): str(tenant_id) for k, tenant_id in owners}, frozenset(created))
 
-    async def save_call(self, tenant_id: str, record: CallRecord) -> None:
+    async def add_call_facts(self, facts: Sequence[NewFact]) -> None:
+        await self._add_facts(call_facts, "call_id", facts)
+
+    async def add_sms_facts(self, facts: Sequence[NewFact]) -> None:
+        await self._add_facts(sms_facts, "request_id", facts)
+
+    async def _add_facts(self, table: Table, key: str, facts: Sequence[NewFact]) -> None:
+        rows = [
+            {
+                key: fact.key,
+                "event_id": fact.delivery.event.event_id,
+                "tenant_id": fact.delivery.event.tenant_id,
+                "topic": fact.delivery.topic,
+                "occurred_at": fact.at,
+                "payload": fact.delivery.event.message.SerializeToString(),
+            }
+            for fact in facts
+        ]
+        await self._insert_many(dialect_insert(self.session, table).on_conflict_do_nothing(), rows)
+
+    async def call_facts_of(self, call_ids: Collection[str]) -> dict[str, list[CallFact]]:
+        """The stored facts of each call that has any (PromptFinished tells nothing, so it is left out)."""
+        facts: dict[str, list[CallFact]] = defaultdict(list)
+        for call_id, topic, payload in await self._facts_rows(call_facts, "call_id", call_ids):
+            fact = call_fact(topic, decode_event(topic, payload).message)
+            if fact is not None:
+                facts[call_id].append(fact)
+        return dict(facts)
+
+    async def sms_facts_of(self, request_ids: Collection[str]) -> dict[str, list[SmsFact]]:
+        """The stored facts of each SMS that has any."""
+        facts: dict[str, list[SmsFact]] = defaultdict(list)
+        for request_id, topic, payload in await self._facts_rows(sms_facts, "request_id", request_ids):
+            facts[request_id].append(sms_fact(topic, decode_event(topic, payload).message))
+        return dict(facts)
+
+    async def _facts_rows(self, table: Table, key: str, keys: Collection[str]) -> Iterable[Any]:
+        if not keys:
+            return []
+        return await self.session.execute(
+            select(table.c[key], table.c.topic, table.c.payload).where(table.c[key].in_(list(keys)))
+        )
+
+    async def save_calls(self, records: Sequence[tuple[str, CallRecord]]) -> None:
+        """Write back folded (tenant, call record) pairs and replace their route funnel rows."""
+        if not records:
+            return
+        await self._update_many(
+            call_records,
+            "call_id",
+            [(record.call_id, call_row(tenant, record)) for tenant, record in records],
+        )
         await self.session.execute(
-            update(call_records)
-            .where(call_records.c.call_id == record.call_id)
-            .values(call_row(tenant_id, record))
+            delete(route_funnel).where(route_funnel.c.call_id.in_([record.call_id for _, record in records]))
         )
-        await self.session.execute(delete(route_funnel).where(route_funnel.c.call_id == record.call_id))
-        entries = record.funnel_entries()
-        if entries:
+        funnel = [
+            {
+                "call_id": record.call_id,
+                "route_id": entry.route_id,
+                "tenant_id": tenant,
+                "report_date": record.report_date,
+                "dialed_number": record.dialed_number,
+                "route_name": entry.route_name,
+                "invalid_inputs": entry.invalid_inputs,
+                "timeouts": entry.timeouts,
+                "abandoned": entry.abandoned_here,
+            }
+            for tenant, record in records
+            for entry in record.funnel_entries()
+        ]
+        await self._insert_many(route_funnel.insert(), funnel)
+
+    async def save_sms(self, records: Sequence[tuple[str, SmsRecord]]) -> None:
+        """Write back folded (tenant, SMS record) pairs."""
+        await self._update_many(
+            sms_records,
+            "request_id",
+            [(record.request_id, sms_row(tenant, record)) for tenant, record in records],
+        )
+
+    async def _insert_many(self, insert: Any, rows: list[dict[str, Any]]) -> list[str]:
+        """Insert the rows; returns the first primary-key column of those inserted (not skipped)."""
+        if not rows:
+            return []
+        # With RETURNING, SQLAlchemy sends the rows as multi-row VALUES pages ("insertmanyvalues") of a
+        # statement compiled once; without it, asyncpg would execute the statement once per row.
+        primary_key = next(iter(insert.table.primary_key))
+        return list((await self.session.scalars(insert.returning(primary_key), rows)).all())
+
+    async def _update_many(self, table: Table, key: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        if rows:
             await self.session.execute(
-                route_funnel.insert(),
-                [
-                    {
-                        "call_id": record.call_id,
-                        "route_id": entry.route_id,
-                        "tenant_id": tenant_id,
-                        "report_date": record.report_date,
-                        "dialed_number": record.dialed_number,
-                        "route_name": entry.route_name,
-                        "invalid_inputs": entry.invalid_inputs,
-                        "timeouts": entry.timeouts,
-                        "abandoned": entry.abandoned_here,
-                    }
-                    for entry in entries
-                ],
+                update(table).where(table.c[key] == bindparam("record_key")),
+                [{"record_key": record_key, **values} for record_key, values in rows],
             )
-
-    async def save_sms(self, tenant_id: str, record: SmsRecord) -> None:
-        await self.session.execute(
-            update(sms_records)
-            .where(sms_records.c.request_id == record.request_id)
-            .values(sms_row(tenant_id, record))
-        )
 
     async def delete_batch_before(self, kind: str, cutoff: date, batch: int) -> dict[str, int]:
         """Delete up to `batch` records of `kind` ("call" or "sms") older than cutoff, with their facts."""
