@@ -119,7 +119,7 @@ async def _measure(
     if "guidance-tts" in specs:
         results += await _tts_phase(env, specs["guidance-tts"], plan, run_id)
     if "reporting" in phases:
-        reporting_results, lag = await _reporting_phase(env, plan, raw, run_id)
+        reporting_results, lag = await _reporting_phase(env, plan, raw, run_id, expect_backlog=bool(specs))
         results += reporting_results
     results += [measured(f"peak RSS {name}", peak / MB, "MB") for name, peak in env.memory.peaks().items()]
     title = "Hibiki: DigitsCollected produced → action consumed"
@@ -195,13 +195,13 @@ async def _tts_phase(env: Environment, spec: ServiceSpec, plan: Plan, run_id: st
 
 
 async def _reporting_phase(
-    env: Environment, plan: Plan, raw: float, run_id: str
+    env: Environment, plan: Plan, raw: float, run_id: str, *, expect_backlog: bool
 ) -> tuple[list[Result], dict[str, Series]]:
     _say("reporting: catching up with the run so far, then a burst")
     spec = env.service("reporting", "hibiki_reporting")
     env.start([spec])
     assert spec.http_port
-    await reporting.wait_until_idle(spec.http_port)
+    await reporting.wait_until_idle(spec.http_port, expect_events=expect_backlog)
     _say(f"reporting: burst of {plan.reporting_burst:,} call events")
     burst = await reporting.burst(
         env.broker.bootstrap_servers, spec.http_port, plan.reporting_burst, f"rp{run_id}-",

@@ -30,8 +30,13 @@ async def _consumed(session: aiohttp.ClientSession, http_port: int) -> int:
         return consumed_total(await response.text())
 
 
-async def wait_until_idle(http_port: int, quiet_seconds: float = 3.0, within: float = 180.0) -> int:
-    """Wait until the consumer has handled what was already on its topics (its count stops moving)."""
+async def wait_until_idle(
+    http_port: int, expect_events: bool, quiet_seconds: float = 3.0, within: float = 180.0
+) -> int:
+    """Wait until the consumer has handled what was already on its topics (its count stops moving).
+
+    With `expect_events` (earlier phases produced traffic) a count still at 0 means it has not started yet.
+    """
     async with aiohttp.ClientSession() as session:
         deadline = time.monotonic() + within
         last, since = await _consumed(session, http_port), time.monotonic()
@@ -40,7 +45,7 @@ async def wait_until_idle(http_port: int, quiet_seconds: float = 3.0, within: fl
             now = await _consumed(session, http_port)
             if now != last:
                 last, since = now, time.monotonic()
-            elif last > 0 and time.monotonic() - since >= quiet_seconds:
+            elif (last > 0 or not expect_events) and time.monotonic() - since >= quiet_seconds:
                 return last
     raise TimeoutError(f"reporting still consuming after {within:.0f}s")
 
