@@ -73,15 +73,13 @@ SMS_SENT_TEXT = "SMSをお送りしました。ご利用ありがとうござい
 BOX_NUMBER = "501"
 BOX_TEXT = "ご予約はこちらのページからお手続きください。"
 BOX_URL = "https://example.jp/e2e/reserve"
-DELIVERED_CALLER = "+819011110001"  # the seed's caller whose handset sends a delivery receipt
+DELIVERED_CALLER = "+819011110001"  # the seed's caller whose 到達 the caller trace shows
 SMSC_RULES = {
     "rules": [
-        # Simulated callers are +8190 and eight random digits: the carrier accepts (送信完了), no receipt.
-        # Receipts stay out of the kill -9 tests on purpose: one that arrives around an sms-gateway crash is
-        # lost (smpp34 acknowledges deliver_sm before the service stores it, and the simulator never sends
-        # it again), so 到達 would flake; see the report of issue 8.
-        {"prefix": "+8190", "carrier": "docomo", "behaviour": "accept"},
-        {"prefix": DELIVERED_CALLER, "carrier": "docomo", "behaviour": "deliver", "delay": 0.1},
+        # Simulated callers are +8190 and eight random digits: the carrier accepts (送信完了), then the
+        # handset reports delivery (到達). Receipts also flow through the kill -9 tests: the SMSC keeps each
+        # one until sms-gateway has stored it, so none is lost to a crash.
+        {"prefix": "+8190", "carrier": "docomo", "behaviour": "deliver", "delay": 0.2},
         {"prefix": "+817099", "carrier": "none"},
     ]
 }

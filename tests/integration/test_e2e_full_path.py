@@ -330,6 +330,12 @@ async def test_kill_9_each_service_in_turn_under_load(
     assert await audio_bytes(system, provisioned.menu_guidance_id) == menu_audio
     assert sum(line["sms_promised"] for line in lines) >= 10
     await assert_system_matches_ground_truth(broker, system, reports, truth_dir)
+    # Receipts arrived while sms-gateway processes were being killed: every SMS the carrier accepted ends
+    # delivered (到達), none stays merely accepted.
+    figures = await daily_report(reports, report_days(all_calls(truth_dir)))
+    accepted_delivered = [(row[3], row[4]) for row in figures.values()]
+    assert all(accepted == delivered for accepted, delivered in accepted_delivered), figures
+    assert sum(delivered for _, delivered in accepted_delivered) > 0
 
 
 # ---- 3. a rebalance ---------------------------------------------------------------------------------

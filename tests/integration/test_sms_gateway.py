@@ -38,6 +38,7 @@ SCENARIO = {
         {"prefix": "+81902001", "carrier": "au", "behaviour": "undeliver", "delay": 0.2, "error_code": "006"},
         {"prefix": "+81902002", "carrier": "none"},
         {"prefix": "+81902003", "carrier": "docomo", "behaviour": "stall"},
+        {"prefix": "+81902004", "carrier": "docomo", "behaviour": "deliver", "delay": 3.0},
     ]
 }
 OPERATOR = (("authorization", "Bearer token-a-operator"),)
@@ -282,45 +283,59 @@ async def test_requests_flow_through_smpp_to_results_exactly_once(
     assert not [m for m in smsc.received() if m["destination"] == "+819020020001"]
 
 
-async def message_state(database_url: str, request_id: str, within: float) -> str:
-    """The persisted state of a request in the service's own database, once it has one."""
+async def message_state(database_url: str, request_id: str, expected: str, within: float) -> str:
+    """The persisted state of a request in the service's own database, once it is `expected` (or the last
+    one seen when time runs out)."""
     engine = create_async_engine(database_url)
     deadline = time.monotonic() + within
     try:
-        while time.monotonic() < deadline:
+        while True:
             async with engine.connect() as connection:
                 state = await connection.scalar(
                     text("SELECT state FROM sms_messages WHERE request_id = :id"), {"id": request_id}
                 )
-            if state:
-                return str(state)
+            if state == expected or time.monotonic() > deadline:
+                return str(state or "")
             await asyncio.sleep(0.1)
     finally:
         await engine.dispose()
-    return ""
 
 
-async def test_a_submit_cut_off_by_kill_9_is_reported_uncertain_and_never_resent(
+async def test_kill_9_leaves_a_cut_off_submit_uncertain_and_loses_no_receipt(
     kafka: Broker, stack: Stack, sms_gateway: ServiceSpec, boxes: box_grpc.SmsBoxServiceAsyncStub
 ) -> None:
     """Runs last in this module: it kills the service and starts it again on the same database."""
+    database = sms_gateway.env["HIBIKI_DATABASE_URL"]
     create = box_pb.CreateSmsBoxRequest(box_number="320", box_name="停止", message_text="本文", url="")
     await boxes.CreateSmsBox(create, metadata=OPERATOR)
+    # Its receipt is due 3 s after acceptance, while the process is dead: the SMSC must keep it.
+    await produce(
+        kafka.bootstrap_servers,
+        SMS_REQUESTS,
+        [("it-receipt", sms_request("it-receipt", "320", "09020040001"))],
+    )
+    assert await message_state(database, "it-receipt", "accepted", within=30) == "accepted"
     await produce(
         kafka.bootstrap_servers, SMS_REQUESTS, [("it-crash", sms_request("it-crash", "320", "09020030001"))]
     )
     # The simulator never answers this number: the message waits in SUBMITTING when the process dies.
-    assert await message_state(sms_gateway.env["HIBIKI_DATABASE_URL"], "it-crash", within=30) == "submitting"
+    assert await message_state(database, "it-crash", "submitting", within=30) == "submitting"
+    assert await message_state(database, "it-receipt", "accepted", within=0) == "accepted"  # not yet
     (running,) = [s for s in stack.services if s.spec is sms_gateway and s.process.poll() is None]
     running.process.kill()
     running.process.wait(10)
+    await asyncio.sleep(3.5)  # the receipt falls due with no receiving session bound
 
     stack.wait_healthy([stack.start(sms_gateway)], timeout=90)
 
     def reported(records: list) -> bool:  # type: ignore[type-arg]
-        return any(r.HasField("sms_failed") for r in results_of(records, "it-crash"))
+        return any(r.HasField("sms_failed") for r in results_of(records, "it-crash")) and any(
+            r.HasField("sms_delivered") for r in results_of(records, "it-receipt")
+        )
 
     records = await read_until(kafka.bootstrap_servers, SMS_RESULTS, reported, within_seconds=40)
+    receipt_results = [r.WhichOneof("body") for r in results_of(records, "it-receipt")]
+    assert receipt_results == ["sms_accepted", "sms_delivered"]
     (failed,) = results_of(records, "it-crash")  # nothing else: it was not sent again after the restart
     assert failed.sms_failed.reason == "uncertain_after_crash"
     assert failed.sms_failed.snapshot.box_number == "320"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from hibiki_runtime.db import as_utc
 from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hibiki_sms_gateway.adapters.sql import insert_ignoring_duplicates
+from hibiki_sms_gateway.adapters.sql import among, insert_ignoring_duplicates
 from hibiki_sms_gateway.adapters.tables import sms_box_revisions, sms_boxes
 from hibiki_sms_gateway.domain.sms_box import BoxRevision, SmsBox
 
@@ -39,6 +40,20 @@ class BoxRepository:
             )
         ).first()
         return _box(row) if row else None
+
+    async def get_many(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], SmsBox]:
+        """The boxes found among (tenant_id, box_number) keys, by key; missing boxes are absent."""
+        if not keys:
+            return {}
+        rows = await self._session.execute(
+            select(sms_boxes).where(
+                among(self._session, sms_boxes.c.tenant_id, {tenant for tenant, _ in keys}),
+                among(self._session, sms_boxes.c.box_number, {number for _, number in keys}),
+            )
+        )
+        # With several tenants the conditions match other tenants' boxes of the same numbers too.
+        wanted = set(keys)
+        return {key: _box(row) for row in rows if (key := (row.tenant_id, row.box_number)) in wanted}
 
     async def add(self, box: SmsBox, revision: BoxRevision) -> bool:
         """Insert a new box; False when the tenant already has a box with that number."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from hibiki_runtime.db import as_utc
@@ -29,18 +30,25 @@ class ShortLinkRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, link: ShortLink) -> None:
+    async def add_all(self, links: Sequence[ShortLink]) -> None:
+        """Store new links with one multi-row INSERT."""
+        if not links:
+            return
         await self._session.execute(
-            sms_short_links.insert().values(
-                token=link.token,
-                request_id=link.request_id,
-                tenant_id=link.tenant_id,
-                target_url=link.target_url,
-                short_url=link.short_url,
-                created_at=link.created_at,
-                expires_at=link.expires_at,
-                clicks=link.clicks,
-            )
+            sms_short_links.insert(),
+            [
+                {
+                    "token": link.token,
+                    "request_id": link.request_id,
+                    "tenant_id": link.tenant_id,
+                    "target_url": link.target_url,
+                    "short_url": link.short_url,
+                    "created_at": link.created_at,
+                    "expires_at": link.expires_at,
+                    "clicks": link.clicks,
+                }
+                for link in links
+            ],
         )
 
     async def get(self, token: str) -> ShortLink | None:

@@ -1,8 +1,12 @@
-"""SMPP 3.4 connector (smpp34): one transceiver bind, bounded window, reconnect, receipts via deliver_sm.
+"""SMPP 3.4 connector: submits over a transmitter bind (smpp34), receives receipts over a second session.
 
 smpp34 ignores `window_size`, panics on a short_message over 254 bytes and never reconnects, so this adapter
 bounds the window with a semaphore, validates part sizes before calling, and binds a new Client after a drop.
 The session answers enquire_link and sends its own on idle links (smpp34 runs the SMPP timers).
+
+smpp34 acknowledges a deliver_sm before Python sees it, so receipts are not taken over its session (a
+transmitter bind gets none): `SmppReceiver` binds a receiving session to the same SMSC and acknowledges each
+receipt only after `on_receipt` has stored it.
 """
 
 from __future__ import annotations
@@ -10,13 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 import smpp34
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
+from hibiki_sms_gateway.adapters.smpp_receiver import (
+    RECEIPT_FLAG,
+    ReceiptSink,
+    SmppReceiver,
+    receipt_of_deliver_sm,
+)
 from hibiki_sms_gateway.domain.concatenation import UCS2_DATA_CODING, Part
-from hibiki_sms_gateway.domain.receipts import Receipt, parse_receipt
+from hibiki_sms_gateway.domain.receipts import Receipt
 from hibiki_sms_gateway.domain.submission import (
     PermanentSubmitError,
     TemporarySubmitError,
@@ -26,9 +35,7 @@ from hibiki_sms_gateway.domain.submission import (
 
 log = logging.getLogger("hibiki.sms.smpp")
 
-ReceiptSink = Callable[[Receipt], Awaitable[None]]
 _MAX_SHORT_MESSAGE = 254
-_RECEIPT_FLAG = 0x04
 _TON_INTERNATIONAL, _NPI_ISDN = 1, 1
 _TON_ALPHANUMERIC, _NPI_UNKNOWN = 5, 0
 _REGISTERED_DELIVERY_FINAL = 1
@@ -38,7 +45,7 @@ _THROTTLED = smpp34.ESME_RTHROTTLED  # type: ignore[attr-defined]
 
 
 class SmppConnector:
-    """Submits parts to one SMSC and feeds its delivery receipts to `on_receipt`."""
+    """Submits parts to one SMSC; feeds its delivery receipts to `on_receipt`, acknowledged once stored."""
 
     def __init__(
         self,
@@ -64,12 +71,17 @@ class SmppConnector:
         self._client: smpp34.Client | None = None
         self._bound = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._receiver = SmppReceiver(
+            host=host, port=port, system_id=system_id, password=password, on_receipt=on_receipt
+        )
 
     @property
     def bound(self) -> bool:
-        return self._bound.is_set()
+        """Both sessions are bound: parts can be submitted and their receipts received."""
+        return self._bound.is_set() and self._receiver.bound
 
     async def start(self) -> None:
+        await self._receiver.start()
         self._task = asyncio.create_task(self._keep_bound(), name="smpp-connector")
 
     async def stop(self) -> None:
@@ -78,6 +90,7 @@ class SmppConnector:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._close()
+        await self._receiver.stop()
 
     async def submit(self, destination_e164: str, part: Part) -> str:
         """Submit one part; the carrier message id, or a Temporary/Permanent/Uncertain SubmitError."""
@@ -146,7 +159,7 @@ class SmppConnector:
             log.warning("SMPP session to %s:%d ended; binding again", self._host, self._port)
 
     async def _bind(self) -> None:
-        client = smpp34.Client(self._host, self._port, self._system_id, self._password, bind_type="TRX")
+        client = smpp34.Client(self._host, self._port, self._system_id, self._password, bind_type="TX")
         try:
             smsc = await client.connect()
         except BaseException:
@@ -155,7 +168,7 @@ class SmppConnector:
             raise
         self._client, self._smsc = client, smsc
         self._bound.set()
-        log.info("SMPP transceiver bound to %s:%d", self._host, self._port)
+        log.info("SMPP transmitter bound to %s:%d", self._host, self._port)
 
     async def _read_until_disconnected(self) -> None:
         smsc = self._smsc
@@ -163,15 +176,16 @@ class SmppConnector:
             event = await smsc.next()
             if isinstance(event, smpp34.Disconnected):
                 return
-            if event.esm_class & _RECEIPT_FLAG:
-                receipt = _receipt_of(event)
-                if receipt is None:
-                    log.warning("unreadable delivery receipt ignored")
-                    continue
+            # SMPP 3.4 sends no deliver_sm to a transmitter. Should an SMSC send one anyway, smpp34 has
+            # acknowledged it already: store it on a best-effort basis rather than drop it.
+            if not event.esm_class & RECEIPT_FLAG:
+                continue
+            receipt = _receipt_of(event)
+            log.warning("delivery receipt %s arrived on the transmitter bind", receipt)
+            if receipt is not None:
                 try:
                     await self._on_receipt(receipt)
                 except Exception:
-                    # The SMSC was already acknowledged; losing this receipt leaves the message "accepted".
                     log.exception("delivery receipt %s could not be stored", receipt.carrier_message_id)
 
     async def _close(self) -> None:
@@ -184,9 +198,6 @@ class SmppConnector:
 
 
 def _receipt_of(event: smpp34.DeliverSmEvent) -> Receipt | None:
-    receipt = parse_receipt(event.short_message.decode("latin-1"))
     tlvs = {tlv.tag: tlv for tlv in event.tlvs}
     receipted_id = tlvs.get(smpp34.TLV_RECEIPTED_MESSAGE_ID)  # type: ignore[attr-defined]
-    if receipt is not None and receipted_id is not None and receipted_id.as_string():
-        return Receipt(receipted_id.as_string() or "", receipt.state, receipt.error_code)
-    return receipt
+    return receipt_of_deliver_sm(event.short_message, receipted_id.as_string() if receipted_id else None)

@@ -1,9 +1,12 @@
 """sms.requests → admission → submit → sms.results, with the message state persisted before and after submit.
 
-One transaction per batch claims the events and stores each request as REJECTED (with its SmsRejected in the
-outbox) or SUBMITTING. Only then are parts submitted; a second transaction per message records ACCEPTED,
-FAILED or UNCERTAIN with its result. A redelivered event is claimed already, and a request_id seen before is
-never admitted again, so no request is sent twice.
+Admission is set-based: one transaction per consumed batch checks the request_ids, claims the events, loads
+the boxes, screens the recipients and stores each request as REJECTED (with its SmsRejected in the outbox) or
+SUBMITTING, in the same few statements whatever the batch size. Only then are parts submitted, every request
+of the batch concurrently (the SMPP window bounds them). Outcomes (ACCEPTED, FAILED or UNCERTAIN with their
+result) are recorded together: one transaction for those that finish within a short window of each other.
+A redelivered event is claimed already, and a request_id seen before is never admitted again, so no request
+is sent twice.
 """
 
 from __future__ import annotations
@@ -16,21 +19,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hibiki.sms.v1 import sms_requests_pb2
-from hibiki_runtime.events import DecodedEvent
 from hibiki_runtime.kafka import Delivery, Rejection
-from hibiki_runtime.outbox import claim_event, enqueue_all
+from hibiki_runtime.outbox import claim_events, enqueue_all, release_claims
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hibiki_sms_gateway.adapters import results
 from hibiki_sms_gateway.adapters.box_repository import BoxRepository
-from hibiki_sms_gateway.adapters.message_repository import MessageRepository
+from hibiki_sms_gateway.adapters.message_repository import MessageRepository, StateChange, TenantRecipient
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.adapters.short_link_repository import ShortLinkRepository
 from hibiki_sms_gateway.domain.carrier import Carrier, CarrierResolver
 from hibiki_sms_gateway.domain.concatenation import ucs2_parts
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
 from hibiki_sms_gateway.domain.lifecycle import MessageState, advance
-from hibiki_sms_gateway.domain.recipient import Refusal, RejectReason, classify_recipient
+from hibiki_sms_gateway.domain.recipient import Recipient, Refusal, RejectReason, classify_recipient
+from hibiki_sms_gateway.domain.short_links import ShortLink
+from hibiki_sms_gateway.domain.sms_box import SmsBox
 from hibiki_sms_gateway.domain.sms_message import SmsMessage, Snapshot
 from hibiki_sms_gateway.domain.submission import PermanentSubmitError, UncertainSubmitError
 from hibiki_sms_gateway.service_layer.receipts import ReceiptBook
@@ -48,10 +52,67 @@ class AdmissionPolicy:
 
 
 @dataclass(frozen=True)
+class _Request:
+    """A well-formed SmsRequest of the batch and the delivery that carried it."""
+
+    delivery: Delivery
+    request: sms_requests_pb2.SmsRequest
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    @property
+    def tenant_id(self) -> str:
+        return self.delivery.event.tenant_id
+
+    @property
+    def event_id(self) -> str:
+        return self.delivery.event.event_id
+
+    @property
+    def body(self) -> sms_requests_pb2.SmsRequested:
+        return self.request.sms_requested
+
+
+@dataclass(frozen=True)
+class _Screening:
+    """What admission needs to know about a batch's boxes and recipients, loaded once per batch."""
+
+    boxes: dict[tuple[str, str], SmsBox]
+    recipients: dict[str, Recipient | Refusal]  # by request_id
+    opted_out: set[TenantRecipient]
+    # Sends within the cooldown window, by recipient; requests admitted earlier in the batch are added.
+    sends: dict[TenantRecipient, list[datetime]]
+
+
+@dataclass(frozen=True)
+class _Decision:
+    request: _Request
+    message: SmsMessage
+    carrier: Carrier | None
+    refusal: Refusal | None
+    link: ShortLink | None
+
+
+@dataclass(frozen=True)
 class _Admitted:
     message: SmsMessage
     carrier: Carrier
     cause: str
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How submitting a message ended: ACCEPTED, FAILED or UNCERTAIN, at `at`."""
+
+    entry: _Admitted
+    state: MessageState
+    reason: str
+    detail: str
+    carrier_message_ids: list[str]
+    attempts: int
+    at: datetime
 
 
 class Dispatcher:
@@ -67,6 +128,7 @@ class Dispatcher:
         send_budget_seconds: float = 120.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         short_links: ShortLinkPolicy | None = None,
+        outcome_window_seconds: float = 0.05,
     ) -> None:
         self._sessions = sessions
         self._resolver = resolver
@@ -78,65 +140,144 @@ class Dispatcher:
         self._send_budget = send_budget_seconds
         self._clock = clock
         self._short_links = short_links
+        # How long a finished send waits for others to share its transaction (delays its result that long).
+        self._outcome_window = outcome_window_seconds
 
     async def handle(self, deliveries: Sequence[Delivery]) -> Sequence[Rejection]:
         """Consumer entry point for a batch of sms.requests."""
         rejections: list[Rejection] = []
-        admitted: list[_Admitted] = []
+        requests: list[_Request] = []
+        for delivery in deliveries:
+            request = delivery.event.message
+            if not isinstance(request, sms_requests_pb2.SmsRequest) or not request.request_id:
+                rejections.append(Rejection(delivery, "missing_request_id", "SmsRequest.request_id is empty"))
+            else:
+                requests.append(_Request(delivery, request))
         async with self._sessions.begin() as session:
-            for delivery in deliveries:
-                request = delivery.event.message
-                if not isinstance(request, sms_requests_pb2.SmsRequest) or not request.request_id:
-                    rejections.append(
-                        Rejection(delivery, "missing_request_id", "SmsRequest.request_id is empty")
-                    )
-                    continue
-                # Checked before the claim, so that a redelivery (e.g. after a failed DLQ publish) is
-                # rejected again instead of skipped; another tenant's request_id is never treated as a repeat.
-                known = await MessageRepository(session).get(request.request_id)
-                if known is not None and known.tenant_id != delivery.event.tenant_id:
-                    rejections.append(
-                        Rejection(
-                            delivery,
-                            "cross_tenant",
-                            f"request {request.request_id} belongs to another tenant",
-                        )
-                    )
-                    continue
-                if not await claim_event(session, CONSUMER, delivery.event.event_id):
-                    continue
-                entry = await self._admit(session, delivery.event, request)
-                if entry is not None:
-                    admitted.append(entry)
+            messages = MessageRepository(session)
+            fresh = await self._claim_new(session, messages, requests, rejections)
+            admitted = await self._admit(session, messages, fresh)
         self._notify()
-        outcomes = await asyncio.gather(*(self._send(entry) for entry in admitted), return_exceptions=True)
-        for entry, outcome in zip(admitted, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                # Left SUBMITTING: the recovery sweep reports it as uncertain instead of resending it.
-                log.error("request %s could not be finished", entry.message.request_id, exc_info=outcome)
+        await self._send_all(admitted)
         return rejections
 
-    async def _admit(
-        self, session: AsyncSession, event: DecodedEvent, request: sms_requests_pb2.SmsRequest
-    ) -> _Admitted | None:
-        """Store the request as SUBMITTING (to be sent) or REJECTED (with its result); None if not to send."""
-        body = request.sms_requested
-        now = self._clock()
-        messages = MessageRepository(session)
-        box = await BoxRepository(session).get(event.tenant_id, body.box_number)
-        recipient, carrier, refusal = await self._screen(
-            messages, event.tenant_id, body, box is not None, now
+    # -- admission -----------------------------------------------------------------------------------
+    async def _claim_new(
+        self,
+        session: AsyncSession,
+        messages: MessageRepository,
+        requests: Sequence[_Request],
+        rejections: list[Rejection],
+    ) -> list[_Request]:
+        """The requests to admit: claimed now, first of their event id and request_id, of the right tenant."""
+        # Checked before the claim, so that a redelivery (e.g. after a failed DLQ publish) is rejected again
+        # instead of skipped; another tenant's request_id is never treated as a repeat.
+        owners = await messages.owners({r.request_id for r in requests})
+        claimed = await claim_events(
+            session,
+            CONSUMER,
+            [r.event_id for r in requests if owners.get(r.request_id, r.tenant_id) == r.tenant_id],
         )
-        first_state = MessageState.REJECTED if refusal else MessageState.SUBMITTING
+        fresh: list[_Request] = []
+        handled: set[str] = set()
+        unclaim: set[str] = set()
+        for r in requests:
+            owner = owners.get(r.request_id)
+            if owner is not None and owner != r.tenant_id:
+                rejections.append(
+                    Rejection(r.delivery, "cross_tenant", f"request {r.request_id} belongs to another tenant")
+                )
+                if r.event_id in claimed and r.event_id not in handled:
+                    # Claimed with the batch before an earlier request of it took this request_id.
+                    unclaim.add(r.event_id)
+                continue
+            if r.event_id not in claimed or r.event_id in handled:
+                continue  # handled in an earlier batch, or earlier in this one
+            handled.add(r.event_id)
+            if owner is not None:
+                log.info("request %s was handled before (event %s); not sent again", r.request_id, r.event_id)
+                continue
+            owners[r.request_id] = r.tenant_id  # later requests of the batch see it as known
+            fresh.append(r)
+        await release_claims(session, CONSUMER, unclaim)
+        return fresh
+
+    async def _admit(
+        self, session: AsyncSession, messages: MessageRepository, fresh: Sequence[_Request]
+    ) -> list[_Admitted]:
+        """Store each request as SUBMITTING (returned, to be sent) or REJECTED (with its result)."""
+        if not fresh:
+            return []
+        now = self._clock()
+        screening = await self._load_screening(session, messages, fresh, now)
+        decisions = [await self._decide(request, screening, now) for request in fresh]
+        stored = await messages.add_all([decision.message for decision in decisions])
+        admitted: list[_Admitted] = []
+        rejected: list[results.Outgoing] = []
+        links: list[ShortLink] = []
+        for decision in decisions:
+            message = decision.message
+            if message.request_id not in stored:
+                log.info(
+                    "request %s was handled before (event %s); not sent again",
+                    message.request_id,
+                    decision.request.event_id,
+                )
+            elif decision.refusal is not None:
+                refusal = decision.refusal
+                rejected.append(
+                    results.rejected(message, refusal.reason, refusal.detail, decision.request.event_id, now)
+                )
+                self._metrics.results.labels("rejected", refusal.reason.value).inc()
+            else:
+                assert decision.carrier is not None  # _decide returns a carrier whenever it refuses nothing
+                if decision.link is not None:
+                    links.append(decision.link)
+                admitted.append(_Admitted(message, decision.carrier, decision.request.event_id))
+        await ShortLinkRepository(session).add_all(links)
+        await enqueue_all(session, rejected)
+        return admitted
+
+    async def _load_screening(
+        self, session: AsyncSession, messages: MessageRepository, fresh: Sequence[_Request], now: datetime
+    ) -> _Screening:
+        """The batch's boxes, classified recipients, opt-outs and recent sends: one query of each."""
+        boxes = await BoxRepository(session).get_many({(r.tenant_id, r.body.box_number) for r in fresh})
+        recipients = {
+            r.request_id: classify_recipient(r.body.recipient, allow_m2m=self._policy.allow_m2m)
+            for r in fresh
+        }
+        reachable: set[TenantRecipient] = set()
+        for r in fresh:
+            classified = recipients[r.request_id]
+            if isinstance(classified, Recipient) and (r.tenant_id, r.body.box_number) in boxes:
+                reachable.add((r.tenant_id, classified.e164))
+        return _Screening(
+            boxes,
+            recipients,
+            await messages.opted_out(reachable),
+            await messages.sends_since(reachable, now - self._policy.cooldown.window),
+        )
+
+    async def _decide(self, request: _Request, screening: _Screening, now: datetime) -> _Decision:
+        """The message to store for a request, and why it is refused (None when it is to be sent)."""
+        body = request.body
+        box = screening.boxes.get((request.tenant_id, body.box_number))
+        recipient, carrier, refusal = await self._screen(request, box, screening, now)
+        if refusal is None:
+            # Counts for later requests of the batch, as if they were handled one after another.
+            screening.sends.setdefault((request.tenant_id, recipient), []).append(now)
         # Made before the message row, stored after it: the text as sent already holds the link.
         link = None
         if box is not None and box.url and refusal is None and self._short_links is not None:
-            link = self._short_links.new_link(request.request_id, event.tenant_id, box.url, now)
+            link = self._short_links.new_link(request.request_id, request.tenant_id, box.url, now)
         message = SmsMessage(
             request_id=request.request_id,
-            tenant_id=event.tenant_id,
+            tenant_id=request.tenant_id,
             recipient=recipient,
-            state=advance(MessageState.REQUESTED, first_state),
+            state=advance(
+                MessageState.REQUESTED, MessageState.REJECTED if refusal else MessageState.SUBMITTING
+            ),
             reason=refusal.reason.value if refusal else "",
             carrier=carrier.value if carrier else "",
             attempts=0,
@@ -144,37 +285,20 @@ class Dispatcher:
             created_at=now,
             updated_at=now,
         )
-        if not await messages.add(message):
-            log.info(
-                "request %s was handled before (event %s); not sent again", message.request_id, event.event_id
-            )
-            return None
-        if refusal is not None:
-            rejected = results.rejected(message, refusal.reason, refusal.detail, event.event_id, now)
-            await enqueue_all(session, [rejected])
-            self._metrics.results.labels("rejected", refusal.reason.value).inc()
-            return None
-        if link is not None:
-            await ShortLinkRepository(session).add(link)
-        assert carrier is not None  # _screen returns a carrier whenever it refuses nothing
-        return _Admitted(message, carrier, event.event_id)
+        return _Decision(request, message, carrier, refusal, link)
 
     async def _screen(
-        self,
-        messages: MessageRepository,
-        tenant_id: str,
-        body: sms_requests_pb2.SmsRequested,
-        box_exists: bool,
-        now: datetime,
+        self, request: _Request, box: SmsBox | None, screening: _Screening, now: datetime
     ) -> tuple[str, Carrier | None, Refusal | None]:
         """(recipient, carrier, refusal): the checks in order, cheapest first; the first refusal wins."""
-        classified = classify_recipient(body.recipient, allow_m2m=self._policy.allow_m2m)
+        body = request.body
+        classified = screening.recipients[request.request_id]
         if isinstance(classified, Refusal):
             return body.recipient[:32], None, classified
         recipient = classified.e164
-        if not box_exists:
+        if box is None:
             return recipient, None, Refusal(RejectReason.UNKNOWN_BOX, f"no SMS box {body.box_number!r}")
-        if await messages.is_opted_out(tenant_id, recipient):
+        if (request.tenant_id, recipient) in screening.opted_out:
             return (
                 recipient,
                 None,
@@ -184,14 +308,40 @@ class Dispatcher:
         if carrier is None:
             detail = "only docomo, au (KDDI), SoftBank and Rakuten Mobile networks receive SMS"
             return recipient, None, Refusal(RejectReason.UNSUPPORTED_CARRIER, detail)
-        cooldown = self._policy.cooldown
-        previous = await messages.sends_since(tenant_id, recipient, now - cooldown.window)
-        if (why := cooldown.refusal(previous, now)) is not None:
+        previous = screening.sends.get((request.tenant_id, recipient), [])
+        if (why := self._policy.cooldown.refusal(previous, now)) is not None:
             return recipient, carrier, Refusal(RejectReason.RECIPIENT_RATE_LIMITED, why)
         return recipient, carrier, None
 
-    async def _send(self, entry: _Admitted) -> None:
-        """Submit every part, then record ACCEPTED, FAILED or UNCERTAIN with its result."""
+    # -- sending -------------------------------------------------------------------------------------
+    async def _send_all(self, admitted: Sequence[_Admitted]) -> None:
+        """Send every admitted message; record outcomes in one transaction per window of finished sends."""
+        sends = {asyncio.create_task(self._send(entry)): entry for entry in admitted}
+        pending = set(sends)
+        try:
+            while pending:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if pending:
+                    more, pending = await asyncio.wait(pending, timeout=self._outcome_window)
+                    finished |= more
+                outcomes: list[_Outcome] = []
+                for task, entry in sends.items():
+                    if task not in finished:
+                        continue
+                    if (error := task.exception()) is not None:
+                        # Left SUBMITTING: the recovery sweep reports it as uncertain instead of resending it.
+                        log.error(
+                            "request %s could not be finished", entry.message.request_id, exc_info=error
+                        )
+                    else:
+                        outcomes.append(task.result())
+                await self._record(outcomes)
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _send(self, entry: _Admitted) -> _Outcome:
+        """Submit every part; ACCEPTED once all were taken, else FAILED or UNCERTAIN."""
         message = entry.message
         reference = zlib.crc32(message.request_id.encode()) & 0xFF
         ids: list[str] = []
@@ -204,34 +354,14 @@ class Dispatcher:
                     attempts += sent.attempts
         except TimeoutError:
             budget = UncertainSubmitError("send_budget", f"parts still pending after {self._send_budget}s")
-            await self._give_up(entry, PartNotSent(budget, 1), ids, attempts)
-            return
+            return self._given_up(entry, PartNotSent(budget, 1), ids, attempts)
         except PartNotSent as failure:
-            await self._give_up(entry, failure, ids, attempts)
-            return
-        now = self._clock()
-        async with self._sessions.begin() as session:
-            messages = MessageRepository(session)
-            await messages.add_parts(message.request_id, ids)
-            target = advance(MessageState.SUBMITTING, MessageState.ACCEPTED)
-            if await messages.move(
-                message.request_id,
-                MessageState.SUBMITTING,
-                target,
-                now=now,
-                reason="accepted",
-                attempts=attempts,
-            ):
-                await enqueue_all(session, [results.accepted(message, ids, entry.cause, now)])
-                self._metrics.results.labels("accepted", "accepted").inc()
-        self._notify()
-        # A receipt may have arrived before the acceptance was committed.
-        await self._receipts.apply(ids)
+            return self._given_up(entry, failure, ids, attempts)
+        return _Outcome(entry, MessageState.ACCEPTED, "accepted", "", ids, attempts, self._clock())
 
-    async def _give_up(self, entry: _Admitted, failure: PartNotSent, ids: list[str], attempts: int) -> None:
+    def _given_up(self, entry: _Admitted, failure: PartNotSent, ids: list[str], attempts: int) -> _Outcome:
         """FAILED when the carrier refused or retries ran out; UNCERTAIN when the SMSC may have the part."""
-        message, error = entry.message, failure.cause
-        attempts += failure.attempts
+        error = failure.cause
         if isinstance(error, UncertainSubmitError):
             state, reason = MessageState.UNCERTAIN, "outcome_uncertain"
             self._metrics.uncertain.labels(error.code).inc()
@@ -241,19 +371,78 @@ class Dispatcher:
             state, reason = MessageState.FAILED, "retries_exhausted"
         detail = f"{error.code}: {error.detail}"
         if ids:
-            detail += f" (after {len(ids)} of {message.snapshot.segments} parts were accepted)"
-        now = self._clock()
+            detail += f" (after {len(ids)} of {entry.message.snapshot.segments} parts were accepted)"
+        return _Outcome(entry, state, reason, detail, ids, attempts + failure.attempts, self._clock())
+
+    async def _record(self, outcomes: Sequence[_Outcome]) -> None:
+        """Record finished sends together; a failure leaves them SUBMITTING, for the recovery sweep."""
+        if not outcomes:
+            return
+        try:
+            settled = await self._store_outcomes(outcomes)
+        except Exception:
+            log.exception("outcomes of %d requests could not be recorded", len(outcomes))
+            return
+        self._notify()
+        for outcome in settled:
+            accepted = outcome.state == MessageState.ACCEPTED
+            self._metrics.results.labels("accepted" if accepted else "failed", outcome.reason).inc()
+            if not accepted:
+                request_id = outcome.entry.message.request_id
+                log.warning("request %s failed: %s (%s)", request_id, outcome.reason, outcome.detail)
+        accepted_ids = [
+            message_id
+            for outcome in settled
+            if outcome.state == MessageState.ACCEPTED
+            for message_id in outcome.carrier_message_ids
+        ]
+        try:
+            await self._apply_early_receipts(accepted_ids)
+        except Exception:
+            log.exception("early receipts could not be applied; the maintenance sweep retries them")
+
+    async def _store_outcomes(self, outcomes: Sequence[_Outcome]) -> list[_Outcome]:
+        """Store parts, new states and results in one transaction; returns the outcomes that were stored."""
         async with self._sessions.begin() as session:
             messages = MessageRepository(session)
-            if ids:
-                await messages.add_parts(message.request_id, ids)
-            target = advance(MessageState.SUBMITTING, state)
-            if await messages.move(
-                message.request_id, MessageState.SUBMITTING, target, now=now, reason=reason, attempts=attempts
-            ):
-                await enqueue_all(
-                    session, [results.failed(message, reason, detail, attempts, entry.cause, now)]
-                )
-                self._metrics.results.labels("failed", reason).inc()
-        self._notify()
-        log.warning("request %s failed: %s (%s)", message.request_id, reason, detail)
+            # Locked, so that the recovery sweep cannot settle one of them meanwhile; one it settled already
+            # keeps the result it got.
+            submitting = await messages.lock_in_state(
+                [o.entry.message.request_id for o in outcomes], MessageState.SUBMITTING
+            )
+            await messages.add_parts_of(
+                {o.entry.message.request_id: o.carrier_message_ids for o in outcomes if o.carrier_message_ids}
+            )
+            settled = [o for o in outcomes if o.entry.message.request_id in submitting]
+            await messages.change_states([_state_change(o) for o in settled])
+            await enqueue_all(session, [_result(o) for o in settled])
+        return settled
+
+    async def _apply_early_receipts(self, carrier_message_ids: Sequence[str]) -> None:
+        """Settle messages whose receipt arrived before their acceptance was committed."""
+        if not carrier_message_ids:
+            return
+        async with self._sessions() as session:
+            early = await MessageRepository(session).unapplied_receipts_among(carrier_message_ids)
+        if early:
+            await self._receipts.apply(early)
+
+
+def _state_change(outcome: _Outcome) -> StateChange:
+    return StateChange(
+        outcome.entry.message.request_id,
+        MessageState.SUBMITTING,
+        advance(MessageState.SUBMITTING, outcome.state),
+        outcome.reason,
+        outcome.attempts,
+        outcome.at,
+    )
+
+
+def _result(outcome: _Outcome) -> results.Outgoing:
+    entry = outcome.entry
+    if outcome.state == MessageState.ACCEPTED:
+        return results.accepted(entry.message, outcome.carrier_message_ids, entry.cause, outcome.at)
+    return results.failed(
+        entry.message, outcome.reason, outcome.detail, outcome.attempts, entry.cause, outcome.at
+    )

@@ -32,7 +32,11 @@ class ReceiptBook:
         self._clock = clock
 
     async def record(self, receipt: Receipt) -> None:
-        """Store a receipt from a connector, then settle its message if every part has reported."""
+        """Store a receipt from a connector, then settle its message if every part has reported.
+
+        Returns once the receipt is committed: only then may the connector acknowledge it to the carrier.
+        A receipt sent again (its acknowledgement was lost) is stored once and settles nothing twice.
+        """
         async with self._sessions.begin() as session:
             await MessageRepository(session).add_receipt(receipt, self._clock())
         await self.apply([receipt.carrier_message_id])
