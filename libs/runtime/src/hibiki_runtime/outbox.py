@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from hibiki_runtime.db import as_utc, dialect_insert
+from hibiki_runtime.db import among, as_utc, dialect_insert
 from hibiki_runtime.events import record_headers
 from hibiki_runtime.metrics import RuntimeMetrics
 
@@ -119,7 +119,8 @@ async def release_claims(session: AsyncSession, consumer: str, event_ids: Collec
     if event_ids:
         await session.execute(
             delete(processed_events).where(
-                processed_events.c.consumer == consumer, processed_events.c.event_id.in_(list(event_ids))
+                processed_events.c.consumer == consumer,
+                among(session, processed_events.c.event_id, event_ids),
             )
         )
 
@@ -222,7 +223,9 @@ class OutboxRelay:
             await self._send_batch(
                 [OutboundRecord(row.topic, row.key, row.value, dict(row.headers)) for row in rows]
             )
-            await connection.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+            await connection.execute(
+                delete(outbox).where(among(connection, outbox.c.id, [row.id for row in rows]))
+            )
             for topic, count in Counter(row.topic for row in rows).items():
                 self._metrics.outbox_published.labels(topic).inc(count)
             if len(rows) == self._batch_size:

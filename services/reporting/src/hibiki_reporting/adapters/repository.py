@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from hibiki_runtime.db import AsyncSession, dialect_insert
+from hibiki_runtime.db import AsyncSession, among, dialect_insert
 from hibiki_runtime.events import decode_event
 from hibiki_runtime.kafka import Delivery
 from sqlalchemy import Table, bindparam, delete, select, update
@@ -119,7 +119,7 @@ class ReportRepository:
         )
         owners = await self.session.execute(
             select(table.c[key], table.c.tenant_id)
-            .where(table.c[key].in_([row[key] for row in placeholders]))
+            .where(among(self.session, table.c[key], [row[key] for row in placeholders]))
             .order_by(table.c[key])
             .with_for_update()
         )
@@ -165,7 +165,9 @@ class ReportRepository:
         if not keys:
             return []
         return await self.session.execute(
-            select(table.c[key], table.c.topic, table.c.payload).where(table.c[key].in_(list(keys)))
+            select(table.c[key], table.c.topic, table.c.payload).where(
+                among(self.session, table.c[key], keys)
+            )
         )
 
     async def save_calls(self, records: Sequence[tuple[str, CallRecord]]) -> None:
@@ -178,7 +180,9 @@ class ReportRepository:
             [(record.call_id, call_row(tenant, record)) for tenant, record in records],
         )
         await self.session.execute(
-            delete(route_funnel).where(route_funnel.c.call_id.in_([record.call_id for _, record in records]))
+            delete(route_funnel).where(
+                among(self.session, route_funnel.c.call_id, [r.call_id for _, r in records])
+            )
         )
         funnel = [
             {

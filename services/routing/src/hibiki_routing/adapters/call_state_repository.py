@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from hibiki_runtime.db import among
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,7 +76,9 @@ class CallStateRepository:
         if not wanted:
             return []
         rows = (
-            await self._session.execute(select(call_states).where(call_states.c.call_id.in_(wanted)))
+            await self._session.execute(
+                select(call_states).where(among(self._session, call_states.c.call_id, wanted))
+            )
         ).all()
         found = [_state(row) for row in rows]
         self._loaded.update(dict.fromkeys(wanted))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from hibiki_runtime.db import among
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -191,7 +192,7 @@ class FlowRepository:
             return {}
         rows = await self._session.execute(
             select(flows.c.dialed_number, flows.c.tenant_id, flows.c.id, flows.c.published_version).where(
-                flows.c.dialed_number.in_(list(dialed_numbers)), flows.c.published_version > 0
+                among(self._session, flows.c.dialed_number, dialed_numbers), flows.c.published_version > 0
             )
         )
         return {row.dialed_number: LiveFlow(row.tenant_id, row.id, row.published_version) for row in rows}

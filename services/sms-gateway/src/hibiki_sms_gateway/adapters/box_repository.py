@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from hibiki_runtime.db import as_utc
+from hibiki_runtime.db import among, as_utc
 from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hibiki_sms_gateway.adapters.sql import among, insert_ignoring_duplicates
+from hibiki_sms_gateway.adapters.sql import insert_ignoring_duplicates
 from hibiki_sms_gateway.adapters.tables import sms_box_revisions, sms_boxes
 from hibiki_sms_gateway.domain.sms_box import BoxRevision, SmsBox
 

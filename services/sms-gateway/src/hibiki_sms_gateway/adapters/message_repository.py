@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hibiki_runtime.db import as_utc, dialect_insert
+from hibiki_runtime.db import among, as_utc, dialect_insert
 from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hibiki_sms_gateway.adapters.sql import among, insert_ignoring_duplicates
+from hibiki_sms_gateway.adapters.sql import insert_ignoring_duplicates
 from hibiki_sms_gateway.adapters.tables import sms_message_parts, sms_messages, sms_opt_outs, sms_receipts
 from hibiki_sms_gateway.domain.lifecycle import MessageState
 from hibiki_sms_gateway.domain.receipts import Receipt
@@ -295,7 +295,9 @@ class MessageRepository:
 
     async def receipts_for(self, carrier_message_ids: Sequence[str]) -> dict[str, tuple[Receipt, datetime]]:
         rows = await self._session.execute(
-            select(sms_receipts).where(sms_receipts.c.carrier_message_id.in_(carrier_message_ids))
+            select(sms_receipts).where(
+                among(self._session, sms_receipts.c.carrier_message_id, carrier_message_ids)
+            )
         )
         return {
             row.carrier_message_id: (
@@ -320,7 +322,7 @@ class MessageRepository:
     async def mark_receipts_applied(self, carrier_message_ids: Sequence[str]) -> None:
         await self._session.execute(
             update(sms_receipts)
-            .where(sms_receipts.c.carrier_message_id.in_(carrier_message_ids))
+            .where(among(self._session, sms_receipts.c.carrier_message_id, carrier_message_ids))
             .values(applied=1)
         )
 
