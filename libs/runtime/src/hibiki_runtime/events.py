@@ -36,6 +36,13 @@ EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 
 
+def timestamp_of(at: datetime) -> timestamp_pb2.Timestamp:
+    """A protobuf Timestamp of an aware datetime."""
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(at)
+    return stamp
+
+
 def timestamp_problem(stamp: timestamp_pb2.Timestamp) -> str:
     """Why a protobuf timestamp cannot be used ("" when it can): invalid, or outside 1970–2199."""
     try:

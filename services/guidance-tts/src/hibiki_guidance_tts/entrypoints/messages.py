@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 from hibiki.guidance.v1 import guidance_service_pb2 as pb
 from hibiki_runtime.errors import InvalidArgument
+from hibiki_runtime.events import timestamp_of
 
 from hibiki_guidance_tts.domain.model import (
     TELEPHONY_SAMPLE_RATE,
@@ -55,12 +55,6 @@ def duration(milliseconds: int) -> Duration:
     return value
 
 
-def _timestamp(moment: object) -> Timestamp:
-    value = Timestamp()
-    value.FromDatetime(moment)  # type: ignore[arg-type]
-    return value
-
-
 def audio_file_message(audio_file: AudioFile) -> pb.AudioFile:
     return pb.AudioFile(
         id=audio_file.id,
@@ -70,8 +64,8 @@ def audio_file_message(audio_file: AudioFile) -> pb.AudioFile:
         duration=duration(audio_file.duration_ms),
         sample_rate=TELEPHONY_SAMPLE_RATE,
         content_hash=audio_file.content_hash,
-        create_time=_timestamp(audio_file.created_at),
-        update_time=_timestamp(audio_file.updated_at),
+        create_time=timestamp_of(audio_file.created_at),
+        update_time=timestamp_of(audio_file.updated_at),
     )
 
 
@@ -84,6 +78,6 @@ def guidance_message(guidance: OriginalGuidance) -> pb.OriginalGuidance:
         audio_file_id=guidance.audio_file_id,
         system=guidance.system,
         revision=guidance.revision,
-        create_time=_timestamp(guidance.created_at),
-        update_time=_timestamp(guidance.updated_at),
+        create_time=timestamp_of(guidance.created_at),
+        update_time=timestamp_of(guidance.updated_at),
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from hibiki.reporting.v1 import report_service_pb2 as pb
 from hibiki.sms.v1 import sms_results_pb2
+from hibiki_runtime.events import timestamp_of
 
 from hibiki_reporting.domain.calls import CallOutcome, CallRecord
 from hibiki_reporting.domain.facts import MessageSnapshot, SmsStatus
@@ -16,11 +17,7 @@ from hibiki_reporting.domain.trace import TraceVerdict
 
 
 def timestamp(at: datetime | None) -> Timestamp | None:
-    if at is None:
-        return None
-    message = Timestamp()
-    message.FromDatetime(at)
-    return message
+    return None if at is None else timestamp_of(at)
 
 
 def outcome_message(outcome: CallOutcome) -> pb.CallOutcome.ValueType:

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from hibiki.sms.v1 import sms_box_service_pb2 as pb
 from hibiki.sms.v1 import sms_box_service_pb2_grpc as pb_grpc
 from hibiki_runtime.auth import Principal, Role, require_role
+from hibiki_runtime.events import timestamp_of
 
 from hibiki_sms_gateway.domain.sms_box import BoxRevision, SmsBox
 from hibiki_sms_gateway.service_layer.boxes import BoxService
 from hibiki_sms_gateway.service_layer.opt_outs import OptOutService
 
 _READERS = (Role.OPERATOR, Role.VIEWER)
-
-
-def _timestamp(value: Any) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def _box_message(box: SmsBox) -> pb.SmsBox:
@@ -29,8 +23,8 @@ def _box_message(box: SmsBox) -> pb.SmsBox:
         message_text=box.message_text,
         url=box.url,
         revision=box.revision,
-        create_time=_timestamp(box.created_at),
-        update_time=_timestamp(box.updated_at),
+        create_time=timestamp_of(box.created_at),
+        update_time=timestamp_of(box.updated_at),
     )
 
 
@@ -38,7 +32,7 @@ def _revision_message(revision: BoxRevision) -> pb.SmsBoxRevision:
     return pb.SmsBoxRevision(
         revision=revision.revision,
         actor=revision.actor,
-        change_time=_timestamp(revision.changed_at),
+        change_time=timestamp_of(revision.changed_at),
         message_text_before=revision.message_text_before,
         message_text_after=revision.message_text_after,
         url_before=revision.url_before,
