@@ -1,3 +1,4 @@
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -104,3 +105,42 @@ async def test_relay_keeps_rows_when_the_broker_fails(tmp_path: Path) -> None:
     assert await relay.relay_once() == 0
     assert attempts == [1, 1]
     await engine.dispose()
+
+
+async def test_running_relay_publishes_on_notify_and_does_not_poll_an_empty_outbox(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    await upgrade_to_head(engine, MIGRATIONS)
+    sessions = session_factory(engine)
+    published = asyncio.Event()
+    sent: list[OutboundRecord] = []
+
+    async def send(records: Sequence[OutboundRecord]) -> None:
+        sent.extend(records)
+        published.set()
+
+    # An idle poll far beyond the test: only notify() can make the relay read again.
+    relay = OutboxRelay(engine, send, RuntimeMetrics("test", CollectorRegistry()), idle_seconds=60)
+    passes = 0
+    relay_once = relay.relay_once
+
+    async def counted() -> int:
+        nonlocal passes
+        passes += 1
+        return await relay_once()
+
+    relay.relay_once = counted  # type: ignore[method-assign]
+    running = asyncio.create_task(relay.run())
+    try:
+        for call in ("c1", "c2"):
+            published.clear()
+            async with sessions() as session, session.begin():
+                await enqueue_all(session, [(CALL_ACTIONS, call, hangup(call, 1))])
+            relay.notify()
+            await asyncio.wait_for(published.wait(), 5)
+        await asyncio.sleep(0.2)
+        assert [r.key for r in sent] == [b"c1", b"c2"]
+        assert passes <= 3  # one pass per notify (plus the first), none on the empty outbox
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, 5)
+        await engine.dispose()

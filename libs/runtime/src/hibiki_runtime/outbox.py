@@ -239,6 +239,9 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until stop() is called; errors are logged and retried with a pause."""
         while not self._stopping:
+            # Cleared before reading, so a commit notified during this pass wakes the next one at once, and
+            # a pass that found less than a full batch waits instead of reading an empty outbox again.
+            self._wake.clear()
             try:
                 published = await self.relay_once()
             except asyncio.CancelledError:
@@ -247,8 +250,7 @@ class OutboxRelay:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            if published == 0:
-                self._wake.clear()
+            if published < self._batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._idle_seconds)
 
