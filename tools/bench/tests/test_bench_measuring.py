@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import cProfile
 import os
+import time
+from collections.abc import Hashable
 from pathlib import Path
 
+from hibiki_bench.latency import measure_latency
 from hibiki_bench.memory import PeakRssSampler
 from hibiki_bench.profiling import profiled, summarise
 from hibiki_bench.scenarios.reporting import consumed_total
@@ -63,3 +66,28 @@ def test_a_profile_summary_names_the_functions_that_took_the_time(tmp_path: Path
 
     assert "by own time" in summary and "by cumulative time" in summary
     assert "busy_decision_loop" in summary
+
+
+class AnswersAfter:
+    """A stand-in for TopicWatcher: request i is answered `delays[i]` seconds after it was sent."""
+
+    def __init__(self, delays: list[float]) -> None:
+        self.delays = delays
+        self.arrivals: dict[Hashable, float] = {}
+
+    async def wait_for(self, keys: set[Hashable], within: float) -> float:
+        return max(self.arrivals[key] for key in keys)
+
+
+async def test_warmup_requests_are_offered_but_not_counted() -> None:
+    watcher = AnswersAfter([0.5] * 10 + [0.002] * 90)  # first uses are slow
+
+    async def send(index: int) -> Hashable:
+        watcher.arrivals[index] = time.perf_counter() + watcher.delays[index]
+        return index
+
+    warm = await measure_latency(send, watcher, 10_000, 90, warmup=10)  # type: ignore[arg-type]
+    cold = await measure_latency(send, watcher, 10_000, 100)  # type: ignore[arg-type]
+
+    assert len(warm.series) == 90 and warm.p99_ms < 10
+    assert len(cold.series) == 100 and cold.p99_ms > 400

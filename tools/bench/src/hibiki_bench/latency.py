@@ -38,15 +38,18 @@ async def measure_latency(
     per_second: float,
     count: int,
     within: float = 60.0,
+    warmup: int = 0,
 ) -> LatencyProfile:
-    """Offer `count` requests at `per_second`; `send(i)` produces request i and returns the key its answer
-    will carry in `watcher`."""
-    sent: dict[Hashable, float] = {}
+    """Offer `warmup` + `count` requests at `per_second`; `send(i)` produces request i and returns the key its
+    answer will carry in `watcher`. The first `warmup` answers are awaited but not counted: they measure
+    first-use costs (statement preparation, caches), not the steady state at that load."""
+    sent: dict[Hashable, tuple[int, float]] = {}
 
     async def timed_send(index: int) -> None:
         began = time.perf_counter()
-        sent[await send(index)] = began
+        sent[await send(index)] = (index, began)
 
-    await paced(timed_send, per_second, count)
+    await paced(timed_send, per_second, warmup + count)
     await watcher.wait_for(set(sent), within)
-    return latency_profile(sent, watcher.arrivals)
+    measured = {key: began for key, (index, began) in sent.items() if index >= warmup}
+    return latency_profile(measured, watcher.arrivals)

@@ -33,7 +33,7 @@ QUICK = Plan(
 )
 FULL = Plan(
     raw_messages=100_000,
-    routing_calls=6_000,
+    routing_calls=20_000,
     latency_seconds=15,
     sms_messages=1_500,
     throttle_per_second=50,

@@ -53,7 +53,7 @@ async def raw_latency(bootstrap: str, per_second: float, count: int, run_id: str
                 await client.send(PROBE_IN, value, key=key, headers=list(headers))
                 return key.decode()
 
-            return await measure_latency(send, watcher, per_second, count)
+            return await measure_latency(send, watcher, per_second, count, warmup=int(per_second * 0.5))
     finally:
         forwarder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
