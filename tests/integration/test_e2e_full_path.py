@@ -6,9 +6,9 @@ poison records.
 Every test compares the whole report with the ground truth of every call made so far in the module (the
 telephony simulator's log and the SMSC simulator's record), so the tests run in file order.
 
-Proven to catch, by breaking a copy on purpose: sms-gateway sending twice (its claims and its known-request
-check disabled: the SMSC received a recipient's SMS twice) and a consumer losing events (sms-gateway's consumer
-silently skipping one record in 40: a promised SMS never reached the SMSC).
+Proven to catch, by breaking a copy on purpose: sms-gateway sending twice (its claims and its
+known-request check disabled: the SMSC received a recipient's SMS twice) and a consumer losing events
+(sms-gateway's consumer silently skipping one record in 40: a promised SMS never reached the SMSC).
 """
 
 from __future__ import annotations

@@ -85,8 +85,10 @@ def sms_gateway(postgres: Postgres, stack: Stack, smsc: Smsc) -> ServiceSpec:
         HIBIKI_SMPP_PORT=str(smsc.port),
         HIBIKI_SMS_CARRIER_TABLE_FILE=str(smsc.scenario),
         HIBIKI_SMS_BACKOFF_INITIAL_SECONDS="0.05",
-        # Short enough for the crash test below; every other submit here settles well within it.
-        HIBIKI_SMS_UNCERTAIN_AFTER_SECONDS="3",
+        # A stalled submit times out (outcome_uncertain) well before the crash sweep would call it
+        # uncertain_after_crash; both short enough for the stop and crash tests below.
+        HIBIKI_SMPP_SUBMIT_TIMEOUT_SECONDS="2",
+        HIBIKI_SMS_UNCERTAIN_AFTER_SECONDS="6",
         HIBIKI_SMS_SWEEP_INTERVAL_SECONDS="0.5",
     )
 
@@ -299,6 +301,36 @@ async def message_state(database_url: str, request_id: str, expected: str, withi
             await asyncio.sleep(0.1)
     finally:
         await engine.dispose()
+
+
+async def test_sigterm_finishes_the_sends_of_admitted_batches_before_exiting(
+    kafka: Broker, stack: Stack, sms_gateway: ServiceSpec, boxes: box_grpc.SmsBoxServiceAsyncStub
+) -> None:
+    """The consumer commits a batch once admitted and sends it in the background: a graceful stop must wait
+    for those sends and record their outcomes, not leave them to the crash sweep after a restart."""
+    database = sms_gateway.env["HIBIKI_DATABASE_URL"]
+    create = box_pb.CreateSmsBoxRequest(box_number="330", box_name="終了", message_text="本文", url="")
+    await boxes.CreateSmsBox(create, metadata=OPERATOR)
+    await produce(
+        kafka.bootstrap_servers, SMS_REQUESTS, [("it-stop", sms_request("it-stop", "330", "09020030002"))]
+    )
+    # The simulator never answers this number: the send is in flight when SIGTERM arrives.
+    assert await message_state(database, "it-stop", "submitting", within=30) == "submitting"
+    (running,) = [s for s in stack.services if s.spec is sms_gateway and s.process.poll() is None]
+    running.process.terminate()
+    assert await asyncio.to_thread(running.process.wait, 60) == 0
+
+    # Recorded by the stopping process itself: the submit timed out, so its fate is uncertain (not resent).
+    assert await message_state(database, "it-stop", "uncertain", within=0) == "uncertain"
+    records = await read_until(
+        kafka.bootstrap_servers,
+        SMS_RESULTS,
+        lambda rs: any(r.HasField("sms_failed") for r in results_of(rs, "it-stop")),
+        within_seconds=10,
+    )
+    (failed,) = results_of(records, "it-stop")
+    assert failed.sms_failed.reason == "outcome_uncertain"
+    stack.wait_healthy([stack.start(sms_gateway)], timeout=90)
 
 
 async def test_kill_9_leaves_a_cut_off_submit_uncertain_and_loses_no_receipt(

@@ -73,6 +73,7 @@ class ServiceRuntime:
         self._registrars: list[tuple[str, Registrar]] = []
         self._startup_hooks: list[Hook] = []
         self._shutdown_hooks: list[Hook] = []
+        self._drain_hooks: list[Hook] = []
         self._task_factories: list[tuple[str, Hook]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
@@ -109,6 +110,11 @@ class ServiceRuntime:
     def on_startup(self, hook: Hook) -> None:
         """Run after migrations, before consuming and serving."""
         self._startup_hooks.append(hook)
+
+    def on_drain(self, hook: Hook) -> None:
+        """Run once the consumers stopped, before the outbox is relayed for the last time: finish work that
+        consumed batches left running (its outbox rows are still published)."""
+        self._drain_hooks.append(hook)
 
     def on_shutdown(self, hook: Hook) -> None:
         """Run after consumers and servers stopped, before connections close."""
@@ -171,6 +177,11 @@ class ServiceRuntime:
             await self._server.stop(self.settings.grpc_shutdown_grace_seconds)
         for subscriber in self.broker.subscribers:
             await subscriber.stop()  # waits for in-flight batches; they ack after their DB commit
+        for hook in self._drain_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("draining at shutdown failed; continuing the shutdown")
         self.relay.stop()
         for task in self._tasks:
             if task.get_name() != "outbox-relay":

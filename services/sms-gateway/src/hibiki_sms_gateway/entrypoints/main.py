@@ -22,7 +22,7 @@ from hibiki_sms_gateway.entrypoints.grpc_api import SmsBoxServicer
 from hibiki_sms_gateway.entrypoints.http_receipts import receipt_routes
 from hibiki_sms_gateway.entrypoints.http_short_links import short_link_routes
 from hibiki_sms_gateway.service_layer.boxes import BoxService
-from hibiki_sms_gateway.service_layer.dispatch import AdmissionPolicy, Dispatcher
+from hibiki_sms_gateway.service_layer.dispatch import AdmissionPolicy, Dispatcher, PipelinedDispatch
 from hibiki_sms_gateway.service_layer.opt_outs import OptOutService
 from hibiki_sms_gateway.service_layer.receipts import ReceiptBook
 from hibiki_sms_gateway.service_layer.recovery import UncertainSweeper
@@ -156,7 +156,9 @@ def build_runtime(settings: SmsGatewaySettings | None = None) -> ServiceRuntime:
     if short_links is not None:
         runtime.http.add_routes(short_link_routes(ShortLinkService(runtime.sessions, metrics, notify)))
     runtime.add_task("sms-maintenance", maintain)
-    runtime.consume(SMS_REQUESTS, dispatcher.handle)
+    consumer = PipelinedDispatch(dispatcher)
+    runtime.consume(SMS_REQUESTS, consumer)
+    runtime.on_drain(consumer.drain)
     return runtime
 
 

@@ -103,6 +103,14 @@ class _Admitted:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """What admitting a batch decided: rejections for the DLQ, and the messages to send."""
+
+    rejections: list[Rejection]
+    admitted: list[_Admitted]
+
+
+@dataclass(frozen=True)
 class _Outcome:
     """How submitting a message ended: ACCEPTED, FAILED or UNCERTAIN, at `at`."""
 
@@ -144,7 +152,13 @@ class Dispatcher:
         self._outcome_window = outcome_window_seconds
 
     async def handle(self, deliveries: Sequence[Delivery]) -> Sequence[Rejection]:
-        """Consumer entry point for a batch of sms.requests."""
+        """One batch of sms.requests from admission until every outcome is recorded."""
+        admission = await self.admit(deliveries)
+        await self.send(admission)
+        return admission.rejections
+
+    async def admit(self, deliveries: Sequence[Delivery]) -> Admission:
+        """Claim and screen a batch in one transaction: its rejections, and the messages now SUBMITTING."""
         rejections: list[Rejection] = []
         requests: list[_Request] = []
         for delivery in deliveries:
@@ -158,8 +172,11 @@ class Dispatcher:
             fresh = await self._claim_new(session, messages, requests, rejections)
             admitted = await self._admit(session, messages, fresh)
         self._notify()
-        await self._send_all(admitted)
-        return rejections
+        return Admission(rejections, admitted)
+
+    async def send(self, admission: Admission) -> None:
+        """Send every message of an admitted batch and record the outcomes."""
+        await self._send_all(admission.admitted)
 
     # -- admission -----------------------------------------------------------------------------------
     async def _claim_new(
@@ -446,3 +463,40 @@ def _result(outcome: _Outcome) -> results.Outgoing:
     return results.failed(
         entry.message, outcome.reason, outcome.detail, outcome.attempts, entry.cause, outcome.at
     )
+
+
+class PipelinedDispatch:
+    """The sms.requests consumer: admits a batch, then sends it while the next batch is admitted.
+
+    The consumer commits a batch's offsets once it is admitted: its messages are SUBMITTING in the database
+    and its events claimed, so a crash during the sends has the same outcome as before the commit (the
+    recovery sweep reports the messages as uncertain; none is sent twice). At most `depth` batches are sending
+    at once; `drain` waits for them at shutdown, after the consumer has stopped.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, depth: int = 2) -> None:
+        self._dispatcher = dispatcher
+        self._depth = depth
+        self._sending: list[asyncio.Task[None]] = []
+
+    async def __call__(self, deliveries: Sequence[Delivery]) -> Sequence[Rejection]:
+        while len(self._sending) >= self._depth:
+            await asyncio.wait(self._sending, return_when=asyncio.FIRST_COMPLETED)
+            self._sending = [task for task in self._sending if not task.done()]
+        admission = await self._dispatcher.admit(deliveries)
+        task = asyncio.create_task(self._dispatcher.send(admission), name="sms-send-batch")
+        task.add_done_callback(_log_failure)
+        self._sending.append(task)
+        return admission.rejections
+
+    async def drain(self) -> None:
+        """Wait until every admitted batch is sent and its outcomes recorded."""
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+        self._sending = []
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        # Its messages stay SUBMITTING: the recovery sweep reports them as uncertain instead of resending.
+        log.error("a batch of SMS could not be finished", exc_info=error)
