@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from hibiki.sms.v1 import sms_results_pb2 as results
 from hibiki_reporting.domain.validation import DayRange
-from hibiki_reporting.entrypoints.main import MIGRATIONS
-from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting.tests.reporting_events import SHOP, SNAPSHOT, Recorder
@@ -19,14 +14,6 @@ from services.reporting.tests.test_reporting_ingest import TENANT, feed, ingesto
 
 LANDLINE_CALLER = "+81612345678"
 KEYED_MOBILE = "+819087654321"
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}")
-    await upgrade_to_head(engine, MIGRATIONS)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def test_the_trace_of_a_landline_caller_shows_the_sms_went_to_the_keyed_number(

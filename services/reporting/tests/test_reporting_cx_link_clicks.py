@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from hibiki.sms.v1 import sms_results_pb2 as results
 from hibiki_reporting.domain.facts import LinkClicked, SmsStatus
 from hibiki_reporting.domain.link_clicks import LinkClickRow
 from hibiki_reporting.domain.sms import materialize_sms
 from hibiki_reporting.domain.trace import answer_trace
 from hibiki_reporting.domain.validation import DayRange
-from hibiki_reporting.entrypoints.main import MIGRATIONS
-from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting.tests.reporting_events import CALLER, SHOP, SNAPSHOT, Recorder
 from services.reporting.tests.reporting_recorded import DAY1, SMS, at
 from services.reporting.tests.test_reporting_ingest import TENANT, feed, ingestor, queries
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}")
-    await upgrade_to_head(engine, MIGRATIONS)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 def test_clicks_count_each_open_once_whatever_the_order_and_the_first_one_is_kept() -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from hibiki.call.v1 import call_events_pb2
 from hibiki.sms.v1 import sms_results_pb2
 from hibiki_reporting.adapters.events import occurred_at
@@ -13,22 +9,12 @@ from hibiki_reporting.adapters.repository import NewFact, ReportRepository, Sigh
 from hibiki_reporting.adapters.tables import call_records, route_funnel
 from hibiki_reporting.domain.calls import CallOutcome, materialize_call
 from hibiki_reporting.domain.facts import CallEnded, CallStarted, SmsRequested, SmsResultReported
-from hibiki_reporting.entrypoints.main import MIGRATIONS
-from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.tests.reporting_events import SHOP, SNAPSHOT, Recorder
 from services.reporting.tests.reporting_recorded import CALLS, DAY1, at
 from services.reporting.tests.test_reporting_ingest import deliveries
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}")
-    await upgrade_to_head(engine, MIGRATIONS)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def test_lock_creates_new_records_for_their_first_tenant_and_keeps_existing_owners(sessions) -> None:

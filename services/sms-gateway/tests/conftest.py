@@ -21,6 +21,7 @@ from hibiki_runtime.outbox import outbox
 from hibiki_sms_gateway.adapters.carrier_table import StaticCarrierTable
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
+from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount
 from hibiki_sms_gateway.domain.carrier import Carrier
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
 from hibiki_sms_gateway.entrypoints.main import MIGRATIONS
@@ -152,10 +153,7 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gat
 
     def connector(receipts: ReceiptBook) -> SmppConnector:
         return SmppConnector(
-            host=simulator.host,
-            port=simulator.port,
-            system_id="hibiki",
-            password="secret",
+            SmppAccount(simulator.host, simulator.port, "hibiki", "secret"),
             source_addr="HIBIKI",
             on_receipt=receipts.record,
             submit_timeout=1.0,

@@ -200,12 +200,10 @@ async def test_the_token_bucket_spreads_submits_over_time(gateway: Gateway) -> N
 
 def _connector_like(gateway: Gateway, receipts):  # type: ignore[no-untyped-def]
     from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
+    from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount
 
     return SmppConnector(
-        host=gateway.simulator.host,
-        port=gateway.simulator.port,
-        system_id="hibiki-limited",
-        password="",
+        SmppAccount(gateway.simulator.host, gateway.simulator.port, "hibiki-limited"),
         source_addr="HIBIKI",
         on_receipt=receipts.record,
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 import smpp34
 from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
-from hibiki_sms_gateway.adapters.smpp_receiver import SmppReceiver, receipt_of_deliver_sm
+from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount, SmppReceiver, receipt_of_deliver_sm
 from hibiki_sms_gateway.domain.receipts import Receipt
 from hibiki_sms_gateway.service_layer.receipts import ReceiptBook
 
@@ -67,10 +67,7 @@ async def test_a_receipt_is_acknowledged_only_once_stored_and_is_stored_once(
             raise StoreFails("no acknowledgement this time")
 
         return SmppConnector(
-            host=gateway.simulator.host,
-            port=gateway.simulator.port,
-            system_id=f"r-{request_id}",  # at most 15 characters
-            password="",
+            SmppAccount(gateway.simulator.host, gateway.simulator.port, f"r-{request_id}"),  # id ≤ 15 chars
             source_addr="HIBIKI",
             on_receipt=on_receipt,
         )
@@ -108,9 +105,7 @@ async def test_a_receipt_due_while_no_receiver_is_bound_is_sent_once_one_binds(g
         received.append(receipt)
 
     threads_before = receiver_threads()
-    receiver = SmppReceiver(
-        host=simulator.host, port=simulator.port, system_id="late-receiver", password="", on_receipt=store
-    )
+    receiver = SmppReceiver(SmppAccount(simulator.host, simulator.port, "late-receiver"), on_receipt=store)
     await receiver.start()
     try:
         await until(lambda: simulator.pending_receipts == 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hibiki_runtime.settings import ServiceSettings
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from hibiki_sms_gateway.domain.message_text import DEFAULT_MAX_CHARACTERS
 
@@ -51,7 +51,7 @@ class SmsGatewaySettings(ServiceSettings):
     smpp_host: str = "127.0.0.1"
     smpp_port: int = 2775
     smpp_system_id: str = "hibiki"
-    smpp_password: str = ""
+    smpp_password: SecretStr = SecretStr("")
     smpp_source_addr: str = "HIBIKI"
     smpp_window: int = Field(default=10, ge=1)
     smpp_submit_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -59,8 +59,8 @@ class SmsGatewaySettings(ServiceSettings):
     # Kannel-style HTTP aggregator (only used when a carrier is routed to "kannel").
     kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
     kannel_username: str = ""
-    kannel_password: str = ""
+    kannel_password: SecretStr = SecretStr("")
     # Where the aggregator reaches this service's receipt route; it appends id and type.
     kannel_receipt_url: str = "http://127.0.0.1:9103/sms/receipts/kannel"
-    kannel_receipt_token: str = ""
+    kannel_receipt_token: SecretStr = SecretStr("")
     kannel_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -21,6 +21,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 from hibiki_sms_gateway.adapters.smpp_receiver import (
     RECEIPT_FLAG,
     ReceiptSink,
+    SmppAccount,
     SmppReceiver,
     receipt_of_deliver_sm,
 )
@@ -49,19 +50,15 @@ class SmppConnector:
 
     def __init__(
         self,
+        account: SmppAccount,
         *,
-        host: str,
-        port: int,
-        system_id: str,
-        password: str,
         source_addr: str,
         on_receipt: ReceiptSink,
         window: int = 10,
         submit_timeout: float = 10.0,
         bind_wait: float = 5.0,
     ) -> None:
-        self._host, self._port = host, port
-        self._system_id, self._password = system_id, password
+        self._account = account
         self._source_addr = source_addr
         self._on_receipt = on_receipt
         self._window = asyncio.Semaphore(window)
@@ -71,9 +68,7 @@ class SmppConnector:
         self._client: smpp34.Client | None = None
         self._bound = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._receiver = SmppReceiver(
-            host=host, port=port, system_id=system_id, password=password, on_receipt=on_receipt
-        )
+        self._receiver = SmppReceiver(account, on_receipt=on_receipt)
 
     @property
     def bound(self) -> bool:
@@ -102,7 +97,7 @@ class SmppConnector:
             await asyncio.wait_for(self._bound.wait(), self._bind_wait)
         except TimeoutError as error:
             raise TemporarySubmitError(
-                "not_bound", f"no SMPP session to {self._host}:{self._port}"
+                "not_bound", f"no SMPP session to {self._account.host}:{self._account.port}"
             ) from error
         smsc = self._smsc
         if smsc is None:
@@ -147,8 +142,8 @@ class SmppConnector:
                 retry=retry_if_exception_type(Exception),
                 before_sleep=lambda state: log.warning(
                     "SMPP bind to %s:%d failed (%s); retrying",
-                    self._host,
-                    self._port,
+                    self._account.host,
+                    self._account.port,
                     state.outcome.exception() if state.outcome else "?",
                 ),
             ):
@@ -156,10 +151,13 @@ class SmppConnector:
                     await self._bind()
             await self._read_until_disconnected()
             await self._close()
-            log.warning("SMPP session to %s:%d ended; binding again", self._host, self._port)
+            log.warning("SMPP session to %s:%d ended; binding again", self._account.host, self._account.port)
 
     async def _bind(self) -> None:
-        client = smpp34.Client(self._host, self._port, self._system_id, self._password, bind_type="TX")
+        account = self._account
+        client = smpp34.Client(
+            account.host, account.port, account.system_id, account.password, bind_type="TX"
+        )
         try:
             smsc = await client.connect()
         except BaseException:
@@ -168,7 +166,7 @@ class SmppConnector:
             raise
         self._client, self._smsc = client, smsc
         self._bound.set()
-        log.info("SMPP transmitter bound to %s:%d", self._host, self._port)
+        log.info("SMPP transmitter bound to %s:%d", self._account.host, self._account.port)
 
     async def _read_until_disconnected(self) -> None:
         smsc = self._smsc

@@ -18,6 +18,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import smpplib.client
@@ -35,6 +36,16 @@ _STORED: int = smpplib.consts.SMPP_ESME_ROK
 _NOT_STORED: int = smpplib.consts.SMPP_ESME_RX_T_APPN
 
 
+@dataclass(frozen=True)
+class SmppAccount:
+    """Where and as whom both SMPP sessions (submitting and receiving) bind."""
+
+    host: str
+    port: int
+    system_id: str
+    password: str = field(default="", repr=False)
+
+
 def receipt_of_deliver_sm(short_message: bytes, receipted_message_id: str | None) -> Receipt | None:
     """The receipt a deliver_sm carries; the receipted_message_id TLV names the part better than the text."""
     receipt = parse_receipt(short_message.decode("latin-1"))
@@ -48,17 +59,13 @@ class SmppReceiver:
 
     def __init__(
         self,
+        account: SmppAccount,
         *,
-        host: str,
-        port: int,
-        system_id: str,
-        password: str,
         on_receipt: ReceiptSink,
         store_timeout: float = 10.0,
         idle_timeout: float = 5.0,
     ) -> None:
-        self._host, self._port = host, port
-        self._system_id, self._password = system_id, password
+        self._account = account
         self._on_receipt = on_receipt
         self._store_timeout = store_timeout
         self._idle_timeout = idle_timeout  # smpplib sends enquire_link after this long without a PDU
@@ -118,8 +125,8 @@ class SmppReceiver:
 
     def _bind(self) -> smpplib.client.Client:
         client = smpplib.client.Client(
-            self._host,
-            self._port,
+            self._account.host,
+            self._account.port,
             timeout=self._idle_timeout,
             logger_name="hibiki.sms.smpp.smpplib",
             allow_unknown_opt_params=True,
@@ -129,7 +136,7 @@ class SmppReceiver:
             self._client = client
         try:
             client.connect()
-            client.bind_transceiver(system_id=self._system_id, password=self._password)
+            client.bind_transceiver(system_id=self._account.system_id, password=self._account.password)
         except BaseException:
             self._close(client)
             raise
@@ -188,4 +195,4 @@ class SmppReceiver:
 
     @property
     def _at(self) -> tuple[str, int]:
-        return self._host, self._port
+        return self._account.host, self._account.port

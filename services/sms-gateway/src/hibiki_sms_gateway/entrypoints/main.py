@@ -16,6 +16,7 @@ from hibiki_sms_gateway.adapters.carrier_table import StaticCarrierTable
 from hibiki_sms_gateway.adapters.kannel_connector import KannelConnector
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
+from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount
 from hibiki_sms_gateway.domain.carrier import Carrier, parse_carrier
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
 from hibiki_sms_gateway.entrypoints.grpc_api import SmsBoxServicer
@@ -55,11 +56,14 @@ def _connectors(
     runtime: ServiceRuntime, settings: SmsGatewaySettings, receipts: ReceiptBook
 ) -> dict[Carrier, tuple[str, Connector]]:
     """The connector of each carrier (SMPP unless routed to the HTTP aggregator), started with the service."""
+    receipt_token = settings.kannel_receipt_token.get_secret_value()
     smpp = SmppConnector(
-        host=settings.smpp_host,
-        port=settings.smpp_port,
-        system_id=settings.smpp_system_id,
-        password=settings.smpp_password,
+        SmppAccount(
+            settings.smpp_host,
+            settings.smpp_port,
+            settings.smpp_system_id,
+            settings.smpp_password.get_secret_value(),
+        ),
         source_addr=settings.smpp_source_addr,
         on_receipt=receipts.record,
         window=settings.smpp_window,
@@ -68,9 +72,9 @@ def _connectors(
     kannel = KannelConnector(
         sendsms_url=settings.kannel_sendsms_url,
         username=settings.kannel_username,
-        password=settings.kannel_password,
+        password=settings.kannel_password.get_secret_value(),
         source_addr=settings.smpp_source_addr,
-        receipt_url=f"{settings.kannel_receipt_url}?token={quote(settings.kannel_receipt_token, safe='')}",
+        receipt_url=f"{settings.kannel_receipt_url}?token={quote(receipt_token, safe='')}",
         timeout=settings.kannel_timeout_seconds,
     )
     available: dict[str, SmppConnector | KannelConnector] = {"smpp": smpp, "kannel": kannel}
@@ -151,8 +155,8 @@ def build_runtime(settings: SmsGatewaySettings | None = None) -> ServiceRuntime:
                 log.exception("maintenance sweep failed; retrying")
             await asyncio.sleep(settings.sms_sweep_interval_seconds)
 
-    if settings.kannel_receipt_token:
-        runtime.http.add_routes(receipt_routes(receipts, settings.kannel_receipt_token))
+    if receipt_token := settings.kannel_receipt_token.get_secret_value():
+        runtime.http.add_routes(receipt_routes(receipts, receipt_token))
     if short_links is not None:
         runtime.http.add_routes(short_link_routes(ShortLinkService(runtime.sessions, metrics, notify)))
     runtime.add_task("sms-maintenance", maintain)

@@ -16,6 +16,7 @@ from hibiki.sms.v1 import sms_box_service_pb2_grpc as box_grpc
 from hibiki.sms.v1 import sms_results_pb2
 from hibiki_runtime.events import SMS_REQUESTS, SMS_RESULTS
 from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
+from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount
 from hibiki_sms_gateway.domain.concatenation import ucs2_parts
 from hibiki_sms_gateway.domain.receipts import Receipt
 
@@ -117,10 +118,7 @@ async def bare_smpp_rate(smsc_port: int, messages: int, window: int) -> float:
         return None
 
     connector = SmppConnector(
-        host="127.0.0.1",
-        port=smsc_port,
-        system_id="bench",
-        password="bench",
+        SmppAccount("127.0.0.1", smsc_port, "bench", "bench"),
         source_addr="Hibiki",
         on_receipt=ignore,
         window=window,
