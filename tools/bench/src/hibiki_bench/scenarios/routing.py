@@ -70,36 +70,52 @@ def _action_of(run_id: str, record: ConsumerRecord[bytes, bytes]) -> Hashable | 
 
 
 @dataclass(frozen=True)
+class LatencyProbe:
+    offered_per_second: float
+    latency: LatencyProfile
+
+
+@dataclass(frozen=True)
 class RoutingMeasurements:
     decisions_per_second: float
-    latency: LatencyProfile
-    offered_per_second: float
+    # At half the sustained rate (capped), then at an eighth of it: near saturation and at an everyday load.
+    probes: list[LatencyProbe]
 
 
 async def measure(
     bootstrap: str, calls: int, latency_seconds: float, latency_rate_cap: float, run_id: str
 ) -> RoutingMeasurements:
-    """Start `calls` calls at once (one decision each, state written), then answer their first menus at half
-    the sustained rate and time each second decision."""
-    call_ids = [f"{run_id}{i}" for i in range(calls)]
+    """Start `calls` calls at once (one decision each, state written), then answer first menus at half the
+    sustained rate and at an eighth of it, timing each second decision."""
 
     def match(record: ConsumerRecord[bytes, bytes]) -> Hashable | None:
         return _action_of(run_id, record)
 
     async with producer(bootstrap) as client, TopicWatcher(bootstrap, CALL_ACTIONS, match) as watcher:
-        began = time.perf_counter()
-        await send_all(client, CALL_EVENTS, (call_started(c, DIALED, CALLER) for c in call_ids))
-        last = await watcher.wait_for({(c, 1) for c in call_ids}, within=180)
-        sustained = calls / (last - began)
 
-        offered = min(sustained / 2, latency_rate_cap)
-        warmup = min(calls // 10, int(offered * WARMUP_SECONDS))
-        count = min(calls - warmup, max(1, int(offered * latency_seconds)))
+        async def start_calls(prefix: str, count: int) -> tuple[list[str], float]:
+            call_ids = [f"{run_id}{prefix}{i}" for i in range(count)]
+            began = time.perf_counter()
+            await send_all(client, CALL_EVENTS, (call_started(c, DIALED, CALLER) for c in call_ids))
+            last = await watcher.wait_for({(c, 1) for c in call_ids}, within=180)
+            return call_ids, count / (last - began)
 
-        async def answer_menu(index: int) -> Hashable:
-            key, value, headers = digits_collected(call_ids[index], 1, "1")
-            await client.send(CALL_EVENTS, value, key=key, headers=list(headers))
-            return (call_ids[index], 2)
+        async def probe(call_ids: list[str], offered: float) -> LatencyProbe:
+            warmup = min(len(call_ids) // 10, int(offered * WARMUP_SECONDS))
+            count = min(len(call_ids) - warmup, max(1, int(offered * latency_seconds)))
 
-        latency = await measure_latency(answer_menu, watcher, offered, count, warmup=warmup)
-    return RoutingMeasurements(sustained, latency, offered)
+            async def answer_menu(index: int) -> Hashable:
+                key, value, headers = digits_collected(call_ids[index], 1, "1")
+                await client.send(CALL_EVENTS, value, key=key, headers=list(headers))
+                return (call_ids[index], 2)
+
+            return LatencyProbe(
+                offered, await measure_latency(answer_menu, watcher, offered, count, warmup=warmup)
+            )
+
+        call_ids, sustained = await start_calls("s", calls)
+        busy = await probe(call_ids, min(sustained / 2, latency_rate_cap))
+        light_rate = min(sustained / 8, latency_rate_cap)
+        light_calls, _ = await start_calls("l", int(light_rate * (latency_seconds + WARMUP_SECONDS)) + 1)
+        light = await probe(light_calls, light_rate)
+    return RoutingMeasurements(sustained, [busy, light])
