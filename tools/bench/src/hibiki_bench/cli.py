@@ -14,6 +14,7 @@ from hibiki_runtime.events import ALL_TOPICS
 from hibiki_runtime.kafka import ensure_topics
 
 from hibiki_bench.environment import Environment, environment
+from hibiki_bench.latency import LatencyProfile
 from hibiki_bench.plan import FULL, QUICK, Plan
 from hibiki_bench.plot import Series, save_latency_plot
 from hibiki_bench.profiling import summarise
@@ -137,29 +138,33 @@ async def _routing_phase(
         "the sustained rate"
     )
     await routing.publish_flow(spec.grpc_port)
+    probes = 0
+
+    async def floor(per_second: float, count: int) -> LatencyProfile:
+        nonlocal probes
+        probes += 1
+        return await baseline.raw_latency(bootstrap, per_second, count, f"probe{probes}{run_id}-")
+
     decisions = await routing.measure(
-        bootstrap, plan.routing_calls, plan.latency_seconds, LATENCY_RATE_CAP, f"rt{run_id}-"
+        bootstrap, plan.routing_calls, plan.latency_seconds, LATENCY_RATE_CAP, f"rt{run_id}-", floor
     )
     env.stop("routing")
     results = [
         measured("routing decisions (state persisted)", decisions.decisions_per_second, "decisions/s", raw)
     ]
     series: dict[str, Series] = {}
-    for number, probe in enumerate(decisions.probes):
-        floor = await baseline.raw_latency(
-            bootstrap, probe.offered_per_second, len(probe.latency.series), f"probe{number}{run_id}-"
-        )
+    for probe in decisions.probes:
         rate = f"@{probe.offered_per_second:.0f}/s"
         results += [
             measured(f"routing decision latency {name} {rate}", value, "ms", base)
             for name, value, base in (
-                ("p50", probe.latency.p50_ms, floor.p50_ms),
-                ("p95", probe.latency.p95_ms, floor.p95_ms),
-                ("p99", probe.latency.p99_ms, floor.p99_ms),
+                ("p50", probe.latency.p50_ms, probe.floor.p50_ms),
+                ("p95", probe.latency.p95_ms, probe.floor.p95_ms),
+                ("p99", probe.latency.p99_ms, probe.floor.p99_ms),
             )
         ]
         series[f"routing decision {rate}"] = probe.latency.series
-        series[f"raw pass-through {rate}"] = floor.series
+        series[f"raw pass-through {rate}"] = probe.floor.series
     return results, series
 
 

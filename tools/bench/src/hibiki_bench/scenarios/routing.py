@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
 import grpc
@@ -73,6 +73,12 @@ def _action_of(run_id: str, record: ConsumerRecord[bytes, bytes]) -> Hashable | 
 class LatencyProbe:
     offered_per_second: float
     latency: LatencyProfile
+    # The raw pass-through at the same rate, measured right after: the broker's own latency then.
+    floor: LatencyProfile
+
+
+# Measures the raw pass-through latency at a rate for a number of records.
+Floor = Callable[[float, int], Awaitable[LatencyProfile]]
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ class RoutingMeasurements:
 
 
 async def measure(
-    bootstrap: str, calls: int, latency_seconds: float, latency_rate_cap: float, run_id: str
+    bootstrap: str, calls: int, latency_seconds: float, latency_rate_cap: float, run_id: str, floor: Floor
 ) -> RoutingMeasurements:
     """Start `calls` calls at once (one decision each, state written), then answer first menus at half the
     sustained rate and at an eighth of it, timing each second decision."""
@@ -109,9 +115,8 @@ async def measure(
                 await client.send(CALL_EVENTS, value, key=key, headers=list(headers))
                 return (call_ids[index], 2)
 
-            return LatencyProbe(
-                offered, await measure_latency(answer_menu, watcher, offered, count, warmup=warmup)
-            )
+            latency = await measure_latency(answer_menu, watcher, offered, count, warmup=warmup)
+            return LatencyProbe(offered, latency, await floor(offered, count))
 
         call_ids, sustained = await start_calls("s", calls)
         busy = await probe(call_ids, min(sustained / 2, latency_rate_cap))
