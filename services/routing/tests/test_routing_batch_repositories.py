@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from hibiki_routing.adapters.blocklist_repository import BlockedNumber, BlocklistRepository
@@ -15,18 +13,10 @@ from hibiki_routing.domain.editing import Flow
 from hibiki_routing.service_layer.flows import FlowService
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.routing.tests.routing_db import migrated_database
 from services.routing.tests.routing_flows import CALLER, DIALED, sample_flow
 
 TENANT = "tenant-a"
 OTHER_DIALED = "+81398765432"
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine, sessions = await migrated_database(tmp_path)
-    yield sessions
-    await engine.dispose()
 
 
 async def test_call_states_are_loaded_together_and_new_and_changed_ones_written_together(

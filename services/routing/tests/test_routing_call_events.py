@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hibiki.call.v1 import call_actions_pb2, call_events_pb2
@@ -18,17 +16,10 @@ from hibiki_routing.service_layer.flows import FlowService
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.routing.tests.routing_db import bodies, call_event, deliveries, migrated_database, queued
+from services.routing.tests.routing_db import bodies, call_event, deliveries, queued
 from services.routing.tests.routing_flows import CALLER, DIALED, sample_flow
 
 TENANT = "tenant-a"
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine, sessions = await migrated_database(tmp_path)
-    yield sessions
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hibiki_routing.adapters.tables import call_states
@@ -19,7 +17,6 @@ from hibiki_runtime.outbox import outbox
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.routing.tests.routing_db import migrated_database
 from services.routing.tests.routing_flows import CALLER, DIALED, describe, sample_flow
 
 TENANT = "tenant-a"
@@ -74,13 +71,6 @@ def test_a_transfer_ends_the_dry_run() -> None:
     run = dry_run(new_call(), sample_flow(), [Keys("2")], OPEN_AT)
     assert describe(run.steps[-1].step.output) == "transfer +81311112222 [g-transfer]"
     assert run.state.ended and run.steps[-1].answered == "2"
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine, sessions = await migrated_database(tmp_path)
-    yield sessions
-    await engine.dispose()
 
 
 async def test_dry_run_of_the_draft_and_of_a_version_touches_no_live_state(

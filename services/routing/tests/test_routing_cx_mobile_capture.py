@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hibiki.call.v1 import call_events_pb2
@@ -28,7 +26,7 @@ from hibiki_routing.service_layer.flows import FlowService
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.routing.tests.routing_db import call_event, deliveries, migrated_database, queued
+from services.routing.tests.routing_db import call_event, deliveries, queued
 from services.routing.tests.routing_flows import DIALED, describe, sample_flow
 
 AT = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -131,13 +129,6 @@ def test_the_capture_setting_is_stored_and_its_guidance_counts_as_used() -> None
     flow = capturing_flow()
     assert definition_from_json(definition_to_json(flow)) == flow
     assert "g-capture" in flow.guidance_ids()
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine, sessions = await migrated_database(tmp_path)
-    yield sessions
-    await engine.dispose()
 
 
 def event(call_id: str, tag: str, **body: object) -> call_events_pb2.CallEvent:

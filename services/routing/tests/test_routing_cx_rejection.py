@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hibiki.call.v1 import call_events_pb2
@@ -23,7 +21,7 @@ from hibiki_runtime.errors import AlreadyExists, InvalidArgument, NotFound
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.routing.tests.routing_db import call_event, deliveries, migrated_database, queued
+from services.routing.tests.routing_db import call_event, deliveries, queued
 from services.routing.tests.routing_flows import CALLER, DIALED, describe, sample_flow
 
 TENANT = "tenant-a"
@@ -67,13 +65,6 @@ def test_the_rejection_setting_is_stored_and_its_announcement_counts_as_used() -
     assert definition_from_json(definition_to_json(flow)) == flow
     assert "g-reject" in flow.guidance_ids()
     assert "caller_rejection" not in definition_to_json(sample_flow())
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine, sessions = await migrated_database(tmp_path)
-    yield sessions
-    await engine.dispose()
 
 
 def started(call_id: str, caller: str, withheld: bool = False) -> call_events_pb2.CallEvent:
