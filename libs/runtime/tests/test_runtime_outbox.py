@@ -13,6 +13,7 @@ from hibiki_runtime.outbox import (
     claim_event,
     claim_events,
     enqueue_all,
+    first_claimed,
     release_claims,
 )
 from prometheus_client import CollectorRegistry
@@ -144,3 +145,9 @@ async def test_running_relay_publishes_on_notify_and_does_not_poll_an_empty_outb
         relay.stop()
         await asyncio.wait_for(running, 5)
         await engine.dispose()
+
+
+def test_first_claimed_keeps_order_and_drops_unclaimed_ids_and_repeats() -> None:
+    batch = [("e1", "a"), ("e2", "b"), ("e1", "c"), ("e3", "d"), ("e2", "e")]
+    kept = first_claimed(batch, {"e1", "e2"}, lambda item: item[0])
+    assert kept == [("e1", "a"), ("e2", "b")]

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import (
@@ -41,6 +41,7 @@ from hibiki_runtime.events import record_headers
 from hibiki_runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger("hibiki.outbox")
+Item = TypeVar("Item")
 
 reliability_metadata = MetaData()
 
@@ -112,6 +113,21 @@ async def claim_events(session: AsyncSession, consumer: str, event_ids: Iterable
         processed_events.c.event_id
     )
     return set((await session.scalars(statement)).all())
+
+
+def first_claimed(
+    items: Iterable[Item], claimed: Collection[str], event_id: Callable[[Item], str]
+) -> list[Item]:
+    """The items whose event id `claim_events` returned, in order, each id once: a repeat within the batch
+    is a redelivery of the same event."""
+    seen: set[str] = set()
+    first: list[Item] = []
+    for item in items:
+        key = event_id(item)
+        if key in claimed and key not in seen:
+            seen.add(key)
+            first.append(item)
+    return first
 
 
 async def release_claims(session: AsyncSession, consumer: str, event_ids: Collection[str]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from hibiki_runtime.db import AsyncSession
 from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, SMS_REQUESTS
 from hibiki_runtime.kafka import Delivery, Rejection
-from hibiki_runtime.outbox import claim_events
+from hibiki_runtime.outbox import claim_events, first_claimed
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from hibiki_reporting.adapters.events import call_fact, occurred_at, sms_fact
@@ -133,7 +133,7 @@ class Ingestor:
         claimed = await claim_events(
             repository.session, consumer_name(topic), sorted(e.event_id for e in [*owned, *stale])
         )
-        new = _first_occurrences(owned, claimed)
+        new = first_claimed(owned, claimed, lambda event: event.event_id)
         touched = {touch for event in new for touch in event.touches}
         # Records created by this batch have no stored facts: only the others are read back, before this
         # batch's facts are added; those are folded from memory.
@@ -199,17 +199,6 @@ class Ingestor:
 
     def _retention_horizon(self) -> date:
         return report_date(self._now()) - timedelta(days=self._retention_days)
-
-
-def _first_occurrences(events: list[_Event], claimed: set[str]) -> list[_Event]:
-    """The events this batch claimed, each once (a repeat within the batch is a redelivery)."""
-    unhandled = set(claimed)
-    first = []
-    for event in events:
-        if event.event_id in unhandled:
-            unhandled.remove(event.event_id)
-            first.append(event)
-    return first
 
 
 def _add_batch_facts(

@@ -8,13 +8,13 @@ a batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hibiki.call.v1 import call_events_pb2
 from hibiki_runtime.kafka import Delivery, Rejection
-from hibiki_runtime.outbox import claim_events, enqueue_all, release_claims
+from hibiki_runtime.outbox import claim_events, enqueue_all, first_claimed, release_claims
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hibiki_routing.adapters.blocklist_repository import BlocklistRepository
@@ -77,18 +77,10 @@ def _sms_reachable_caller(started: call_events_pb2.CallStarted) -> str:
     return number if E164.match(number) and not started.caller_withheld else ""
 
 
-def _first_claims(deliveries: Sequence[Delivery], claimed: Collection[str]) -> list[_Inbound]:
-    """The deliveries to handle, in order: claimed now, and an id repeated in the batch only once."""
-    batch: list[_Inbound] = []
-    seen: set[str] = set()
-    for delivery in deliveries:
-        event_id = delivery.event.event_id
-        if event_id in claimed and event_id not in seen:
-            seen.add(event_id)
-            message = delivery.event.message
-            assert isinstance(message, call_events_pb2.CallEvent)
-            batch.append(_Inbound(delivery, message))
-    return batch
+def _inbound(delivery: Delivery) -> _Inbound:
+    message = delivery.event.message
+    assert isinstance(message, call_events_pb2.CallEvent)
+    return _Inbound(delivery, message)
 
 
 class CallEventsHandler:
@@ -113,7 +105,7 @@ class CallEventsHandler:
         decided: list[tuple[Decision, datetime | None]] = []
         async with self._sessions() as session, session.begin():
             claimed = await claim_events(session, CONSUMER, [d.event.event_id for d in deliveries])
-            batch = _first_claims(deliveries, claimed)
+            batch = [_inbound(d) for d in first_claimed(deliveries, claimed, lambda d: d.event.event_id)]
             calls = CallStateRepository(session)
             lookups = await self._load(session, calls, batch)
             messages = []
