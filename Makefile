@@ -14,7 +14,7 @@ RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 PROTO_OUT := libs/contracts/src
 PROTO_FILES = $(shell find proto -name '*.proto' | sort)
 
-.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser audit clean bench
+.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser audit clean bench soak
 
 help:
 	@echo "make run    start broker, databases, the four services and simulators (Ctrl-C stops all)"
@@ -24,6 +24,7 @@ help:
 	@echo "make k8s-check  render deploy/k8s overlays and validate them offline (also part of make test)"
 	@echo "make obs-check  promtool checks and rule tests, dashboard checks (also part of make test)"
 	@echo "make bench  measure each pipeline against the raw broker limit (BENCH_ARGS=--quick: under 2 min)"
+	@echo "make soak   10,000 hostile records per input topic at the running consumers; DLQ reasons counted"
 	@echo "make clean  remove virtualenvs, caches and local data"
 
 $(UV):
@@ -39,14 +40,14 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml t
 install: $(VENV)/.synced
 
 proto: install
-	@rm -rf $(PROTO_OUT)/hibiki
+	@rm -rf $(PROTO_OUT)/hibiki $(PROTO_OUT)/buf
 	@mkdir -p $(PROTO_OUT)
 	@$(RUN) python -m grpc_tools.protoc -I proto \
 		--python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) $(PROTO_FILES)
-	@find $(PROTO_OUT)/hibiki -type d -exec touch {}/__init__.py \;
-	@touch $(PROTO_OUT)/hibiki/py.typed
-	@echo "==> generated code in $(PROTO_OUT)/hibiki"
+	@find $(PROTO_OUT)/hibiki $(PROTO_OUT)/buf -type d -exec touch {}/__init__.py \;
+	@touch $(PROTO_OUT)/hibiki/py.typed $(PROTO_OUT)/buf/py.typed
+	@echo "==> generated code in $(PROTO_OUT)/hibiki and $(PROTO_OUT)/buf"
 
 proto-check: install
 	@$(RUN) python -m hibiki_runtime.contracts_check proto $(PROTO_OUT)
@@ -94,6 +95,9 @@ obs-check: install
 
 bench: install
 	@$(RUN) hibiki-bench $(BENCH_ARGS)
+
+soak: install
+	@$(RUN) hibiki-soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache

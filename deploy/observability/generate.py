@@ -197,6 +197,11 @@ def recording_rules(service: Service) -> dict[str, Any]:
         "service_topic:hibiki_consumer_lag_messages:sum",
         f"sum by (topic) (max by (topic, partition) ({p}_consumer_lag_messages))",
     )
+    # Only stalled partitions have a series (the pod is NOT_SERVING meanwhile and restarts on its liveness).
+    record(
+        "service_topic_partition:hibiki_consumer_stalled_seconds:max",
+        f"max by (topic, partition) ({p}_consumer_stalled_seconds)",
+    )
     record(
         "service_topic_reason:hibiki_dlq_messages:rate5m",
         f"sum by (topic, reason) (rate({p}_dlq_messages_total[5m]))",
@@ -350,6 +355,20 @@ def alert_rules() -> dict[str, Any]:
             " last 5 minutes, for 10 minutes: the batch is redelivered again and again and the"
             " partitions behind it do not progress.",
             for_="10m",
+        ),
+        alert(
+            "HibikiConsumerStalled",
+            # Over 10 minutes: a restarted pod drops the series until it stalls again, which must not reset
+            # the alert while a restart does not help.
+            "max_over_time(service_topic_partition:hibiki_consumer_stalled_seconds:max[10m]) > 0",
+            "critical",
+            "{{ $labels.service }} makes no progress on {{ $labels.topic }}"
+            " partition {{ $labels.partition }}",
+            "Records of {{ $labels.topic }} partition {{ $labels.partition }} waited up to"
+            " {{ $value | humanizeDuration }} without a commit in {{ $labels.service }} in the last 10"
+            " minutes: its consumer fails every batch or hangs. The pod reports NOT_SERVING while it lasts,"
+            " so its liveness probe restarts it.",
+            for_="1m",
         ),
         alert(
             "HibikiOutboxBacklogStuck",

@@ -11,9 +11,14 @@ from google.protobuf.message import Message
 from hibiki_runtime.events import record_headers
 
 
-async def produce(bootstrap: str, topic: str, records: Sequence[tuple[str, bytes | Message]]) -> None:
+async def produce(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[tuple[str, bytes | Message]],
+    max_request_size: int = 1048576,
+) -> None:
     """Send (key, value) records; protobuf values get the standard headers."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=max_request_size)
     await producer.start()
     try:
         futures = []

@@ -1,7 +1,7 @@
 """The full path, end to end: the telephony simulator calls, routing decides, sms-gateway sends over SMPP to
 the SMSC simulator, reporting counts — four service processes on a real broker and real PostgreSQL,
-provisioned through the public gRPC APIs only. Then the same under kill -9, a consumer-group rebalance and
-poison records.
+provisioned through the public gRPC APIs only. Then the same under kill -9, a consumer-group rebalance,
+poison records, and a hundred hostile records after which a good call is still answered and counted.
 
 Every test compares the whole report with the ground truth of every call made so far in the module (the
 telephony simulator's log and the SMSC simulator's record), so the tests run in file order.
@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +32,20 @@ from hibiki.common.v1 import envelope_pb2
 from hibiki.reporting.v1 import report_service_pb2 as report_pb
 from hibiki.reporting.v1 import report_service_pb2_grpc as report_grpc
 from hibiki.sms.v1 import sms_requests_pb2, sms_results_pb2
+from hibiki_bench.hostile import every_body, measured_classes, one_hostile_field_each
 from hibiki_devstack.infra import Broker, Postgres, free_port, kafka_broker
+from hibiki_devstack.processes import health_status
 from hibiki_devstack.stack import RunningService, ServiceSpec, Stack
-from hibiki_runtime.events import ALL_TOPICS, CALL_ACTIONS, CALL_EVENTS, SMS_REQUESTS, SMS_RESULTS, dlq_topic
+from hibiki_reporting.domain.calendar import TOKYO
+from hibiki_runtime.events import (
+    ALL_TOPICS,
+    CALL_ACTIONS,
+    CALL_EVENTS,
+    SMS_REQUESTS,
+    SMS_RESULTS,
+    dlq_topic,
+    new_envelope,
+)
 from hibiki_runtime.kafka import ensure_topics
 from hibiki_sms_gateway.smsc_simulator.scenario import Scenario as SmscScenario
 from hibiki_telephony_sim.ground_truth import read_ground_truth
@@ -39,6 +54,7 @@ from tests.integration.e2e_support import (
     BOX_TEXT,
     BOX_URL,
     DELIVERED_CALLER,
+    E2E_TENANT,
     OPERATOR_DESTINATION,
     OPERATOR_NUMBER,
     SMS_NUMBER,
@@ -447,3 +463,91 @@ async def test_poison_on_every_input_topic_lands_in_its_dlq_while_calls_keep_flo
         assert found(records) == wanted, topic
         assert {r.value for r in records if r.key == b"e2e-poison-malformed"} == {TRUNCATED}
     await assert_system_matches_ground_truth(broker, system, reports, truth_dir)
+
+
+# ---- 5. hostile records ------------------------------------------------------------------------------
+
+HOSTILE_TENANT = "hostile"
+MIB = 1024 * 1024
+
+
+def hostile_mix(per_topic: int) -> dict[str, list[tuple[str, bytes]]]:
+    """Per input topic: each record class that once stopped a consumer, then one-field variants of valid
+    events of every body (the consumer fuzz tests' generator), then garbage, `per_topic` in all."""
+    rng = random.Random(18)
+    mix = measured_classes(HOSTILE_TENANT)
+    for topic, records in mix.items():
+        variants = [
+            (f"hostile-{topic}-{n}", variant.SerializeToString())
+            for n, base in enumerate(every_body(topic, f"hostile-{uuid.uuid4().hex[:8]}"))
+            for _, variant in one_hostile_field_each(base)
+        ]
+        records += rng.sample(variants, per_topic - len(records) - 1)
+        records.append((f"hostile-{topic}-garbage", rng.randbytes(64)))
+    return mix
+
+
+async def test_after_hostile_records_on_every_topic_a_good_call_is_answered_and_counted_within_10s(
+    broker: Broker, system: System, provisioned: Provisioned, reports: report_grpc.ReportServiceAsyncStub
+) -> None:
+    mix = hostile_mix(per_topic=25)
+    assert sum(len(records) for records in mix.values()) == 100
+    # A record of about 1 MiB: its dead-letter copy would exceed the broker's limit.
+    huge = call_events_pb2.CallStarted(dialed_number="+81312345678", caller_number="9" * (MIB - 200))
+    huge_event = call_events_pb2.CallEvent(call_id="hostile-huge", call_started=huge)
+    huge_event.envelope.CopyFrom(new_envelope(HOSTILE_TENANT, huge, event_id="hostile-huge"))
+    mix[CALL_EVENTS].append(("hostile-huge", huge_event.SerializeToString()))
+    for topic, records in mix.items():
+        await produce(broker.bootstrap_servers, topic, records, max_request_size=2 * MIB)
+
+    caller = f"+8190{random.randrange(10**8):08d}"
+    call_id = f"after-hostile-{uuid.uuid4().hex[:8]}"
+    body = call_events_pb2.CallStarted(dialed_number=SMS_NUMBER, caller_number=caller)
+    good = call_events_pb2.CallEvent(call_id=call_id, call_started=body)
+    good.envelope.CopyFrom(new_envelope(E2E_TENANT, body, event_id=f"{call_id}:started"))
+    produced = time.monotonic()
+    await produce(broker.bootstrap_servers, CALL_EVENTS, [(call_id, good)])
+
+    answered = await read_until(
+        broker.bootstrap_servers,
+        CALL_ACTIONS,
+        lambda records: any(r.key == call_id.encode() for r in records),
+        within_seconds=10,
+    )
+    assert any(r.key == call_id.encode() for r in answered), "routing did not answer within 10 s"
+    today = datetime.now(TOKYO).date().isoformat()
+
+    async def counted() -> int:
+        reply = await reports.ListCalls(
+            report_pb.ListCallsRequest(
+                range=report_pb.DateRange(start_date=today, end_date=today), caller_number=caller
+            ),
+            metadata=VIEWER,
+        )
+        return len(reply.calls)
+
+    remaining = 10 - (time.monotonic() - produced)
+    assert await eventually(counted, 1, within_seconds=max(remaining, 0), interval=0.2) == 1, (
+        "reporting did not count the call within 10 s"
+    )
+    for name, spec in system.specs.items():
+        assert health_status(spec.grpc_port or 0) == "SERVING", name
+
+    # Each consumer dead-lettered the huge record with a copy the broker took: truncated, and saying so.
+    def huge_copies(records: list[Any]) -> list[Any]:
+        return [r for r in records if r.key == b"hostile-huge"]
+
+    copies = huge_copies(
+        await read_until(
+            broker.bootstrap_servers,
+            dlq_topic(CALL_EVENTS),
+            lambda records: len(huge_copies(records)) >= 2,
+            within_seconds=30,
+        )
+    )
+    assert {dict(c.headers)["dlq-consumer-group"] for c in copies} == {b"hibiki-routing", b"hibiki-reporting"}
+    for copy in copies:
+        headers = dict(copy.headers)
+        assert headers["dlq-reason"] == b"invalid_field" and headers["dlq-truncated"] == b"true"
+        assert int(headers["dlq-original-size"]) == len(huge_event.SerializeToString())
+        assert len(copy.value) < MIB and huge_event.SerializeToString().startswith(copy.value)

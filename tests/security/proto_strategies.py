@@ -7,6 +7,7 @@ Japanese text, digit runs and phone-number shapes, negative and huge numbers, un
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -32,11 +33,26 @@ _TRICKY_TEXT = st.sampled_from(
         '=HYPERLINK("http://evil")',
         "' OR 1=1 --",
         "\x00",
+        "a\x00b",
         "\u202e",
+        "\n",
+        "+81312345678\n",
+        "²",
+        "c:²",
+        "١٢٣",
+        "１２３",
+        "\ud7ff\U0010ffff",
         "お電話ありがとうございます",
         "🎉" * 10,
+        "𠮷野家",
+        # Just over the contract's limits (and the columns' lengths): 32, 64, 100, 200, 2048, 4000.
+        "9" * 33,
+        "t" * 65,
+        "c" * 101,
+        "e" * 201,
+        "u" * 2049,
+        "あ" * 4001,
         "1" * 300,
-        "あ" * 2000,
     ]
 )
 TEXT = st.one_of(_TRICKY_TEXT, st.text(max_size=40), st.from_regex(r"\+?[0-9#*\-]{0,20}", fullmatch=True))
@@ -147,6 +163,9 @@ def topic_records(message_type: type[Message], tenants: list[str]) -> st.SearchS
             envelope.schema_version = SUPPORTED_SCHEMA_VERSION
             envelope.tenant_id = draw(st.sampled_from(tenants))
             envelope.event_id = envelope.event_id or draw(st.uuids()).hex
+            if draw(st.integers(0, 3)):  # mostly fresh, so that reporting's fact code sees it (not retention)
+                ago = draw(st.integers(0, 3 * 86400))
+                envelope.occurred_at.FromDatetime(datetime.now(UTC) - timedelta(seconds=ago))
         return message.SerializeToString()
 
     return st.one_of(

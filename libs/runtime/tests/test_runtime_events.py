@@ -62,3 +62,30 @@ def test_headers_repeat_schema_event_id_and_tenant() -> None:
     assert headers["schema"] == b"hibiki.call.v1.CallStarted"
     assert headers["event-id"] == b"c1:started"
     assert headers["tenant-id"] == b"tenant-a"
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), [(0, -1), (-(2**62), 0), (253402300000, 0), (-86400, 0)])
+def test_events_with_unusable_occurred_at_are_invalid_not_a_crash(seconds: int, nanos: int) -> None:
+    event = valid_event()
+    event.envelope.occurred_at.seconds, event.envelope.occurred_at.nanos = seconds, nanos
+    assert reason_for(event.SerializeToString()) == "invalid_occurred_at"
+
+
+def test_a_missing_occurred_at_breaks_the_contract() -> None:
+    event = valid_event()
+    event.envelope.ClearField("occurred_at")
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(CALL_EVENTS, event.SerializeToString())
+    assert (caught.value.reason, caught.value.detail) == (
+        "invalid_field",
+        "envelope.occurred_at: value is required",
+    )
+
+
+def test_field_limits_of_the_contract_are_enforced_with_the_field_named() -> None:
+    event = valid_event()
+    event.call_started.dialed_number = "+81312345678\n"
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(CALL_EVENTS, event.SerializeToString())
+    assert caught.value.reason == "invalid_field"
+    assert caught.value.detail.startswith("call_started.dialed_number: does not match regex pattern")

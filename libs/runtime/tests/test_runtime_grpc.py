@@ -30,6 +30,11 @@ class BoxServicer(pb_grpc.SmsBoxServiceServicer):
         require_role(Role.OPERATOR)
         raise InvalidArgument.field("sms_box.box_name", "cannot be changed after creation")
 
+    async def SearchSmsBoxes(
+        self, request: pb.SearchSmsBoxesRequest, context: Any
+    ) -> pb.SearchSmsBoxesResponse:
+        return pb.SearchSmsBoxesResponse()
+
     async def PreviewMessage(
         self, request: pb.PreviewMessageRequest, context: Any
     ) -> pb.PreviewMessageResponse:
@@ -110,6 +115,17 @@ async def test_invalid_argument_carries_field_violations(
     assert [(v.field, v.description) for v in bad_request.field_violations] == [
         ("sms_box.box_name", "cannot be changed after creation")
     ]
+
+
+async def test_requests_breaking_the_contracts_declared_limits_never_reach_the_servicer(
+    channel: tuple[grpc.aio.Channel, CollectorRegistry],
+) -> None:
+    stub = pb_grpc.SmsBoxServiceStub(channel[0])
+    await stub.SearchSmsBoxes(pb.SearchSmsBoxesRequest(query="予" * 200), metadata=auth("op"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SearchSmsBoxes(pb.SearchSmsBoxesRequest(query="予" * 201), metadata=auth("op"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == "query: must be at most 200 characters"
 
 
 async def test_crashes_become_internal_and_every_call_is_counted(

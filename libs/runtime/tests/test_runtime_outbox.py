@@ -10,7 +10,6 @@ from hibiki_runtime.metrics import RuntimeMetrics
 from hibiki_runtime.outbox import (
     OutboundRecord,
     OutboxRelay,
-    claim_event,
     claim_events,
     enqueue_all,
     first_claimed,
@@ -33,11 +32,11 @@ async def test_claim_is_true_once_per_consumer_and_event(tmp_path: Path) -> None
     await upgrade_to_head(engine, MIGRATIONS)
     sessions = session_factory(engine)
     async with sessions() as session, session.begin():
-        assert await claim_event(session, "consumer-a", "e1")
-        assert not await claim_event(session, "consumer-a", "e1")
-        assert await claim_event(session, "consumer-b", "e1")
+        assert await claim_events(session, "consumer-a", ["e1"]) == {"e1"}
+        assert await claim_events(session, "consumer-a", ["e1"]) == set()
+        assert await claim_events(session, "consumer-b", ["e1"]) == {"e1"}
     async with sessions() as session, session.begin():
-        assert not await claim_event(session, "consumer-a", "e1")
+        assert await claim_events(session, "consumer-a", ["e1"]) == set()
     await engine.dispose()
 
 
@@ -53,7 +52,7 @@ async def test_batch_claim_returns_only_ids_not_seen_before_and_release_undoes_i
         await release_claims(session, "consumer-a", {"e3"})
     async with sessions() as session, session.begin():
         assert await claim_events(session, "consumer-a", ["e1", "e3"]) == {"e3"}
-        assert not await claim_event(session, "consumer-b", "e2")
+        assert await claim_events(session, "consumer-b", ["e2"]) == set()
     await engine.dispose()
 
 

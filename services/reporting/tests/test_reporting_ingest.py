@@ -16,16 +16,17 @@ from hibiki_reporting.domain.calendar import TOKYO, BusinessCalendar
 from hibiki_reporting.domain.csv_export import CsvEncoding
 from hibiki_reporting.domain.figures import DailyFigures
 from hibiki_reporting.domain.finalization import FinalizationSchedule
+from hibiki_reporting.domain.observations import Observation
 from hibiki_reporting.domain.trace import TraceVerdict
 from hibiki_reporting.domain.validation import DayRange
-from hibiki_reporting.entrypoints.main import MIGRATIONS, TOPICS
+from hibiki_reporting.entrypoints.main import MIGRATIONS, TRANSLATORS
 from hibiki_reporting.service_layer.export import csv_chunks
 from hibiki_reporting.service_layer.ingest import Ingestor, consumer_name
 from hibiki_reporting.service_layer.queries import ReportQueries
 from hibiki_reporting.service_layer.retention import RetentionJob
+from hibiki_runtime.consumer import ConsumerEdge, Inbound
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
-from hibiki_runtime.events import CALL_EVENTS, SMS_REQUESTS, SMS_RESULTS, decode_event
-from hibiki_runtime.kafka import Delivery
+from hibiki_runtime.events import CALL_EVENTS, SMS_REQUESTS, SMS_RESULTS
 from prometheus_client import CollectorRegistry
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -47,11 +48,13 @@ NOW = datetime(2026, 11, 12, 12, 0, tzinfo=TOKYO)  # final through 11-09 (Wednes
 offsets = itertools.count()
 
 
-def deliveries(records: Sequence[tuple[str, str, Message]]) -> list[Delivery]:
-    return [
-        Delivery(topic, 0, next(offsets), key.encode(), decode_event(topic, message.SerializeToString()))
-        for topic, key, message in records
-    ]
+TOPICS = list(TRANSLATORS)
+EDGE = ConsumerEdge(TRANSLATORS)
+
+
+def deliveries(records: Sequence[tuple[str, str, Message]]) -> list[Inbound[Observation]]:
+    """The records as reporting's consumer edge hands them to the handler."""
+    return [EDGE.inbound(topic, message, key=key, position=next(offsets)) for topic, key, message in records]
 
 
 @pytest.fixture

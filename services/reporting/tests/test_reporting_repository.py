@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hibiki.call.v1 import call_events_pb2
 from hibiki.sms.v1 import sms_results_pb2
-from hibiki_reporting.adapters.events import occurred_at
 from hibiki_reporting.adapters.repository import NewFact, ReportRepository, Sighting
 from hibiki_reporting.adapters.tables import call_records, route_funnel
 from hibiki_reporting.domain.calls import CallOutcome, materialize_call
@@ -46,8 +45,8 @@ async def test_facts_are_stored_once_and_read_back_per_record(sessions) -> None:
     accepted = sms_results_pb2.SmsAccepted(carrier=1, snapshot=SNAPSHOT, reason="accepted")
     recorder.sms_result("req-a", at(DAY1, 11), "sms_accepted", accepted)
     calls, sms = deliveries(recorder.records[:3]), deliveries(recorder.records[3:])
-    call_facts = [NewFact(d.event.message.call_id, d, occurred_at(d.event.message)) for d in calls]
-    sms_facts = [NewFact("req-a", d, occurred_at(d.event.message)) for d in sms]
+    call_facts = [NewFact(item.command.touches[0].key, item) for item in calls]
+    sms_facts = [NewFact("req-a", item) for item in sms]
 
     async with sessions() as session, session.begin():
         repository = ReportRepository(session)

@@ -1,4 +1,4 @@
-"""A migrated SQLite database and call.events deliveries for service-layer tests (no broker)."""
+"""A migrated SQLite database and call.events items for service-layer tests (no broker)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from pathlib import Path
 from google.protobuf.message import Message
 from hibiki.call.v1 import call_actions_pb2, call_events_pb2
 from hibiki.sms.v1 import sms_requests_pb2
+from hibiki_routing.domain.commands import RoutingCommand
+from hibiki_routing.entrypoints.call_events_consumer import EDGE
 from hibiki_routing.entrypoints.main import MIGRATIONS
+from hibiki_runtime.consumer import Inbound
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
-from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, SMS_REQUESTS, decode_event, new_envelope
-from hibiki_runtime.kafka import Delivery
+from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, SMS_REQUESTS, new_envelope
 from hibiki_runtime.outbox import outbox
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -35,10 +37,10 @@ def call_event(tenant: str, call_id: str, event_id: str, **body: Message) -> cal
     return message
 
 
-def deliveries(*messages: call_events_pb2.CallEvent) -> list[Delivery]:
+def deliveries(*messages: call_events_pb2.CallEvent) -> list[Inbound[RoutingCommand]]:
+    """The messages as routing's consumer edge hands them to the handler (one batch, in order)."""
     return [
-        Delivery(CALL_EVENTS, 0, offset, m.call_id.encode(), decode_event(CALL_EVENTS, m.SerializeToString()))
-        for offset, m in enumerate(messages)
+        EDGE.inbound(CALL_EVENTS, m, key=m.call_id, position=position) for position, m in enumerate(messages)
     ]
 
 

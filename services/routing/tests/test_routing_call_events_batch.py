@@ -128,5 +128,5 @@ async def test_an_event_repeated_in_a_batch_is_rejected_once_and_again_on_redeli
 
     first, again = await handler(batch), await handler(batch)
 
-    assert [(r.reason, r.delivery.offset) for r in first] == [("unknown_call", 0)]
-    assert [(r.reason, r.delivery.offset) for r in again] == [("unknown_call", 0)]
+    assert [(r.reason, r.item.position) for r in first] == [("unknown_call", 0)]
+    assert [(r.reason, r.item.position) for r in again] == [("unknown_call", 0)]

@@ -14,17 +14,19 @@ from pathlib import Path
 
 import pytest
 from hibiki.sms.v1 import sms_requests_pb2, sms_results_pb2
+from hibiki_runtime.consumer import Inbound
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
-from hibiki_runtime.events import SMS_REQUESTS, decode_event, new_envelope
-from hibiki_runtime.kafka import Delivery
+from hibiki_runtime.events import SMS_REQUESTS, new_envelope
 from hibiki_runtime.outbox import outbox
 from hibiki_sms_gateway.adapters.carrier_table import StaticCarrierTable
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
 from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount
 from hibiki_sms_gateway.domain.carrier import Carrier
+from hibiki_sms_gateway.domain.commands import SendSms
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
 from hibiki_sms_gateway.entrypoints.main import MIGRATIONS
+from hibiki_sms_gateway.entrypoints.sms_requests_consumer import EDGE
 from hibiki_sms_gateway.service_layer.boxes import BoxService
 from hibiki_sms_gateway.service_layer.dispatch import AdmissionPolicy, Dispatcher
 from hibiki_sms_gateway.service_layer.opt_outs import OptOutService
@@ -73,13 +75,12 @@ class Gateway:
 
     def request(
         self, request_id: str, recipient: str, box_number: str = "100", *, event_id: str = ""
-    ) -> Delivery:
+    ) -> Inbound[SendSms]:
         """A decoded sms.requests record as the consumer would hand it over."""
         body = sms_requests_pb2.SmsRequested(call_id="call-1", box_number=box_number, recipient=recipient)
         message = sms_requests_pb2.SmsRequest(request_id=request_id, sms_requested=body)
         message.envelope.CopyFrom(new_envelope(TENANT, body, event_id=event_id or f"{request_id}:requested"))
-        event = decode_event(SMS_REQUESTS, message.SerializeToString())
-        return Delivery(SMS_REQUESTS, 0, next(self.offsets), request_id.encode(), event)
+        return EDGE.inbound(SMS_REQUESTS, message, key=request_id, position=next(self.offsets))
 
     async def results(self) -> list[sms_results_pb2.SmsResult]:
         async with self.sessions() as session:

@@ -14,19 +14,21 @@ from typing import Any
 import pytest
 from hibiki.sms.v1 import sms_requests_pb2, sms_results_pb2
 from hibiki.sms.v1 import sms_results_pb2 as pb
+from hibiki_runtime.consumer import Inbound
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
-from hibiki_runtime.events import SMS_REQUESTS, decode_event, new_envelope
-from hibiki_runtime.kafka import Delivery
+from hibiki_runtime.events import SMS_REQUESTS, new_envelope
 from hibiki_runtime.outbox import outbox, processed_events
 from hibiki_sms_gateway.adapters.carrier_table import StaticCarrierTable
 from hibiki_sms_gateway.adapters.message_repository import MessageRepository
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.adapters.tables import sms_messages, sms_short_links
 from hibiki_sms_gateway.domain.carrier import Carrier
+from hibiki_sms_gateway.domain.commands import SendSms
 from hibiki_sms_gateway.domain.concatenation import Part
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
 from hibiki_sms_gateway.domain.lifecycle import MessageState
 from hibiki_sms_gateway.entrypoints.main import MIGRATIONS
+from hibiki_sms_gateway.entrypoints.sms_requests_consumer import EDGE
 from hibiki_sms_gateway.service_layer.boxes import BoxService
 from hibiki_sms_gateway.service_layer.dispatch import AdmissionPolicy, Dispatcher
 from hibiki_sms_gateway.service_layer.opt_outs import OptOutService
@@ -85,12 +87,11 @@ class Batching:
 
     def request(
         self, request_id: str, recipient: str, box: str = "100", *, tenant: str = TENANT, event_id: str = ""
-    ) -> Delivery:
+    ) -> Inbound[SendSms]:
         body = sms_requests_pb2.SmsRequested(call_id="call-1", box_number=box, recipient=recipient)
         message = sms_requests_pb2.SmsRequest(request_id=request_id, sms_requested=body)
         message.envelope.CopyFrom(new_envelope(tenant, body, event_id=event_id or f"{request_id}:requested"))
-        event = decode_event(SMS_REQUESTS, message.SerializeToString())
-        return Delivery(SMS_REQUESTS, 0, next(self.offsets), request_id.encode(), event)
+        return EDGE.inbound(SMS_REQUESTS, message, key=request_id, position=next(self.offsets))
 
     async def results(self) -> dict[str, list[sms_results_pb2.SmsResult]]:
         async with self.sessions() as session:
@@ -162,7 +163,7 @@ def mobile(n: int) -> str:
     return f"+8190{10_000_000 + n:08d}"
 
 
-def mixed_batch(batching: Batching, size: int, tag: str, first_recipient: int) -> list[Delivery]:
+def mixed_batch(batching: Batching, size: int, tag: str, first_recipient: int) -> list[Inbound[SendSms]]:
     """`size` requests to send, plus one of each refusal that needs the database, and a repeat."""
     sends = [batching.request(f"{tag}-{n}", mobile(first_recipient + n)) for n in range(size)]
     return [
@@ -255,7 +256,7 @@ async def test_another_tenants_request_id_in_the_same_batch_is_rejected_and_stay
 
     rejections = await batching.dispatcher.handle([ours, theirs])
 
-    assert [(r.delivery, r.reason) for r in rejections] == [(theirs, "cross_tenant")]
+    assert [(r.item, r.reason) for r in rejections] == [(theirs, "cross_tenant")]
     assert batching.sender.sent == [mobile(230)]
     async with batching.sessions() as session:
         claims = await session.scalars(

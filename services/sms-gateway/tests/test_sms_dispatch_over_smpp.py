@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hibiki.sms.v1 import sms_results_pb2 as pb
+from hibiki_runtime.events import InvalidEvent
 from hibiki_sms_gateway.adapters.message_repository import MessageRepository
 from hibiki_sms_gateway.domain.lifecycle import MessageState
 from hibiki_sms_gateway.domain.receipts import Receipt
@@ -230,8 +231,7 @@ async def test_a_receipt_that_arrives_before_its_part_is_known_is_applied_later(
 
 
 async def test_a_request_without_request_id_goes_to_the_dead_letter_topic(gateway: Gateway) -> None:
-    delivery = gateway.request("", "09010000006")
+    with pytest.raises(InvalidEvent) as refused:
+        gateway.request("", "09010000006")
 
-    (rejection,) = await gateway.dispatcher.handle([delivery])
-
-    assert (rejection.delivery, rejection.reason) == (delivery, "missing_request_id")
+    assert refused.value.reason == "invalid_field" and "request_id" in refused.value.detail

@@ -12,14 +12,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hibiki.sms.v1 import sms_requests_pb2, sms_results_pb2
+from hibiki_runtime.consumer import Inbound
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.errors import InvalidArgument
-from hibiki_runtime.events import SMS_REQUESTS, decode_event, new_envelope
-from hibiki_runtime.kafka import Delivery
+from hibiki_runtime.events import SMS_REQUESTS, new_envelope
 from hibiki_runtime.outbox import outbox
 from hibiki_sms_gateway.adapters.carrier_table import StaticCarrierTable
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.domain.carrier import Carrier
+from hibiki_sms_gateway.domain.commands import SendSms
 from hibiki_sms_gateway.domain.concatenation import Part
 from hibiki_sms_gateway.domain.message_text import ucs2_units
 from hibiki_sms_gateway.domain.short_links import (
@@ -31,6 +32,7 @@ from hibiki_sms_gateway.domain.short_links import (
 )
 from hibiki_sms_gateway.entrypoints.http_short_links import short_link_routes
 from hibiki_sms_gateway.entrypoints.main import MIGRATIONS
+from hibiki_sms_gateway.entrypoints.sms_requests_consumer import EDGE
 from hibiki_sms_gateway.service_layer.boxes import BoxService
 from hibiki_sms_gateway.service_layer.dispatch import Dispatcher
 from hibiki_sms_gateway.service_layer.receipts import ReceiptBook
@@ -122,17 +124,11 @@ async def tracked(tmp_path: Path) -> AsyncIterator[Tracked]:
     await engine.dispose()
 
 
-def request(request_id: str, recipient: str = "+819012345678", box: str = "100") -> Delivery:
+def request(request_id: str, recipient: str = "+819012345678", box: str = "100") -> Inbound[SendSms]:
     body = sms_requests_pb2.SmsRequested(call_id="call-1", box_number=box, recipient=recipient)
     message = sms_requests_pb2.SmsRequest(request_id=request_id, sms_requested=body)
     message.envelope.CopyFrom(new_envelope(TENANT, body, event_id=f"{request_id}:requested"))
-    return Delivery(
-        SMS_REQUESTS,
-        0,
-        next(_offsets),
-        request_id.encode(),
-        decode_event(SMS_REQUESTS, message.SerializeToString()),
-    )
+    return EDGE.inbound(SMS_REQUESTS, message, key=request_id, position=next(_offsets))
 
 
 _offsets = itertools.count()

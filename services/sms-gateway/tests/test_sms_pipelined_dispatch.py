@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from hibiki_runtime.kafka import Delivery
+from hibiki_runtime.consumer import Inbound
+from hibiki_sms_gateway.domain.commands import SendSms
 from hibiki_sms_gateway.service_layer.dispatch import Admission, PipelinedDispatch
 
 
@@ -17,7 +18,7 @@ class GatedDispatcher:
         self.sent: list[int] = []
         self.gates: dict[int, asyncio.Event] = {}
 
-    async def admit(self, deliveries: Sequence[Delivery]) -> Admission:
+    async def admit(self, deliveries: Sequence[Inbound[SendSms]]) -> Admission:
         batch = len(self.admitted)
         self.admitted.append(batch)
         self.gates[batch] = asyncio.Event()

@@ -10,6 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+# Top-level packages protoc writes: Hibiki's contracts, and protovalidate's rules (proto/buf/validate).
+GENERATED_PACKAGES = ("hibiki", "buf")
+
 
 def generate(proto_dir: Path, out_dir: Path) -> None:
     """Run protoc (grpcio-tools) with the Python, gRPC and mypy plugins, as `make proto` does."""
@@ -35,7 +38,8 @@ def stale_files(proto_dir: Path, committed_dir: Path) -> list[str]:
         fresh_files = {p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()}
         committed = {
             p.relative_to(committed_dir)
-            for p in (committed_dir / "hibiki").rglob("*")
+            for package in GENERATED_PACKAGES
+            for p in (committed_dir / package).rglob("*")
             if p.is_file()
             and p.suffix in {".py", ".pyi"}
             and p.name != "__init__.py"

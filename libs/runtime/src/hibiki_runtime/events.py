@@ -13,6 +13,8 @@ from hibiki.call.v1 import call_actions_pb2, call_events_pb2
 from hibiki.common.v1 import envelope_pb2
 from hibiki.sms.v1 import sms_requests_pb2, sms_results_pb2
 
+from hibiki_runtime import contract
+
 CALL_EVENTS = "call.events"
 CALL_ACTIONS = "call.actions"
 SMS_REQUESTS = "sms.requests"
@@ -116,7 +118,8 @@ class DecodedEvent:
 
 
 def decode_event(topic: str, value: bytes | None) -> DecodedEvent:
-    """Parse and validate a record of `topic`; raises InvalidEvent with a DLQ reason."""
+    """Parse and check a record of `topic` (envelope, then the contract's field rules); raises InvalidEvent
+    with a DLQ reason."""
     message_type = TOPIC_MESSAGES.get(topic)
     if message_type is None:
         raise InvalidEvent("unknown_topic", f"no contract for topic {topic!r}")
@@ -147,6 +150,8 @@ def decode_event(topic: str, value: bytes | None) -> DecodedEvent:
             "unsupported_schema_version",
             f"{envelope.schema} version {envelope.schema_version} (supported: {SUPPORTED_SCHEMA_VERSION})",
         )
+    if broken := contract.violations(message):
+        raise InvalidEvent("invalid_field", "; ".join(f"{v.field}: {v.description}" for v in broken))
     return DecodedEvent(message=message, envelope=envelope, body=body)
 
 

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
+from hibiki_runtime import contract
 from hibiki_runtime.auth import Authenticator, reset_current_principal, set_current_principal
 from hibiki_runtime.errors import FieldViolation, HibikiError, InvalidArgument
 from hibiki_runtime.events import timestamp_problem
@@ -231,7 +232,8 @@ def _field_items(field: FieldDescriptor, value: Any, name: str) -> list[tuple[st
 
 
 class RequestCheckInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses requests with request_violations() with INVALID_ARGUMENT naming the fields."""
+    """Refuses requests that break their contract's field rules (protovalidate) or hold what no request may
+    (request_violations) with INVALID_ARGUMENT naming the fields."""
 
     async def intercept_service(
         self,
@@ -243,7 +245,11 @@ class RequestCheckInterceptor(grpc.aio.ServerInterceptor):
             return handler
 
         def check(request: Any) -> None:
-            if isinstance(request, Message) and (violations := request_violations(request)):
+            if not isinstance(request, Message):
+                return
+            # The contract's declared limits first (the same rules the Kafka edge enforces), then what no
+            # request may hold whatever its contract says.
+            if violations := contract.violations(request) or request_violations(request):
                 raise InvalidArgument(*violations)
 
         def unary(behavior: Handler) -> Handler:

@@ -7,12 +7,9 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
-from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -20,12 +17,21 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
-from hibiki_runtime.events import DecodedEvent, InvalidEvent, decode_event, dlq_topic
-from hibiki_runtime.logging import log_context, trace_id_of
+from hibiki_runtime.consumer import (
+    BatchHandler,
+    ConsumerEdge,
+    ConsumerProgress,
+    DeadLetter,
+    dead_letter_record,
+    process_batch,
+)
+from hibiki_runtime.events import dlq_topic
+from hibiki_runtime.logging import log_context
 from hibiki_runtime.metrics import RuntimeMetrics
 from hibiki_runtime.outbox import OutboundRecord
 
 log = logging.getLogger("hibiki.kafka")
+C = TypeVar("C")
 
 
 def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
@@ -59,47 +65,6 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partition
         await admin.close()
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One valid record of a consumed batch."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    event: DecodedEvent
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A record the handler refuses for good (e.g. cross-tenant); it goes to the DLQ with the reason."""
-
-    delivery: Delivery
-    reason: str
-    detail: str
-
-
-def event_log_context(delivery: Delivery) -> AbstractContextManager[None]:
-    """Log fields of one consumed event (its key is the call or request id); use around its handling."""
-    envelope = delivery.event.envelope
-    return log_context(
-        event_id=envelope.event_id,
-        tenant_id=envelope.tenant_id,
-        trace_id=trace_id_of(envelope.traceparent),
-        key=(delivery.key or b"").decode("utf-8", "replace"),
-    )
-
-
-BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Rejection]]]
-
-
-@dataclass(frozen=True)
-class _DeadLetter:
-    record: ConsumerRecord[Any, Any]
-    reason: str
-    detail: str
-
-
 async def publish_records(broker: KafkaBroker, records: Sequence[OutboundRecord]) -> None:
     """Send records with their own keys in one go, then wait until the broker acknowledged all of them."""
     futures = [
@@ -111,48 +76,35 @@ async def publish_records(broker: KafkaBroker, records: Sequence[OutboundRecord]
     await asyncio.gather(*futures)
 
 
-def _dead_letter_record(dead: _DeadLetter, group: str) -> OutboundRecord:
-    record = dead.record
-    headers = {name: value.decode("utf-8", "replace") for name, value in record.headers or ()}
-    headers.update(
-        {
-            "dlq-reason": dead.reason,
-            "dlq-detail": dead.detail[:1000],
-            "dlq-source-topic": record.topic,
-            "dlq-source-partition": str(record.partition),
-            "dlq-source-offset": str(record.offset),
-            "dlq-consumer-group": group,
-        }
-    )
-    return OutboundRecord(dlq_topic(record.topic), record.key, record.value or b"", headers)
-
-
 async def _raw_records(message: StreamMessage[Any]) -> Any:
-    # Decoding happens in the handler so that a bad record reaches the DLQ instead of being skipped.
+    # Decoding happens at the consumer edge so that a bad record reaches the DLQ instead of being skipped.
     return message.raw_message
 
 
 def register_batch_consumer(
     broker: KafkaBroker,
     *,
-    topics: Sequence[str],
+    edge: ConsumerEdge[C],
     group: str,
-    handler: BatchHandler,
+    handler: BatchHandler[C],
     metrics: RuntimeMetrics,
+    progress: ConsumerProgress,
     max_records: int = 500,
     fetch_max_wait_ms: int = 25,
     max_backoff_seconds: float = 30.0,
+    dlq_max_bytes: int = 1_000_000,
 ) -> None:
-    """Consume `topics` in batches; commit only after the handler (and its DB commit) and the DLQ succeeded.
+    """Consume the edge's topics in batches; commit only after the handler (and its DB commit) and the DLQ.
 
-    One subscriber serves all the topics, so the group is joined once. Invalid records and the handler's
-    rejections go to `<topic>.dlq` with a reason header. If the handler raises, the batch is sought back and
-    redelivered after a growing pause; nothing is committed past it.
+    One subscriber serves all the topics, so the group is joined once. Records the edge refuses, items the
+    handler rejects and records it fails on go to `<topic>.dlq` with a reason header (see
+    consumer.process_batch); the rest of the batch is handled and committed. Only an infrastructure failure
+    (broker or database unreachable) seeks the batch back and redelivers it after a growing pause.
     """
     failures = 0
 
     @broker.subscriber(
-        *topics,
+        *edge.topics,
         group_id=group,
         batch=True,
         max_records=max_records,
@@ -165,38 +117,23 @@ def register_batch_consumer(
     async def consume(records: Any, message: KafkaMessage) -> None:
         nonlocal failures
         started = time.perf_counter()
-        deliveries: list[Delivery] = []
-        dead: list[_DeadLetter] = []
-        by_position: dict[tuple[str, int, int], ConsumerRecord[Any, Any]] = {}
-        for record in records:
-            try:
-                event = decode_event(record.topic, record.value)
-            except InvalidEvent as error:
-                dead.append(_DeadLetter(record, error.reason, error.detail))
-                continue
-            deliveries.append(Delivery(record.topic, record.partition, record.offset, record.key, event))
-            by_position[(record.topic, record.partition, record.offset)] = record
-        batch_topics = sorted({record.topic for record in records})
+        partitions = {(record.topic, record.partition) for record in records}
+        progress.received(partitions)
+        batch_topics = sorted({topic for topic, _ in partitions})
         try:
             with log_context(topics=",".join(batch_topics), batch_size=str(len(records))):
-                rejections = await handler(deliveries) if deliveries else ()
-            dead.extend(
-                _DeadLetter(
-                    by_position[(r.delivery.topic, r.delivery.partition, r.delivery.offset)],
-                    r.reason,
-                    r.detail,
+                outcome = await process_batch(records, edge, handler)
+            if outcome.dead:
+                await publish_records(
+                    broker, [dead_letter_record(d, group, dlq_max_bytes) for d in outcome.dead]
                 )
-                for r in rejections
-            )
-            if dead:
-                await publish_records(broker, [_dead_letter_record(d, group) for d in dead])
         except Exception:
             failures += 1
             for topic in batch_topics:
                 metrics.consumer_errors.labels(topic).inc()
             pause = min(max_backoff_seconds, 0.2 * 2 ** min(failures, 10))
             log.exception(
-                "batch of %d records from %s failed; redelivering in %.1fs",
+                "batch of %d records from %s failed (broker or database); redelivering in %.1fs",
                 len(records),
                 ", ".join(batch_topics),
                 pause,
@@ -206,28 +143,34 @@ def register_batch_consumer(
             return
         failures = 0
         await message.ack()
-        elapsed = time.perf_counter() - started
-        dead_by_topic = Counter(d.record.topic for d in dead)
-        for d in dead:
-            metrics.dlq.labels(d.record.topic, d.reason).inc()
-            log.warning(
-                "record %s[%d]@%d sent to %s: %s (%s)",
-                d.record.topic,
-                d.record.partition,
-                d.record.offset,
-                dlq_topic(d.record.topic),
-                d.reason,
-                d.detail,
-            )
-        for topic, count in Counter(record.topic for record in records).items():
-            metrics.consumed.labels(topic, "processed").inc(count - dead_by_topic[topic])
-            if dead_by_topic[topic]:
-                metrics.consumed.labels(topic, "dead_lettered").inc(dead_by_topic[topic])
-            metrics.batch_latency.labels(topic).observe(elapsed)
+        progress.committed(partitions)
+        _count(metrics, records, outcome.dead, time.perf_counter() - started)
 
 
-async def record_consumer_lag(broker: KafkaBroker, metrics: RuntimeMetrics) -> None:
-    """Set the lag gauge (end offset − committed offset) of every assigned partition.
+def _count(
+    metrics: RuntimeMetrics, records: Sequence[Any], dead: Sequence[DeadLetter], elapsed: float
+) -> None:
+    dead_by_topic = Counter(d.record.topic for d in dead)
+    for d in dead:
+        metrics.dlq.labels(d.record.topic, d.reason).inc()
+        log.warning(
+            "record %s[%d]@%d sent to %s: %s (%s)",
+            d.record.topic,
+            d.record.partition,
+            d.record.offset,
+            dlq_topic(d.record.topic),
+            d.reason,
+            d.detail,
+        )
+    for topic, count in Counter(record.topic for record in records).items():
+        metrics.consumed.labels(topic, "processed").inc(count - dead_by_topic[topic])
+        if dead_by_topic[topic]:
+            metrics.consumed.labels(topic, "dead_lettered").inc(dead_by_topic[topic])
+        metrics.batch_latency.labels(topic).observe(elapsed)
+
+
+async def record_consumer_lag(broker: KafkaBroker, metrics: RuntimeMetrics) -> dict[tuple[str, int], int]:
+    """Set (and return) the lag gauge (end offset − committed offset) of every assigned partition.
 
     Uses the high-water marks the consumers already learned from fetches, so it costs one committed-offset
     request per partition and no extra connection. Partitions no longer assigned here lose their series.
@@ -244,3 +187,4 @@ async def record_consumer_lag(broker: KafkaBroker, metrics: RuntimeMetrics) -> N
             committed = await consumer.committed(partition) or 0
             lags[(partition.topic, partition.partition)] = max(0, end - committed)
     metrics.set_consumer_lag(lags)
+    return lags

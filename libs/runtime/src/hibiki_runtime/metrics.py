@@ -78,6 +78,14 @@ class RuntimeMetrics:
             registry=registry,
         )
         self._lag_series: set[tuple[str, str]] = set()
+        self.consumer_stalled = Gauge(
+            f"{prefix}_consumer_stalled_seconds",
+            "How long a partition's records have waited without a commit (only partitions stalled past the "
+            "configured limit have a series; the service is NOT_SERVING while any has)",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self._stalled_series: set[tuple[str, str]] = set()
 
     def set_consumer_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
         """Replace the lag series by these (topic, partition) values.
@@ -91,3 +99,12 @@ class RuntimeMetrics:
         for labels, lag in current.items():
             self.consumer_lag.labels(*labels).set(lag)
         self._lag_series = set(current)
+
+    def set_consumer_stalled(self, stalled: Mapping[tuple[str, int], float]) -> None:
+        """Replace the stalled-partition series by these (topic, partition) → seconds."""
+        current = {(topic, str(partition)): seconds for (topic, partition), seconds in stalled.items()}
+        for labels in self._stalled_series - current.keys():
+            self.consumer_stalled.remove(*labels)
+        for labels, seconds in current.items():
+            self.consumer_stalled.labels(*labels).set(seconds)
+        self._stalled_series = set(current)

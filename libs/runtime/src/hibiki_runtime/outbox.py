@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
+from hibiki.common.v1.envelope_pb2 import Envelope
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from hibiki_runtime import contract
 from hibiki_runtime.db import among, as_utc, dialect_insert
 from hibiki_runtime.events import record_headers
 from hibiki_runtime.metrics import RuntimeMetrics
@@ -60,7 +62,7 @@ def _outbox_columns() -> list[Column[Any]]:
 def _processed_events_columns() -> list[Column[Any]]:
     return [
         Column("consumer", String(100), primary_key=True),
-        Column("event_id", String(200), primary_key=True),
+        Column("event_id", String(200), primary_key=True, info=contract.stores(Envelope, "event_id")),
         Column("processed_at", DateTime(timezone=True), nullable=False, index=True),
     ]
 
@@ -73,17 +75,6 @@ def create_reliability_tables(op: Any) -> None:
     """Create the outbox and processed-events tables from a service's first Alembic migration."""
     op.create_table("outbox", *_outbox_columns())
     op.create_table("processed_events", *_processed_events_columns())
-
-
-async def claim_event(session: AsyncSession, consumer: str, event_id: str) -> bool:
-    """Record that `consumer` handles `event_id`; False when it already did (a redelivery)."""
-    statement = (
-        dialect_insert(session, processed_events)
-        .values(consumer=consumer, event_id=event_id, processed_at=datetime.now(UTC))
-        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-    )
-    result = await session.execute(statement)
-    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 async def claim_events(session: AsyncSession, consumer: str, event_ids: Iterable[str]) -> set[str]:
@@ -141,10 +132,22 @@ async def release_claims(session: AsyncSession, consumer: str, event_ids: Collec
         )
 
 
+class ContractViolation(ValueError):
+    """A message this service was about to send breaks the contract's field rules (a bug, or input that
+    should have been refused earlier); nothing is sent."""
+
+
 async def enqueue_all(session: AsyncSession, messages: Sequence[tuple[str, str, Message]]) -> None:
-    """Add (topic, key, message) triples to the outbox within the session's transaction."""
+    """Add (topic, key, message) triples to the outbox within the session's transaction.
+
+    Every message is checked against the contract first: a consumer downstream would dead-letter it.
+    """
     if not messages:
         return
+    for topic, _key, message in messages:
+        if broken := contract.violations(message):
+            detail = "; ".join(f"{v.field}: {v.description}" for v in broken)
+            raise ContractViolation(f"{message.DESCRIPTOR.full_name} for {topic}: {detail}")
     now = datetime.now(UTC)
     await session.execute(
         outbox.insert(),

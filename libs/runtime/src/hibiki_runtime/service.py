@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from aiohttp import web
@@ -16,11 +16,11 @@ from grpc_health.v1 import health_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hibiki_runtime.auth import Authenticator, authenticator_from_settings
+from hibiki_runtime.consumer import BatchHandler, ConsumerEdge, ConsumerProgress, Translator
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.events import ALL_TOPICS
 from hibiki_runtime.grpc_server import Registrar, create_server, tls_server_credentials
 from hibiki_runtime.kafka import (
-    BatchHandler,
     create_broker,
     ensure_topics,
     publish_records,
@@ -35,6 +35,7 @@ from hibiki_runtime.settings import ServiceSettings
 log = logging.getLogger("hibiki.service")
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
+C = TypeVar("C")
 
 
 class ServiceRuntime:
@@ -79,6 +80,9 @@ class ServiceRuntime:
         self._server: grpc.aio.Server | None = None
         self._http_runner: web.AppRunner | None = None
         self._serving = False
+        self.progress = ConsumerProgress()
+        self._stalled: dict[tuple[str, int], float] = {}
+        self._health_names: list[str] = []
 
     # -- what a service adds -------------------------------------------------------------------------
     def add_grpc_service(self, full_name: str, register: Registrar) -> None:
@@ -86,21 +90,28 @@ class ServiceRuntime:
         self._registrars.append((full_name, register))
 
     def consume(
-        self, topics: str | Sequence[str], handler: BatchHandler, *, max_records: int | None = None
+        self,
+        translators: Mapping[str, Translator[C]],
+        handler: BatchHandler[C],
+        *,
+        max_records: int | None = None,
     ) -> None:
-        """Consume one or more topics in batches with the service's consumer group (register_batch_consumer).
+        """Consume the translators' topics in batches with the service's consumer group.
 
-        Pass all the topics a handler needs in one call: each call is one group member, and each join
-        costs seconds on some brokers.
+        Each record becomes its topic translator's command at the edge (or a dead letter); the handler gets
+        Inbound items (see hibiki_runtime.consumer). Pass all the topics a handler needs in one call: each
+        call is one group member, and each join costs seconds on some brokers.
         """
         register_batch_consumer(
             self.broker,
-            topics=[topics] if isinstance(topics, str) else list(topics),
+            edge=ConsumerEdge(translators),
             group=self.settings.consumer_group,
             handler=handler,
             metrics=self.metrics,
+            progress=self.progress,
             max_records=max_records or self.settings.kafka_max_batch,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            dlq_max_bytes=self.settings.kafka_dlq_max_bytes,
         )
 
     def add_task(self, name: str, factory: Hook) -> None:
@@ -137,6 +148,7 @@ class ServiceRuntime:
         await self.broker.start()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self._watch_consumer_lag(), name="consumer-lag"))
+        self._tasks.append(asyncio.create_task(self._watch_consumer_progress(), name="consumer-progress"))
         for name, factory in self._task_factories:
             self._tasks.append(asyncio.create_task(factory(), name=name))
 
@@ -155,9 +167,9 @@ class ServiceRuntime:
         await site.start()
         self._http_runner = runner
         self.http_port = runner.addresses[0][1] if runner.addresses else settings.http_port
-        for full_name in ["", *(name for name, _ in self._registrars)]:
-            await health.set(full_name, health_pb2.HealthCheckResponse.SERVING)
+        self._health_names = ["", *(name for name, _ in self._registrars)]
         self._serving = True
+        await self._publish_health()
         log.info(
             "%s serving: gRPC on %d, HTTP on %d, database %s",
             settings.service_name,
@@ -232,9 +244,44 @@ class ServiceRuntime:
         while True:
             await asyncio.sleep(self.settings.consumer_lag_interval_seconds)
             try:
-                await record_consumer_lag(self.broker, self.metrics)
+                self.progress.saw_lag(await record_consumer_lag(self.broker, self.metrics))
             except Exception:
                 log.warning("could not read consumer lag", exc_info=True)
+
+    @property
+    def healthy(self) -> bool:
+        """Serving, and no consumer partition stalled (what gRPC health and /healthz say)."""
+        return self._serving and not self._stalled
+
+    async def _watch_consumer_progress(self) -> None:
+        """Turn NOT_SERVING while a partition is stalled, so that the liveness probe restarts the pod."""
+        limit = self.settings.consumer_stall_seconds
+        while True:
+            await asyncio.sleep(max(0.2, min(5.0, limit / 6)))
+            stalled = self.progress.stalled(limit)
+            self.metrics.set_consumer_stalled(stalled)
+            changed = stalled.keys() != self._stalled.keys()
+            self._stalled = stalled
+            if not changed:
+                continue
+            if stalled:
+                log.error(
+                    "consumer stalled: %s without a commit for over %.0fs; reporting NOT_SERVING",
+                    ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(stalled)),
+                    limit,
+                )
+            else:
+                log.info("consumer moving again; reporting SERVING")
+            await self._publish_health()
+
+    async def _publish_health(self) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if self.healthy
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for full_name in self._health_names:
+            await self._health.set(full_name, status)
 
     # -- HTTP ----------------------------------------------------------------------------------------
     async def _metrics_endpoint(self, _request: web.Request) -> web.Response:
@@ -242,6 +289,7 @@ class ServiceRuntime:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _health_endpoint(self, _request: web.Request) -> web.Response:
-        if self._serving:
+        if self.healthy:
             return web.json_response({"status": "SERVING"})
-        return web.json_response({"status": "NOT_SERVING"}, status=503)
+        stalled = [f"{topic}[{partition}]" for topic, partition in sorted(self._stalled)]
+        return web.json_response({"status": "NOT_SERVING", "stalled_partitions": stalled}, status=503)

@@ -31,6 +31,10 @@ class ServiceSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(default=25, ge=0, le=500)
     kafka_consumer_group: str = ""
     consumer_lag_interval_seconds: float = Field(default=10.0, gt=0)
+    # A partition whose records wait this long without a commit turns the service NOT_SERVING (liveness).
+    consumer_stall_seconds: float = Field(default=60.0, gt=0)
+    # Largest dead-letter record the broker takes (Kafka's message.max.bytes); longer copies are truncated.
+    kafka_dlq_max_bytes: int = Field(default=1_000_000, ge=16_384)
 
     database_url: str = ""
     data_dir: Path = Path("var")

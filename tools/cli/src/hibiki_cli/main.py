@@ -7,16 +7,16 @@ from typing import Annotated
 
 import typer
 
-from hibiki_cli import guidance, report, routing, sms_box
+from hibiki_cli import dlq, guidance, report, routing, sms_box
 from hibiki_cli.connection import Service, Settings, TlsSettings
 
 app = typer.Typer(
     name="hibiki",
     help="Operate Hibiki: guidance (音声ファイル, オリジナルガイダンス), routing (入力指示ルーティング), "
-    "SMS boxes (蓄積BOX) and the call & SMS report (着信・SMS送信レポート).\n\n"
+    "SMS boxes (蓄積BOX), the call & SMS report (着信・SMS送信レポート) and dead letters (dlq).\n\n"
     "Exit codes: 0 done; 1 a check failed (e.g. validate) or the server failed; 2 wrong usage; "
     "3 request refused (invalid field, stale revision, precondition, duplicate); 4 not found; "
-    "5 missing or insufficient token; 6 service unreachable or too slow.",
+    "5 missing or insufficient token; 6 service (or, for dlq, the Kafka broker) unreachable or too slow.",
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -25,6 +25,7 @@ app.add_typer(guidance.app, name="guidance")
 app.add_typer(routing.app, name="routing")
 app.add_typer(sms_box.app, name="sms-box")
 app.add_typer(report.app, name="report")
+app.add_typer(dlq.app, name="dlq")
 
 
 @app.callback()

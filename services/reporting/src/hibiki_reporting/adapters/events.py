@@ -1,14 +1,19 @@
-"""Protobuf topic messages → domain facts (the only place that knows the event contracts)."""
+"""Protobuf topic messages → domain facts, for the consumers' edge and for every fold of stored facts.
+
+Enum numbers this version does not name (a newer producer) become "unknown", never an exception: the
+facts stored by an earlier version are translated again at every fold.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import Message
 from hibiki.call.v1 import call_actions_pb2, call_events_pb2
 from hibiki.sms.v1 import sms_requests_pb2, sms_results_pb2
-from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, SMS_REQUESTS, SMS_RESULTS
+from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, SMS_REQUESTS, SMS_RESULTS, TOPIC_MESSAGES
 
 from hibiki_reporting.domain.facts import (
     CallEnded,
@@ -43,14 +48,25 @@ _RESULT_STATUS = {
 }
 
 
+UNKNOWN = "unknown"
+
+
 def occurred_at(message: Any) -> datetime:
     at: datetime = message.envelope.occurred_at.ToDatetime(tzinfo=UTC)
     return at
 
 
-def enum_key(enum_name: str, prefix: str) -> str:
-    """ "REJECT_REASON_UNSUPPORTED_CARRIER" → "unsupported_carrier"."""
-    return enum_name.removeprefix(prefix).lower()
+def enum_key(enum_type: EnumDescriptor, number: int, prefix: str) -> str:
+    """ "REJECT_REASON_UNSUPPORTED_CARRIER" → "unsupported_carrier"; a number without a name → "unknown"."""
+    value = enum_type.values_by_number.get(number)
+    return UNKNOWN if value is None else value.name.removeprefix(prefix).lower()
+
+
+def stored_message(topic: str, payload: bytes) -> Message:
+    """A fact as stored (checked against the contract when it arrived, so only parsed again here)."""
+    message = TOPIC_MESSAGES[topic]()
+    message.ParseFromString(payload)
+    return message
 
 
 def call_fact(topic: str, message: Message) -> CallFact | None:
@@ -80,8 +96,9 @@ def _call_event_fact(event: call_events_pb2.CallEvent) -> CallFact | None:
         case "call_transferred":
             return CallTransferred(at, event.call_transferred.action_id)
         case "call_ended":
-            reason = call_events_pb2.EndReason.Name(event.call_ended.reason)
-            return CallEnded(at, enum_key(reason, "END_REASON_"), event.call_ended.during_action_id)
+            ended = event.call_ended
+            reason = enum_key(call_events_pb2.EndReason.DESCRIPTOR, ended.reason, "END_REASON_")
+            return CallEnded(at, reason, ended.during_action_id)
     return None  # PromptFinished changes nothing in the report
 
 
@@ -139,18 +156,22 @@ def _sms_result_fact(result: sms_results_pb2.SmsResult) -> SmsResultReported:
     reason: str = body.reason
     detail = ""
     if status is SmsStatus.REJECTED:
-        reason = enum_key(sms_results_pb2.RejectReason.Name(body.reason), "REJECT_REASON_")
+        reason = enum_key(sms_results_pb2.RejectReason.DESCRIPTOR, body.reason, "REJECT_REASON_")
         detail = body.detail
     elif status is SmsStatus.UNDELIVERED:
         detail = body.error_code
     elif status is SmsStatus.FAILED:
         detail = body.detail
-    carrier = sms_results_pb2.Carrier.Name(getattr(body, "carrier", sms_results_pb2.CARRIER_UNSPECIFIED))
+    carrier = enum_key(
+        sms_results_pb2.Carrier.DESCRIPTOR,
+        getattr(body, "carrier", sms_results_pb2.CARRIER_UNSPECIFIED),
+        "CARRIER_",
+    )
     return SmsResultReported(
         occurred_at(result),
         status,
         reason,
-        "" if carrier == "CARRIER_UNSPECIFIED" else enum_key(carrier, "CARRIER_"),
+        "" if carrier == "unspecified" else carrier,
         _snapshot(body.snapshot) if body.HasField("snapshot") else None,
         detail,
     )

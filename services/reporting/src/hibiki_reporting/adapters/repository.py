@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from hibiki_runtime.consumer import Inbound
 from hibiki_runtime.db import AsyncSession, among, dialect_insert
-from hibiki_runtime.events import decode_event
-from hibiki_runtime.kafka import Delivery
 from sqlalchemy import Table, bindparam, delete, select, update
 
-from hibiki_reporting.adapters.events import call_fact, sms_fact
+from hibiki_reporting.adapters.events import call_fact, sms_fact, stored_message
 from hibiki_reporting.adapters.rows import call_row, sms_row
 from hibiki_reporting.adapters.tables import call_facts, call_records, route_funnel, sms_facts, sms_records
 from hibiki_reporting.domain.calendar import report_date
@@ -40,8 +39,7 @@ class NewFact:
     """A consumed event as a fact of one record (an SMS request is a fact of its call and of its SMS)."""
 
     key: str
-    delivery: Delivery
-    at: datetime
+    item: Inbound[Any]
 
 
 @dataclass(frozen=True)
@@ -135,11 +133,11 @@ class ReportRepository:
         rows = [
             {
                 key: fact.key,
-                "event_id": fact.delivery.event.event_id,
-                "tenant_id": fact.delivery.event.tenant_id,
-                "topic": fact.delivery.topic,
-                "occurred_at": fact.at,
-                "payload": fact.delivery.event.message.SerializeToString(),
+                "event_id": fact.item.event_id,
+                "tenant_id": fact.item.tenant_id,
+                "topic": fact.item.topic,
+                "occurred_at": fact.item.occurred_at,
+                "payload": fact.item.payload,
             }
             for fact in facts
         ]
@@ -149,7 +147,7 @@ class ReportRepository:
         """The stored facts of each call that has any (PromptFinished tells nothing, so it is left out)."""
         facts: dict[str, list[CallFact]] = defaultdict(list)
         for call_id, topic, payload in await self._facts_rows(call_facts, "call_id", call_ids):
-            fact = call_fact(topic, decode_event(topic, payload).message)
+            fact = call_fact(topic, stored_message(topic, payload))
             if fact is not None:
                 facts[call_id].append(fact)
         return dict(facts)
@@ -158,7 +156,7 @@ class ReportRepository:
         """The stored facts of each SMS that has any."""
         facts: dict[str, list[SmsFact]] = defaultdict(list)
         for request_id, topic, payload in await self._facts_rows(sms_facts, "request_id", request_ids):
-            facts[request_id].append(sms_fact(topic, decode_event(topic, payload).message))
+            facts[request_id].append(sms_fact(topic, stored_message(topic, payload)))
         return dict(facts)
 
     async def _facts_rows(self, table: Table, key: str, keys: Collection[str]) -> Iterable[Any]:

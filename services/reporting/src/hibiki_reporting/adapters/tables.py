@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from hibiki.call.v1.call_actions_pb2 import PlayAndCollect
+from hibiki.call.v1.call_events_pb2 import CallEvent, CallStarted
+from hibiki.common.v1.envelope_pb2 import Envelope
+from hibiki.sms.v1.sms_requests_pb2 import SmsRequest, SmsRequested
+from hibiki_runtime.contract import stores
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -20,15 +25,16 @@ from sqlalchemy import (
 metadata = MetaData()
 
 _ID = 200
+_TENANT = stores(Envelope, "tenant_id")
 
 
-def _facts_table(name: str, key: str) -> Table:
+def _facts_table(name: str, key: str, source: dict[str, str]) -> Table:
     return Table(
         name,
         metadata,
-        Column(key, String(_ID), primary_key=True),
-        Column("event_id", String(_ID), primary_key=True),
-        Column("tenant_id", String(100), nullable=False),
+        Column(key, String(_ID), primary_key=True, info=source),
+        Column("event_id", String(_ID), primary_key=True, info=stores(Envelope, "event_id")),
+        Column("tenant_id", String(100), nullable=False, info=_TENANT),
         Column("topic", String(100), nullable=False),
         Column("occurred_at", DateTime(timezone=True), nullable=False),
         # The whole topic message, re-translated whenever the record is folded again.
@@ -36,17 +42,17 @@ def _facts_table(name: str, key: str) -> Table:
     )
 
 
-call_facts = _facts_table("call_facts", "call_id")
-sms_facts = _facts_table("sms_facts", "request_id")
+call_facts = _facts_table("call_facts", "call_id", stores(CallEvent, "call_id"))
+sms_facts = _facts_table("sms_facts", "request_id", stores(SmsRequest, "request_id"))
 
 call_records = Table(
     "call_records",
     metadata,
-    Column("call_id", String(_ID), primary_key=True),
-    Column("tenant_id", String(100), nullable=False),
+    Column("call_id", String(_ID), primary_key=True, info=stores(CallEvent, "call_id")),
+    Column("tenant_id", String(100), nullable=False, info=_TENANT),
     Column("report_date", Date, nullable=False),
-    Column("dialed_number", String(32), nullable=False),
-    Column("caller_number", String(32), nullable=False),
+    Column("dialed_number", String(32), nullable=False, info=stores(CallStarted, "dialed_number")),
+    Column("caller_number", String(32), nullable=False, info=stores(CallStarted, "caller_number")),
     Column("start_time", DateTime(timezone=True)),
     Column("end_time", DateTime(timezone=True)),
     Column("first_seen", DateTime(timezone=True), nullable=False),
@@ -60,12 +66,12 @@ call_records = Table(
 route_funnel = Table(
     "route_funnel",
     metadata,
-    Column("call_id", String(_ID), primary_key=True),
-    Column("route_id", String(_ID), primary_key=True),
-    Column("tenant_id", String(100), nullable=False),
+    Column("call_id", String(_ID), primary_key=True, info=stores(CallEvent, "call_id")),
+    Column("route_id", String(_ID), primary_key=True, info=stores(PlayAndCollect, "route_id")),
+    Column("tenant_id", String(100), nullable=False, info=_TENANT),
     Column("report_date", Date, nullable=False),
-    Column("dialed_number", String(32), nullable=False),
-    Column("route_name", String(200), nullable=False),
+    Column("dialed_number", String(32), nullable=False, info=stores(CallStarted, "dialed_number")),
+    Column("route_name", String(200), nullable=False, info=stores(PlayAndCollect, "route_name")),
     Column("invalid_inputs", Integer, nullable=False),
     Column("timeouts", Integer, nullable=False),
     Column("abandoned", Boolean, nullable=False),
@@ -75,14 +81,14 @@ route_funnel = Table(
 sms_records = Table(
     "sms_records",
     metadata,
-    Column("request_id", String(_ID), primary_key=True),
-    Column("tenant_id", String(100), nullable=False),
+    Column("request_id", String(_ID), primary_key=True, info=stores(SmsRequest, "request_id")),
+    Column("tenant_id", String(100), nullable=False, info=_TENANT),
     Column("report_date", Date, nullable=False),
-    Column("call_id", String(_ID), nullable=False),
-    Column("dialed_number", String(32), nullable=False),
-    Column("recipient", String(32), nullable=False),
-    Column("box_number", String(64), nullable=False),
-    Column("route_id", String(_ID), nullable=False),
+    Column("call_id", String(_ID), nullable=False, info=stores(SmsRequested, "call_id")),
+    Column("dialed_number", String(32), nullable=False, info=stores(SmsRequested, "dialed_number")),
+    Column("recipient", String(32), nullable=False, info=stores(SmsRequested, "recipient")),
+    Column("box_number", String(64), nullable=False, info=stores(SmsRequested, "box_number")),
+    Column("route_id", String(_ID), nullable=False, info=stores(SmsRequested, "route_id")),
     Column("request_time", DateTime(timezone=True)),
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("status", String(20), nullable=False),

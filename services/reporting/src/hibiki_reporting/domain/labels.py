@@ -15,6 +15,8 @@ REJECT_REASON_LABELS = {
     "recipient_rate_limited": "送信回数制限",
     "withheld_number": "非通知",
     "unspecified": "理由不明",
+    # A reason a newer sms-gateway names that this version does not know yet.
+    "unknown": "理由不明(新しい理由)",
 }
 
 CARRIER_LABELS = {
@@ -22,6 +24,8 @@ CARRIER_LABELS = {
     "kddi": "au(KDDI)",
     "softbank": "SoftBank",
     "rakuten": "楽天モバイル",
+    # A carrier a newer sms-gateway names that this version does not know yet.
+    "unknown": "不明",
 }
 
 

@@ -6,12 +6,17 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 
 from hibiki.reporting.v1 import report_service_pb2, report_service_pb2_grpc
-from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, SMS_REQUESTS, SMS_RESULTS
 from hibiki_runtime.service import ServiceRuntime
 
 from hibiki_reporting.adapters.metrics import ReportingMetrics
 from hibiki_reporting.domain.calendar import TOKYO, BusinessCalendar
 from hibiki_reporting.domain.finalization import FinalizationSchedule
+from hibiki_reporting.entrypoints import (
+    call_actions_consumer,
+    call_events_consumer,
+    sms_requests_consumer,
+    sms_results_consumer,
+)
 from hibiki_reporting.entrypoints.grpc_api import ReportServicer
 from hibiki_reporting.entrypoints.http_api import add_csv_route
 from hibiki_reporting.service_layer.ingest import Ingestor, consumer_name
@@ -21,7 +26,13 @@ from hibiki_reporting.settings import ReportingSettings
 from hibiki_reporting.web import add_report_page
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-TOPICS = (CALL_EVENTS, CALL_ACTIONS, SMS_REQUESTS, SMS_RESULTS)
+# One consumer of the four topics (one group join), each record translated by its topic's edge.
+TRANSLATORS = {
+    **call_events_consumer.TRANSLATORS,
+    **call_actions_consumer.TRANSLATORS,
+    **sms_requests_consumer.TRANSLATORS,
+    **sms_results_consumer.TRANSLATORS,
+}
 
 
 def build_runtime(settings: ReportingSettings | None = None) -> ServiceRuntime:
@@ -36,7 +47,7 @@ def build_runtime(settings: ReportingSettings | None = None) -> ServiceRuntime:
 
     metrics = ReportingMetrics(runtime.registry, final_through_timestamp)
     ingestor = Ingestor(runtime.sessions, metrics, retention_days=settings.retention_days)
-    runtime.consume(TOPICS, ingestor)
+    runtime.consume(TRANSLATORS, ingestor)
 
     queries = ReportQueries(runtime.sessions, schedule)
     servicer = ReportServicer(queries)
@@ -52,7 +63,7 @@ def build_runtime(settings: ReportingSettings | None = None) -> ServiceRuntime:
         metrics,
         days=settings.retention_days,
         batch_size=settings.retention_batch,
-        consumers=[consumer_name(topic) for topic in TOPICS],
+        consumers=[consumer_name(topic) for topic in TRANSLATORS],
     )
     runtime.add_task("retention", lambda: retention.run_forever(settings.retention_interval_seconds))
     return runtime

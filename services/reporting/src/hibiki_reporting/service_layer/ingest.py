@@ -9,70 +9,29 @@ call and SMS from all of its facts, so arrival order never matters.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
+from hibiki_runtime.consumer import Inbound, Rejection
 from hibiki_runtime.db import AsyncSession
-from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, SMS_REQUESTS
-from hibiki_runtime.kafka import Delivery, Rejection
-from hibiki_runtime.outbox import claim_events, first_claimed
+from hibiki_runtime.unit_of_work import ConsumerUnitOfWork
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from hibiki_reporting.adapters.events import call_fact, occurred_at, sms_fact
 from hibiki_reporting.adapters.metrics import ReportingMetrics
 from hibiki_reporting.adapters.repository import NewFact, ReportRepository, Sighting
 from hibiki_reporting.domain.calendar import report_date
 from hibiki_reporting.domain.calls import materialize_call
 from hibiki_reporting.domain.facts import CallFact, SmsFact
+from hibiki_reporting.domain.observations import Observation, RecordKind, Touch
 from hibiki_reporting.domain.sms import materialize_sms
 
-CALL, SMS = "call", "sms"  # lock order: calls before SMS, each by id, so batches never deadlock
-
-
-@dataclass(frozen=True)
-class _Touch:
-    """A record an event adds a fact to."""
-
-    kind: str
-    key: str
-
-
-@dataclass(frozen=True)
-class _Event:
-    """A consumed event, when it happened, and the records it adds a fact to."""
-
-    delivery: Delivery
-    at: datetime
-    touches: list[_Touch]
-
-    @property
-    def event_id(self) -> str:
-        return self.delivery.event.event_id
-
-    @property
-    def tenant_id(self) -> str:
-        return self.delivery.event.tenant_id
+Item = Inbound[Observation]
+# Lock order: calls before SMS, each by id, so batches never deadlock.
+_LOCK_ORDER = (RecordKind.CALL, RecordKind.SMS)
 
 
 def consumer_name(topic: str) -> str:
     # Routing derives action and SMS-request event ids from the same call id + step: dedupe per topic.
     return f"reporting:{topic}"
-
-
-def _touches(topic: str, message: Any) -> list[_Touch]:
-    """The records an event adds a fact to: an SMS request also tells its call that an SMS was sent."""
-    if topic in (CALL_EVENTS, CALL_ACTIONS):
-        return [_Touch(CALL, message.call_id)]
-    touches = [_Touch(SMS, message.request_id)]
-    if topic == SMS_REQUESTS and message.sms_requested.call_id:
-        touches.insert(0, _Touch(CALL, message.sms_requested.call_id))
-    return touches
-
-
-def _missing_key(topic: str, message: Any) -> str:
-    key = "call_id" if topic in (CALL_EVENTS, CALL_ACTIONS) else "request_id"
-    return "" if getattr(message, key) else f"{key} is empty"
 
 
 class Ingestor:
@@ -91,110 +50,100 @@ class Ingestor:
         self._retention_days = retention_days
         self._now = now
 
-    async def __call__(self, deliveries: Sequence[Delivery]) -> Sequence[Rejection]:
-        """The batch handler of the one subscriber to all four topics: each topic's records in turn."""
+    async def __call__(self, items: Sequence[Item]) -> Sequence[Rejection]:
+        """The batch handler of the one subscriber to all four topics: each topic's items in turn."""
         rejections: list[Rejection] = []
-        for topic in dict.fromkeys(d.topic for d in deliveries):
-            rejections += await self.ingest(topic, [d for d in deliveries if d.topic == topic])
+        for topic in dict.fromkeys(item.topic for item in items):
+            rejections += await self.ingest(topic, [item for item in items if item.topic == topic])
         return rejections
 
-    async def ingest(self, topic: str, deliveries: Sequence[Delivery]) -> list[Rejection]:
-        rejections: list[Rejection] = []
-        accepted: list[_Event] = []
-        for delivery in deliveries:
-            message = delivery.event.message
-            problem = _missing_key(topic, message)
-            if problem:
-                rejections.append(Rejection(delivery, "invalid_event", problem))
-            else:
-                accepted.append(_Event(delivery, occurred_at(message), _touches(topic, message)))
-        async with self._sessions() as session, session.begin():
-            rejections += await self._apply(topic, ReportRepository(session), accepted)
-        if accepted:
-            self._metrics.applied(max(event.at for event in accepted).timestamp())
-        return rejections
+    async def ingest(self, topic: str, items: Sequence[Item]) -> list[Rejection]:
+        async with ConsumerUnitOfWork(self._sessions, consumer_name(topic)) as work:
+            await self._apply(work, ReportRepository(work.session), items)
+        if items:
+            self._metrics.applied(max(item.occurred_at for item in items).timestamp())
+        return work.rejections
 
-    async def _apply(self, topic: str, repository: ReportRepository, events: list[_Event]) -> list[Rejection]:
+    async def _apply(
+        self, work: ConsumerUnitOfWork, repository: ReportRepository, items: Sequence[Item]
+    ) -> None:
         horizon = self._retention_horizon()
-        fresh = [event for event in events if report_date(event.at) >= horizon]
-        stale = [event for event in events if report_date(event.at) < horizon]
+        fresh = [item for item in items if report_date(item.occurred_at) >= horizon]
         owners, created = await self._lock(repository, fresh)
-        rejections: list[Rejection] = []
-        owned: list[_Event] = []
-        for event in fresh:
-            foreign = [touch for touch in event.touches if owners[touch] != event.tenant_id]
+        owned: list[Item] = []
+        for item in fresh:
+            foreign = [touch for touch in item.command.touches if owners[touch] != item.tenant_id]
             if foreign:
-                detail = f"{foreign[0].kind} {foreign[0].key} belongs to another tenant"
-                rejections.append(Rejection(event.delivery, "cross_tenant", detail))
+                work.reject(
+                    item, "cross_tenant", f"{foreign[0].kind} {foreign[0].key} belongs to another tenant"
+                )
             else:
-                owned.append(event)
-        # Stale events (older than retention) are claimed too, so they are never applied later. Ids are
-        # claimed in sorted order so that batches sharing stale ids wait for each other, never deadlock.
-        claimed = await claim_events(
-            repository.session, consumer_name(topic), sorted(e.event_id for e in [*owned, *stale])
-        )
-        new = first_claimed(owned, claimed, lambda event: event.event_id)
-        touched = {touch for event in new for touch in event.touches}
+                owned.append(item)
+        # Stale events (older than retention) are claimed too, so they are never applied later.
+        stale = [item for item in items if report_date(item.occurred_at) < horizon]
+        owned_ids = {id(item) for item in owned}
+        new = [item for item in await work.claim([*owned, *stale]) if id(item) in owned_ids]
+        touched = {touch for item in new for touch in item.command.touches}
         # Records created by this batch have no stored facts: only the others are read back, before this
         # batch's facts are added; those are folded from memory.
         calls, sms = await self._stored_facts(repository, touched - created)
         await self._add_facts(repository, new)
-        _add_batch_facts(topic, new, calls, sms)
+        _add_batch_facts(new, calls, sms)
         await self._save(repository, touched, owners, calls, sms)
-        return rejections
 
     async def _lock(
-        self, repository: ReportRepository, events: list[_Event]
-    ) -> tuple[dict[_Touch, str], set[_Touch]]:
-        """The owner of every record the events touch, and the records created for the first event's tenant.
+        self, repository: ReportRepository, items: Sequence[Item]
+    ) -> tuple[dict[Touch, str], set[Touch]]:
+        """The owner of every record the items touch, and the records created for the first item's tenant.
 
         Each record stays locked until commit.
         """
-        first: dict[_Touch, Sighting] = {}
-        for event in events:
-            for touch in event.touches:
-                first.setdefault(touch, Sighting(touch.key, event.tenant_id, event.at))
-        owners: dict[_Touch, str] = {}
-        created: set[_Touch] = set()
-        for kind, lock in ((CALL, repository.lock_calls), (SMS, repository.lock_sms)):
-            locked = await lock([seen for touch, seen in first.items() if touch.kind == kind])
-            owners.update({_Touch(kind, key): tenant for key, tenant in locked.owners.items()})
-            created.update(_Touch(kind, key) for key in locked.created)
+        first: dict[Touch, Sighting] = {}
+        for item in items:
+            for touch in item.command.touches:
+                first.setdefault(touch, Sighting(touch.key, item.tenant_id, item.occurred_at))
+        owners: dict[Touch, str] = {}
+        created: set[Touch] = set()
+        locks = {RecordKind.CALL: repository.lock_calls, RecordKind.SMS: repository.lock_sms}
+        for kind in _LOCK_ORDER:
+            locked = await locks[kind]([seen for touch, seen in first.items() if touch.kind == kind])
+            owners.update({Touch(kind, key): tenant for key, tenant in locked.owners.items()})
+            created.update(Touch(kind, key) for key in locked.created)
         return owners, created
 
     @staticmethod
     async def _stored_facts(
-        repository: ReportRepository, records: set[_Touch]
+        repository: ReportRepository, records: set[Touch]
     ) -> tuple[dict[str, list[CallFact]], dict[str, list[SmsFact]]]:
-        calls = await repository.call_facts_of(sorted(t.key for t in records if t.kind == CALL))
-        sms = await repository.sms_facts_of(sorted(t.key for t in records if t.kind == SMS))
+        calls = await repository.call_facts_of(sorted(t.key for t in records if t.kind == RecordKind.CALL))
+        sms = await repository.sms_facts_of(sorted(t.key for t in records if t.kind == RecordKind.SMS))
         return calls, sms
 
     @staticmethod
-    async def _add_facts(repository: ReportRepository, events: list[_Event]) -> None:
-        facts: dict[str, list[NewFact]] = {CALL: [], SMS: []}
-        for event in events:
-            for touch in event.touches:
-                facts[touch.kind].append(NewFact(touch.key, event.delivery, event.at))
-        await repository.add_call_facts(facts[CALL])
-        await repository.add_sms_facts(facts[SMS])
+    async def _add_facts(repository: ReportRepository, items: Sequence[Item]) -> None:
+        facts: dict[RecordKind, list[NewFact]] = {RecordKind.CALL: [], RecordKind.SMS: []}
+        for item in items:
+            for touch in item.command.touches:
+                facts[touch.kind].append(NewFact(touch.key, item))
+        await repository.add_call_facts(facts[RecordKind.CALL])
+        await repository.add_sms_facts(facts[RecordKind.SMS])
 
     @staticmethod
     async def _save(
         repository: ReportRepository,
-        touched: set[_Touch],
-        owners: dict[_Touch, str],
+        touched: set[Touch],
+        owners: dict[Touch, str],
         calls: dict[str, list[CallFact]],
         sms: dict[str, list[SmsFact]],
     ) -> None:
         """Materialize every touched record again from all of its facts, so arrival order never matters."""
-        call_ids = sorted(t.key for t in touched if t.kind == CALL and t.key in calls)
-        request_ids = sorted(t.key for t in touched if t.kind == SMS)
+        call_ids = sorted(t.key for t in touched if t.kind == RecordKind.CALL and t.key in calls)
+        request_ids = sorted(t.key for t in touched if t.kind == RecordKind.SMS)
         await repository.save_calls(
-            [(owners[_Touch(CALL, key)], materialize_call(key, calls[key])) for key in call_ids]
+            [(owners[Touch(RecordKind.CALL, key)], materialize_call(key, calls[key])) for key in call_ids]
         )
         await repository.save_sms(
-            [(owners[_Touch(SMS, key)], materialize_sms(key, sms[key])) for key in request_ids]
+            [(owners[Touch(RecordKind.SMS, key)], materialize_sms(key, sms[key])) for key in request_ids]
         )
 
     def _retention_horizon(self) -> date:
@@ -202,13 +151,15 @@ class Ingestor:
 
 
 def _add_batch_facts(
-    topic: str, events: list[_Event], calls: dict[str, list[CallFact]], sms: dict[str, list[SmsFact]]
+    items: Sequence[Item], calls: dict[str, list[CallFact]], sms: dict[str, list[SmsFact]]
 ) -> None:
-    """Add the facts of the batch's events to those read back, as a read-back after adding them would."""
-    for event in events:
-        message = event.delivery.event.message
-        for touch in event.touches:
-            if touch.kind == SMS:
-                sms.setdefault(touch.key, []).append(sms_fact(topic, message))
-            elif (fact := call_fact(topic, message)) is not None:  # a PromptFinished tells nothing
-                calls.setdefault(touch.key, []).append(fact)
+    """Add the facts of the batch's items to those read back, as a read-back after adding them would."""
+    for item in items:
+        observation = item.command
+        for touch in observation.touches:
+            if touch.kind is RecordKind.SMS and observation.sms_fact is not None:
+                sms.setdefault(touch.key, []).append(observation.sms_fact)
+            elif touch.kind is RecordKind.CALL and observation.call_fact is not None:
+                calls.setdefault(touch.key, []).append(
+                    observation.call_fact
+                )  # a finished prompt tells nothing

@@ -1,29 +1,20 @@
-"""call.v1 / sms.v1 messages ↔ domain call events and outputs; ids derive from call id and step."""
+"""Domain call outputs → call.v1 / sms.v1 messages; ids derive from call id and step."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 from hibiki.call.v1 import call_actions_pb2 as actions_pb
-from hibiki.call.v1 import call_events_pb2 as events_pb
-from hibiki.common.v1 import envelope_pb2
 from hibiki.sms.v1 import sms_requests_pb2 as sms_pb
 from hibiki_runtime.events import CALL_ACTIONS, SMS_REQUESTS, new_envelope
 
 from hibiki_routing.domain.calls import (
-    CallEnded,
-    CallEvent,
     CallState,
-    CallTransferred,
-    DigitsEntered,
     HangUp,
-    InputTimedOut,
     Play,
     PlayAndCollect,
     Prompt,
-    PromptFinished,
     PromptReason,
     SendSms,
     Step,
@@ -40,37 +31,6 @@ _REASONS = {
 def step_id(call_id: str, step: int) -> str:
     """The deterministic id of a call's output: action id, SMS request id and event id alike."""
     return f"{call_id}:{step}"
-
-
-def occurred_at(envelope: envelope_pb2.Envelope) -> datetime | None:
-    if not envelope.HasField("occurred_at"):
-        return None
-    return envelope.occurred_at.ToDatetime(tzinfo=UTC)
-
-
-def _answered_step(call_id: str, action_id: str) -> int:
-    """The step an event answers; -1 when the action id is not one of this call's (never awaited)."""
-    prefix, _, number = action_id.rpartition(":")
-    return int(number) if prefix == call_id and number.isdigit() else -1
-
-
-def call_event(message: events_pb.CallEvent, at: datetime) -> CallEvent | None:
-    """The domain event of a call.events message other than CallStarted; None for one it does not know."""
-    which = message.WhichOneof("body")
-    call_id = message.call_id
-    if which == "digits_collected":
-        body = message.digits_collected
-        return DigitsEntered(_answered_step(call_id, body.action_id), body.digits, at)
-    if which == "input_timed_out":
-        timed_out = message.input_timed_out
-        return InputTimedOut(_answered_step(call_id, timed_out.action_id), timed_out.partial_digits, at)
-    if which == "prompt_finished":
-        return PromptFinished(_answered_step(call_id, message.prompt_finished.action_id), at)
-    if which == "call_transferred":
-        return CallTransferred(_answered_step(call_id, message.call_transferred.action_id), at)
-    if which == "call_ended":
-        return CallEnded(at)
-    return None
 
 
 def _prompts(prompts: Iterable[Prompt]) -> list[actions_pb.Prompt]:
@@ -110,9 +70,9 @@ def _action_body(
 
 
 def outgoing(
-    state: CallState, steps: Iterable[Step], cause: envelope_pb2.Envelope
+    state: CallState, steps: Iterable[Step], cause_event_id: str, traceparent: str
 ) -> list[tuple[str, str, Message]]:
-    """(topic, key, message) of each step, for the outbox."""
+    """(topic, key, message) of each step, for the outbox; caused by event `cause_event_id`."""
     records: list[tuple[str, str, Message]] = []
     for step in steps:
         output, output_id = step.output, step_id(state.call_id, step.number)
@@ -143,8 +103,8 @@ def outgoing(
             state.tenant_id,
             body,
             event_id=output_id,
-            causation_id=cause.event_id,
-            traceparent=cause.traceparent,
+            causation_id=cause_event_id,
+            traceparent=traceparent,
         )
         message.envelope.CopyFrom(envelope)
         records.append((topic, key, message))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hibiki.call.v1.call_events_pb2 import CallEvent, CallStarted
+from hibiki.common.v1.envelope_pb2 import Envelope
+from hibiki_runtime.contract import stores
 from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
@@ -36,12 +39,13 @@ flow_versions = Table(
 call_states = Table(
     "call_states",
     metadata,
-    Column("call_id", String(200), primary_key=True),
-    Column("tenant_id", String(100), nullable=False),
+    Column("call_id", String(200), primary_key=True, info=stores(CallEvent, "call_id")),
+    Column("tenant_id", String(100), nullable=False, info=stores(Envelope, "tenant_id")),
     # Empty for calls to a number without a published flow.
     Column("flow_id", String(36), nullable=False),
     Column("flow_version", Integer, nullable=False),
-    Column("dialed_number", String(20), nullable=False),
+    Column("dialed_number", String(20), nullable=False, info=stores(CallStarted, "dialed_number")),
+    # Only a caller an SMS can reach is kept: an E.164 number (at most 16 characters), or "".
     Column("caller_number", String(20), nullable=False),
     Column("node_id", String(200), nullable=False),
     Column("awaiting_step", Integer, nullable=False),

@@ -21,7 +21,7 @@ from .flows import (
     TransferNode,
 )
 
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # use fullmatch: "$" would accept a trailing newline
 DTMF_KEYS = re.compile(r"^[0-9*#]+$")
 MAX_DIGITS = 32
 MAX_NODE_ID_LENGTH = 100
@@ -38,7 +38,7 @@ class Problem:
 
 def require_e164(field: str, number: str) -> None:
     """Raise InvalidArgument unless `number` is an E.164 number such as +81312345678."""
-    if not E164.match(number):
+    if not E164.fullmatch(number):
         raise InvalidArgument.field(field, "must be an E.164 number such as +81312345678")
 
 
@@ -93,7 +93,7 @@ def _kind_violations(node: Node, at: str) -> Iterator[FieldViolation]:
             yield FieldViolation(f"{at}.send_sms.mobile_number_capture.prompt_guidance_id", "is required")
         if capture is not None and (capture.max_invalid_attempts < 1 or capture.max_timeout_attempts < 1):
             yield FieldViolation(f"{at}.send_sms.mobile_number_capture", "attempt limits must be at least 1")
-    elif isinstance(kind, TransferNode) and not E164.match(kind.destination):
+    elif isinstance(kind, TransferNode) and not E164.fullmatch(kind.destination):
         yield FieldViolation(f"{at}.transfer.destination", "must be an E.164 number")
     elif isinstance(kind, BusinessHoursNode):
         for w, window in enumerate(kind.windows):

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hibiki.call.v1 import call_actions_pb2
-from hibiki.common.v1 import envelope_pb2
 from hibiki.routing.v1 import routing_service_pb2 as pb
 from hibiki.routing.v1 import routing_service_pb2_grpc as pb_grpc
 from hibiki.sms.v1 import sms_requests_pb2
@@ -57,7 +56,7 @@ def _script(inputs: Any) -> list[ScriptedInput]:
 
 def _dry_run_to_pb(run: DryRun) -> pb.DryRunFlowResponse:
     """The steps as they would be published, without the envelopes (no event exists)."""
-    records = outgoing(run.state, [scripted.step for scripted in run.steps], envelope_pb2.Envelope())
+    records = outgoing(run.state, [scripted.step for scripted in run.steps], "", "")
     response = pb.DryRunFlowResponse(
         call_ended=run.state.ended, inputs_used=run.inputs_used, awaiting_route_id=run.awaiting_route_id
     )

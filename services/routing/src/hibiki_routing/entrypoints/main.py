@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hibiki.routing.v1 import routing_service_pb2, routing_service_pb2_grpc
-from hibiki_runtime.events import CALL_EVENTS
 from hibiki_runtime.service import ServiceRuntime
 
 from hibiki_routing.adapters.guidance_usage import GrpcGuidanceUsage
 from hibiki_routing.adapters.metrics import RoutingMetrics
+from hibiki_routing.entrypoints import call_events_consumer
 from hibiki_routing.entrypoints.grpc_api import RoutingServicer
 from hibiki_routing.service_layer.blocklist import BlocklistService
 from hibiki_routing.service_layer.call_events import CallEventsHandler
@@ -30,7 +30,7 @@ def build_runtime(settings: RoutingSettings | None = None) -> ServiceRuntime:
     runtime = ServiceRuntime(settings, migrations_dir=MIGRATIONS)
     metrics = RoutingMetrics(runtime.metrics.registry)
     runtime.consume(
-        CALL_EVENTS,
+        call_events_consumer.TRANSLATORS,
         CallEventsHandler(runtime.sessions, runtime.relay.notify, settings.not_in_service_text, metrics),
     )
     usage = None

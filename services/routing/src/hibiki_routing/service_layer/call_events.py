@@ -12,27 +12,27 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hibiki.call.v1 import call_events_pb2
-from hibiki_runtime.kafka import Delivery, Rejection
-from hibiki_runtime.outbox import claim_events, enqueue_all, first_claimed, release_claims
+from hibiki_runtime.consumer import Inbound, Rejection
+from hibiki_runtime.unit_of_work import ConsumerUnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hibiki_routing.adapters.blocklist_repository import BlocklistRepository
-from hibiki_routing.adapters.call_messages import call_event, occurred_at, outgoing
+from hibiki_routing.adapters.call_messages import outgoing
 from hibiki_routing.adapters.call_state_repository import CallStateRepository
 from hibiki_routing.adapters.flow_repository import FlowRepository, LiveFlow
 from hibiki_routing.adapters.metrics import RoutingMetrics
 from hibiki_routing.domain.calls import Caller, CallState, Decision
+from hibiki_routing.domain.commands import ContinueCall, RoutingCommand, StartCall
 from hibiki_routing.domain.engine import decide, not_in_service, start_call
 from hibiki_routing.domain.flows import FlowDefinition
-from hibiki_routing.domain.validation import E164
 
 CONSUMER = "routing.call-events"
-MAX_ID_LENGTH = 100
 MAX_CACHED_DEFINITIONS = 1000
 
 # Calls to numbers without a flow have no definition; they are ended, so the engine never reads it.
 _NO_FLOW = FlowDefinition(entry_node_id="")
+
+Item = Inbound[RoutingCommand]
 
 
 class Rejected(Exception):
@@ -45,46 +45,19 @@ class Rejected(Exception):
 
 
 @dataclass(frozen=True)
-class _Inbound:
-    delivery: Delivery
-    message: call_events_pb2.CallEvent
-
-    @property
-    def tenant_id(self) -> str:
-        return self.delivery.event.tenant_id
-
-    @property
-    def started(self) -> call_events_pb2.CallStarted | None:
-        return self.message.call_started if self.message.WhichOneof("body") == "call_started" else None
-
-
-@dataclass(frozen=True)
 class _Lookups:
-    """What the batch's CallStarted events read, loaded before the first decision."""
+    """What the batch's StartCall commands read, loaded before the first decision."""
 
     live_flows: Mapping[str, LiveFlow]  # by dialed number
     blocked_callers: Set[tuple[str, str]]  # (tenant, caller number)
 
 
-def _valid_ids(call_id: str, tenant_id: str) -> bool:
-    return 0 < len(call_id) <= MAX_ID_LENGTH and len(tenant_id) <= MAX_ID_LENGTH
-
-
-def _sms_reachable_caller(started: call_events_pb2.CallStarted) -> str:
-    """The caller's number; "" when withheld or not E.164: it cannot receive an SMS (the call still gets
-    its menu)."""
-    number = started.caller_number
-    return number if E164.match(number) and not started.caller_withheld else ""
-
-
-def _inbound(delivery: Delivery) -> _Inbound:
-    message = delivery.event.message
-    assert isinstance(message, call_events_pb2.CallEvent)
-    return _Inbound(delivery, message)
+def _starts(batch: Sequence[Item]) -> list[tuple[str, StartCall]]:
+    return [(item.tenant_id, item.command) for item in batch if isinstance(item.command, StartCall)]
 
 
 class CallEventsHandler:
-    """Batch handler for call.events (see hibiki_runtime.kafka.register_batch_consumer)."""
+    """Batch handler of call.events commands (see hibiki_runtime.consumer)."""
 
     def __init__(
         self,
@@ -100,45 +73,35 @@ class CallEventsHandler:
         # Published versions never change, so parsed definitions can be kept.
         self._definitions: dict[tuple[str, int], FlowDefinition] = {}
 
-    async def __call__(self, deliveries: Sequence[Delivery]) -> Sequence[Rejection]:
-        rejections: list[Rejection] = []
-        decided: list[tuple[Decision, datetime | None]] = []
-        async with self._sessions() as session, session.begin():
-            claimed = await claim_events(session, CONSUMER, [d.event.event_id for d in deliveries])
-            batch = [_inbound(d) for d in first_claimed(deliveries, claimed, lambda d: d.event.event_id)]
-            calls = CallStateRepository(session)
-            lookups = await self._load(session, calls, batch)
-            messages = []
-            for inbound in batch:
+    async def __call__(self, items: Sequence[Item]) -> Sequence[Rejection]:
+        decided: list[tuple[Decision, datetime]] = []
+        async with ConsumerUnitOfWork(self._sessions, CONSUMER, self._notify_outbox) as work:
+            batch = await work.claim(items)
+            calls = CallStateRepository(work.session)
+            lookups = await self._load(work.session, calls, batch)
+            for item in batch:
                 try:
-                    decision = self._decide(inbound, calls, lookups)
+                    decision = self._decide(item, calls, lookups)
                 except Rejected as rejected:
-                    rejections.append(Rejection(inbound.delivery, rejected.reason, rejected.detail))
+                    work.reject(item, rejected.reason, rejected.detail)
                     continue
                 calls.put(decision.state)
-                envelope = inbound.delivery.event.envelope
-                messages += outgoing(decision.state, decision.steps, envelope)
-                decided.append((decision, occurred_at(envelope)))
-            # Un-claim, so that a redelivery (e.g. after a failed DLQ publish) is rejected again.
-            await release_claims(session, CONSUMER, [r.delivery.event.event_id for r in rejections])
-            await enqueue_all(session, messages)
+                work.send(outgoing(decision.state, decision.steps, item.event_id, item.traceparent))
+                decided.append((decision, item.occurred_at))
             await calls.flush()
         queued_at = datetime.now(UTC)
         for decision, at in decided:
             self._metrics.record(decision, at, queued_at)
-        self._notify_outbox()
-        return rejections
+        return work.rejections
 
     async def _load(
-        self, session: AsyncSession, calls: CallStateRepository, batch: Sequence[_Inbound]
+        self, session: AsyncSession, calls: CallStateRepository, batch: Sequence[Item]
     ) -> _Lookups:
         """Read everything the batch's decisions need, one query per kind."""
         flows = FlowRepository(session)
-        states = await calls.load(
-            i.message.call_id for i in batch if _valid_ids(i.message.call_id, i.tenant_id)
-        )
-        starts = [(i.tenant_id, started) for i in batch if (started := i.started) is not None]
-        live = await flows.live_flows_for({s.dialed_number for _, s in starts if E164.match(s.dialed_number)})
+        states = await calls.load(item.command.call_id for item in batch)
+        starts = _starts(batch)
+        live = await flows.live_flows_for({start.dialed_number for _, start in starts})
         await self._cache_definitions(
             flows,
             {(s.flow_id, s.flow_version) for s in states if s.flow_id}
@@ -146,61 +109,44 @@ class CallEventsHandler:
         )
         # Only a flow that rejects blocklisted callers reads the blocklist (see CallerRejection).
         screened = {
-            (tenant_id, caller)
-            for tenant_id, started in starts
-            if (caller := _sms_reachable_caller(started))
-            and self._rejects_blocklisted(live.get(started.dialed_number), tenant_id)
+            (tenant_id, start.sms_reachable_caller)
+            for tenant_id, start in starts
+            if start.sms_reachable_caller
+            and self._rejects_blocklisted(live.get(start.dialed_number), tenant_id)
         }
         return _Lookups(live, await BlocklistRepository(session).blocked_among(screened))
 
-    def _decide(self, inbound: _Inbound, calls: CallStateRepository, lookups: _Lookups) -> Decision:
-        message, tenant_id = inbound.message, inbound.tenant_id
-        call_id = message.call_id
-        if not _valid_ids(call_id, tenant_id):
-            raise Rejected("invalid_call_id", f"call_id and tenant must be 1 to {MAX_ID_LENGTH} characters")
-        at = occurred_at(message.envelope) or datetime.now(UTC)
+    def _decide(self, item: Item, calls: CallStateRepository, lookups: _Lookups) -> Decision:
+        command, tenant_id = item.command, item.tenant_id
+        call_id = command.call_id
         state = calls.get(call_id)
         if state is not None and state.tenant_id != tenant_id:
             raise Rejected("cross_tenant", f"call {call_id} belongs to another tenant")
-        started = inbound.started
-        if started is not None:
+        if isinstance(command, StartCall):
             if state is not None:
                 raise Rejected("call_already_started", f"call {call_id} started with another event")
-            return self._start(call_id, started, tenant_id, at, lookups)
+            return self._start(command, tenant_id, lookups)
         if state is None:
             raise Rejected("unknown_call", f"no call {call_id} was started")
-        domain_event = call_event(message, at)
-        if domain_event is None:
-            raise Rejected("unknown_schema", f"routing does not handle {message.WhichOneof('body')}")
-        return decide(state, self._definition(state), domain_event)
+        assert isinstance(command, ContinueCall)
+        return decide(state, self._definition(state), command.event)
 
-    def _start(
-        self,
-        call_id: str,
-        started: call_events_pb2.CallStarted,
-        tenant_id: str,
-        at: datetime,
-        lookups: _Lookups,
-    ) -> Decision:
-        if not E164.match(started.dialed_number):
-            raise Rejected("invalid_dialed_number", "dialed_number must be E.164")
-        caller = _sms_reachable_caller(started)
-        live = lookups.live_flows.get(started.dialed_number)
+    def _start(self, start: StartCall, tenant_id: str, lookups: _Lookups) -> Decision:
+        live = lookups.live_flows.get(start.dialed_number)
         if live is not None and live.tenant_id != tenant_id:
             raise Rejected("cross_tenant", "the dialed number belongs to another tenant")
         state = CallState(
-            call_id,
+            start.call_id,
             tenant_id,
             live.flow_id if live else "",
             live.version if live else 0,
-            started.dialed_number,
-            caller,
+            start.dialed_number,
+            start.sms_reachable_caller,
         )
         if live is None:
             return not_in_service(state, self._not_in_service_text)
-        withheld = started.caller_withheld or not started.caller_number
-        blocklisted = (tenant_id, caller) in lookups.blocked_callers
-        return start_call(state, self._definition(state), at, Caller(withheld, blocklisted))
+        blocklisted = (tenant_id, start.sms_reachable_caller) in lookups.blocked_callers
+        return start_call(state, self._definition(state), start.at, Caller(start.withheld, blocklisted))
 
     async def _cache_definitions(self, flows: FlowRepository, versions: Set[tuple[str, int]]) -> None:
         missing = versions - self._definitions.keys()
@@ -221,6 +167,6 @@ class CallEventsHandler:
             return _NO_FLOW
         definition = self._definitions.get((state.flow_id, state.flow_version))
         if definition is None:
-            # The whole batch is redelivered until the version is repaired.
+            # The event goes to the DLQ (handler_error), to be replayed once the version is repaired.
             raise RuntimeError(f"published version {(state.flow_id, state.flow_version)} is missing")
         return definition

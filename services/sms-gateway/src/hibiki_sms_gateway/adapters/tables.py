@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hibiki.common.v1.envelope_pb2 import Envelope
+from hibiki.sms.v1.sms_requests_pb2 import SmsRequest, SmsRequested
+from hibiki_runtime.contract import stores
 from sqlalchemy import Column, DateTime, ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
@@ -40,14 +43,14 @@ sms_box_revisions = Table(
 sms_messages = Table(
     "sms_messages",
     metadata,
-    Column("request_id", String(200), primary_key=True),
-    Column("tenant_id", String(100), nullable=False),
-    Column("recipient", String(32), nullable=False),
+    Column("request_id", String(200), primary_key=True, info=stores(SmsRequest, "request_id")),
+    Column("tenant_id", String(100), nullable=False, info=stores(Envelope, "tenant_id")),
+    Column("recipient", String(32), nullable=False, info=stores(SmsRequested, "recipient")),
     Column("state", String(20), nullable=False),
     Column("reason", String(50), nullable=False, default=""),
     Column("carrier", String(20), nullable=False, default=""),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("box_number", String(32), nullable=False),
+    Column("box_number", String(32), nullable=False, info=stores(SmsRequested, "box_number")),
     Column("box_name", String(100), nullable=False),
     Column("box_revision", Integer, nullable=False),
     Column("message_text", Text, nullable=False),

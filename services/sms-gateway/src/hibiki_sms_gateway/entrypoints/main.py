@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hibiki.sms.v1 import sms_box_service_pb2, sms_box_service_pb2_grpc
-from hibiki_runtime.events import SMS_REQUESTS
 from hibiki_runtime.service import ServiceRuntime
 
 from hibiki_sms_gateway.adapters.carrier_table import StaticCarrierTable
@@ -19,6 +18,7 @@ from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
 from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount
 from hibiki_sms_gateway.domain.carrier import Carrier, parse_carrier
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
+from hibiki_sms_gateway.entrypoints import sms_requests_consumer
 from hibiki_sms_gateway.entrypoints.grpc_api import SmsBoxServicer
 from hibiki_sms_gateway.entrypoints.http_receipts import receipt_routes
 from hibiki_sms_gateway.entrypoints.http_short_links import short_link_routes
@@ -161,7 +161,7 @@ def build_runtime(settings: SmsGatewaySettings | None = None) -> ServiceRuntime:
         runtime.http.add_routes(short_link_routes(ShortLinkService(runtime.sessions, metrics, notify)))
     runtime.add_task("sms-maintenance", maintain)
     consumer = PipelinedDispatch(dispatcher)
-    runtime.consume(SMS_REQUESTS, consumer)
+    runtime.consume(sms_requests_consumer.TRANSLATORS, consumer)
     runtime.on_drain(consumer.drain)
     return runtime
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from hibiki.sms.v1 import sms_requests_pb2
-from hibiki_runtime.kafka import Delivery, Rejection
-from hibiki_runtime.outbox import claim_events, enqueue_all, release_claims
+from hibiki_runtime.consumer import Inbound, Rejection
+from hibiki_runtime.outbox import enqueue_all
+from hibiki_runtime.unit_of_work import ConsumerUnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hibiki_sms_gateway.adapters import results
@@ -29,6 +29,7 @@ from hibiki_sms_gateway.adapters.message_repository import MessageRepository, St
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.adapters.short_link_repository import ShortLinkRepository
 from hibiki_sms_gateway.domain.carrier import Carrier, CarrierResolver
+from hibiki_sms_gateway.domain.commands import SendSms
 from hibiki_sms_gateway.domain.concatenation import ucs2_parts
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
 from hibiki_sms_gateway.domain.lifecycle import MessageState, advance
@@ -51,28 +52,7 @@ class AdmissionPolicy:
     cooldown: CooldownPolicy = field(default_factory=CooldownPolicy)
 
 
-@dataclass(frozen=True)
-class _Request:
-    """A well-formed SmsRequest of the batch and the delivery that carried it."""
-
-    delivery: Delivery
-    request: sms_requests_pb2.SmsRequest
-
-    @property
-    def request_id(self) -> str:
-        return self.request.request_id
-
-    @property
-    def tenant_id(self) -> str:
-        return self.delivery.event.tenant_id
-
-    @property
-    def event_id(self) -> str:
-        return self.delivery.event.event_id
-
-    @property
-    def body(self) -> sms_requests_pb2.SmsRequested:
-        return self.request.sms_requested
+_Request = Inbound[SendSms]
 
 
 @dataclass(frozen=True)
@@ -151,28 +131,19 @@ class Dispatcher:
         # How long a finished send waits for others to share its transaction (delays its result that long).
         self._outcome_window = outcome_window_seconds
 
-    async def handle(self, deliveries: Sequence[Delivery]) -> Sequence[Rejection]:
+    async def handle(self, requests: Sequence[_Request]) -> Sequence[Rejection]:
         """One batch of sms.requests from admission until every outcome is recorded."""
-        admission = await self.admit(deliveries)
+        admission = await self.admit(requests)
         await self.send(admission)
         return admission.rejections
 
-    async def admit(self, deliveries: Sequence[Delivery]) -> Admission:
+    async def admit(self, requests: Sequence[_Request]) -> Admission:
         """Claim and screen a batch in one transaction: its rejections, and the messages now SUBMITTING."""
-        rejections: list[Rejection] = []
-        requests: list[_Request] = []
-        for delivery in deliveries:
-            request = delivery.event.message
-            if not isinstance(request, sms_requests_pb2.SmsRequest) or not request.request_id:
-                rejections.append(Rejection(delivery, "missing_request_id", "SmsRequest.request_id is empty"))
-            else:
-                requests.append(_Request(delivery, request))
-        async with self._sessions.begin() as session:
-            messages = MessageRepository(session)
-            fresh = await self._claim_new(session, messages, requests, rejections)
-            admitted = await self._admit(session, messages, fresh)
-        self._notify()
-        return Admission(rejections, admitted)
+        async with ConsumerUnitOfWork(self._sessions, CONSUMER, self._notify) as work:
+            messages = MessageRepository(work.session)
+            fresh = await self._claim_new(work, messages, requests)
+            admitted = await self._admit(work, messages, fresh)
+        return Admission(work.rejections, admitted)
 
     async def send(self, admission: Admission) -> None:
         """Send every message of an admitted batch and record the outcomes."""
@@ -180,53 +151,42 @@ class Dispatcher:
 
     # -- admission -----------------------------------------------------------------------------------
     async def _claim_new(
-        self,
-        session: AsyncSession,
-        messages: MessageRepository,
-        requests: Sequence[_Request],
-        rejections: list[Rejection],
+        self, work: ConsumerUnitOfWork, messages: MessageRepository, requests: Sequence[_Request]
     ) -> list[_Request]:
         """The requests to admit: claimed now, first of their event id and request_id, of the right tenant."""
         # Checked before the claim, so that a redelivery (e.g. after a failed DLQ publish) is rejected again
         # instead of skipped; another tenant's request_id is never treated as a repeat.
-        owners = await messages.owners({r.request_id for r in requests})
-        claimed = await claim_events(
-            session,
-            CONSUMER,
-            [r.event_id for r in requests if owners.get(r.request_id, r.tenant_id) == r.tenant_id],
+        owners = await messages.owners({r.command.request_id for r in requests})
+        claimed = await work.claim(
+            [r for r in requests if owners.get(r.command.request_id, r.tenant_id) == r.tenant_id]
         )
+        new = {id(r) for r in claimed}
         fresh: list[_Request] = []
-        handled: set[str] = set()
-        unclaim: set[str] = set()
         for r in requests:
-            owner = owners.get(r.request_id)
+            request_id = r.command.request_id
+            owner = owners.get(request_id)
             if owner is not None and owner != r.tenant_id:
-                rejections.append(
-                    Rejection(r.delivery, "cross_tenant", f"request {r.request_id} belongs to another tenant")
-                )
-                if r.event_id in claimed and r.event_id not in handled:
-                    # Claimed with the batch before an earlier request of it took this request_id.
-                    unclaim.add(r.event_id)
+                # Also when it was claimed with the batch before an earlier request of it took this
+                # request_id: the claim is released with the rejection.
+                work.reject(r, "cross_tenant", f"request {request_id} belongs to another tenant")
                 continue
-            if r.event_id not in claimed or r.event_id in handled:
+            if id(r) not in new:
                 continue  # handled in an earlier batch, or earlier in this one
-            handled.add(r.event_id)
             if owner is not None:
-                log.info("request %s was handled before (event %s); not sent again", r.request_id, r.event_id)
+                log.info("request %s was handled before (event %s); not sent again", request_id, r.event_id)
                 continue
-            owners[r.request_id] = r.tenant_id  # later requests of the batch see it as known
+            owners[request_id] = r.tenant_id  # later requests of the batch see it as known
             fresh.append(r)
-        await release_claims(session, CONSUMER, unclaim)
         return fresh
 
     async def _admit(
-        self, session: AsyncSession, messages: MessageRepository, fresh: Sequence[_Request]
+        self, work: ConsumerUnitOfWork, messages: MessageRepository, fresh: Sequence[_Request]
     ) -> list[_Admitted]:
         """Store each request as SUBMITTING (returned, to be sent) or REJECTED (with its result)."""
         if not fresh:
             return []
         now = self._clock()
-        screening = await self._load_screening(session, messages, fresh, now)
+        screening = await self._load_screening(work.session, messages, fresh, now)
         decisions = [await self._decide(request, screening, now) for request in fresh]
         stored = await messages.add_all([decision.message for decision in decisions])
         admitted: list[_Admitted] = []
@@ -251,23 +211,23 @@ class Dispatcher:
                 if decision.link is not None:
                     links.append(decision.link)
                 admitted.append(_Admitted(message, decision.carrier, decision.request.event_id))
-        await ShortLinkRepository(session).add_all(links)
-        await enqueue_all(session, rejected)
+        await ShortLinkRepository(work.session).add_all(links)
+        work.send(rejected)
         return admitted
 
     async def _load_screening(
         self, session: AsyncSession, messages: MessageRepository, fresh: Sequence[_Request], now: datetime
     ) -> _Screening:
         """The batch's boxes, classified recipients, opt-outs and recent sends: one query of each."""
-        boxes = await BoxRepository(session).get_many({(r.tenant_id, r.body.box_number) for r in fresh})
+        boxes = await BoxRepository(session).get_many({(r.tenant_id, r.command.box_number) for r in fresh})
         recipients = {
-            r.request_id: classify_recipient(r.body.recipient, allow_m2m=self._policy.allow_m2m)
+            r.command.request_id: classify_recipient(r.command.recipient, allow_m2m=self._policy.allow_m2m)
             for r in fresh
         }
         reachable: set[TenantRecipient] = set()
         for r in fresh:
-            classified = recipients[r.request_id]
-            if isinstance(classified, Recipient) and (r.tenant_id, r.body.box_number) in boxes:
+            classified = recipients[r.command.request_id]
+            if isinstance(classified, Recipient) and (r.tenant_id, r.command.box_number) in boxes:
                 reachable.add((r.tenant_id, classified.e164))
         return _Screening(
             boxes,
@@ -278,7 +238,7 @@ class Dispatcher:
 
     async def _decide(self, request: _Request, screening: _Screening, now: datetime) -> _Decision:
         """The message to store for a request, and why it is refused (None when it is to be sent)."""
-        body = request.body
+        body = request.command
         box = screening.boxes.get((request.tenant_id, body.box_number))
         recipient, carrier, refusal = await self._screen(request, box, screening, now)
         if refusal is None:
@@ -287,9 +247,9 @@ class Dispatcher:
         # Made before the message row, stored after it: the text as sent already holds the link.
         link = None
         if box is not None and box.url and refusal is None and self._short_links is not None:
-            link = self._short_links.new_link(request.request_id, request.tenant_id, box.url, now)
+            link = self._short_links.new_link(request.command.request_id, request.tenant_id, box.url, now)
         message = SmsMessage(
-            request_id=request.request_id,
+            request_id=request.command.request_id,
             tenant_id=request.tenant_id,
             recipient=recipient,
             state=advance(
@@ -308,8 +268,8 @@ class Dispatcher:
         self, request: _Request, box: SmsBox | None, screening: _Screening, now: datetime
     ) -> tuple[str, Carrier | None, Refusal | None]:
         """(recipient, carrier, refusal): the checks in order, cheapest first; the first refusal wins."""
-        body = request.body
-        classified = screening.recipients[request.request_id]
+        body = request.command
+        classified = screening.recipients[request.command.request_id]
         if isinstance(classified, Refusal):
             return body.recipient[:32], None, classified
         recipient = classified.e164
@@ -479,11 +439,11 @@ class PipelinedDispatch:
         self._depth = depth
         self._sending: list[asyncio.Task[None]] = []
 
-    async def __call__(self, deliveries: Sequence[Delivery]) -> Sequence[Rejection]:
+    async def __call__(self, requests: Sequence[_Request]) -> Sequence[Rejection]:
         while len(self._sending) >= self._depth:
             await asyncio.wait(self._sending, return_when=asyncio.FIRST_COMPLETED)
             self._sending = [task for task in self._sending if not task.done()]
-        admission = await self._dispatcher.admit(deliveries)
+        admission = await self._dispatcher.admit(requests)
         task = asyncio.create_task(self._dispatcher.send(admission), name="sms-send-batch")
         task.add_done_callback(_log_failure)
         self._sending.append(task)

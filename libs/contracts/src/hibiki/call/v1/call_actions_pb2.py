@@ -23,28 +23,69 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from hibiki.common.v1 import envelope_pb2 as hibiki_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!hibiki/call/v1/call_actions.proto\x12\x0ehibiki.call.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fhibiki/common/v1/envelope.proto\"\xd5\x02\n\nCallAction\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.hibiki.common.v1.Envelope\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x11\n\taction_id\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\r\x12\x0f\n\x07\x66low_id\x18\x05 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x06 \x01(\r\x12:\n\x10play_and_collect\x18\n \x01(\x0b\x32\x1e.hibiki.call.v1.PlayAndCollectH\x00\x12$\n\x04play\x18\x0b \x01(\x0b\x32\x14.hibiki.call.v1.PlayH\x00\x12,\n\x08transfer\x18\x0c \x01(\x0b\x32\x18.hibiki.call.v1.TransferH\x00\x12(\n\x06hangup\x18\r \x01(\x0b\x32\x16.hibiki.call.v1.HangupH\x00\x42\x06\n\x04\x62ody\"B\n\x06Prompt\x12\x13\n\x0bguidance_id\x18\x01 \x01(\t\x12\x15\n\raudio_file_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xd9\x02\n\x0ePlayAndCollect\x12\'\n\x07prompts\x18\x01 \x03(\x0b\x32\x16.hibiki.call.v1.Prompt\x12\x12\n\nmax_digits\x18\x02 \x01(\r\x12\x12\n\nterminator\x18\x03 \x01(\t\x12\x36\n\x13\x66irst_digit_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13inter_digit_timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08route_id\x18\x06 \x01(\t\x12\x12\n\nroute_name\x18\x07 \x01(\t\x12,\n\x06reason\x18\x08 \x01(\x0e\x32\x1c.hibiki.call.v1.PromptReason\x12\x18\n\x10invalid_attempts\x18\t \x01(\r\x12\x18\n\x10timeout_attempts\x18\n \x01(\r\"A\n\x04Play\x12\'\n\x07prompts\x18\x01 \x03(\x0b\x32\x16.hibiki.call.v1.Prompt\x12\x10\n\x08route_id\x18\x02 \x01(\t\"Z\n\x08Transfer\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\'\n\x07prompts\x18\x02 \x03(\x0b\x32\x16.hibiki.call.v1.Prompt\x12\x10\n\x08route_id\x18\x03 \x01(\t\"S\n\x06Hangup\x12\'\n\x07prompts\x18\x01 \x03(\x0b\x32\x16.hibiki.call.v1.Prompt\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x10\n\x08route_id\x18\x03 \x01(\t*\x84\x01\n\x0cPromptReason\x12\x1d\n\x19PROMPT_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15PROMPT_REASON_INITIAL\x10\x01\x12\x1f\n\x1bPROMPT_REASON_INVALID_INPUT\x10\x02\x12\x19\n\x15PROMPT_REASON_TIMEOUT\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!hibiki/call/v1/call_actions.proto\x12\x0ehibiki.call.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fhibiki/common/v1/envelope.proto\"\x99\x03\n\nCallAction\x12\x34\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.hibiki.common.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01\x12$\n\x07\x63\x61ll_id\x18\x02 \x01(\tB\x13\xbaH\x10r\x0e\x10\x01\x18\x64\x32\x08^[!-~]+$\x12%\n\taction_id\x18\x03 \x01(\tB\x12\xbaH\x0fr\r\x18\xc8\x01\x32\x08^[!-~]*$\x12\x0c\n\x04step\x18\x04 \x01(\r\x12\"\n\x07\x66low_id\x18\x05 \x01(\tB\x11\xbaH\x0er\x0c\x18@2\x08^[!-~]*$\x12\x14\n\x0c\x66low_version\x18\x06 \x01(\r\x12:\n\x10play_and_collect\x18\n \x01(\x0b\x32\x1e.hibiki.call.v1.PlayAndCollectH\x00\x12$\n\x04play\x18\x0b \x01(\x0b\x32\x14.hibiki.call.v1.PlayH\x00\x12,\n\x08transfer\x18\x0c \x01(\x0b\x32\x18.hibiki.call.v1.TransferH\x00\x12(\n\x06hangup\x18\r \x01(\x0b\x32\x16.hibiki.call.v1.HangupH\x00\x42\x06\n\x04\x62ody\"v\n\x06Prompt\x12&\n\x0bguidance_id\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x18@2\x08^[!-~]*$\x12(\n\raudio_file_id\x18\x02 \x01(\tB\x11\xbaH\x0er\x0c\x18@2\x08^[!-~]*$\x12\x1a\n\x04text\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\xa0\x1f\xba\x01\x01\x00\"\xab\x03\n\x0ePlayAndCollect\x12\x31\n\x07prompts\x18\x01 \x03(\x0b\x32\x16.hibiki.call.v1.PromptB\x08\xbaH\x05\x92\x01\x02\x10 \x12\x1b\n\nmax_digits\x18\x02 \x01(\rB\x07\xbaH\x04*\x02\x18 \x12%\n\nterminator\x18\x03 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9*#]?$\x12\x36\n\x13\x66irst_digit_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13inter_digit_timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x08route_id\x18\x06 \x01(\tB\x1c\xbaH\x19r\x17\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12 \n\nroute_name\x18\x07 \x01(\tB\x0c\xbaH\tr\x07\x18\xc8\x01\xba\x01\x01\x00\x12,\n\x06reason\x18\x08 \x01(\x0e\x32\x1c.hibiki.call.v1.PromptReason\x12\x18\n\x10invalid_attempts\x18\t \x01(\r\x12\x18\n\x10timeout_attempts\x18\n \x01(\r\"i\n\x04Play\x12\x31\n\x07prompts\x18\x01 \x03(\x0b\x32\x16.hibiki.call.v1.PromptB\x08\xbaH\x05\x92\x01\x02\x10 \x12.\n\x08route_id\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]*$\"\x96\x01\n\x08Transfer\x12\'\n\x0b\x64\x65stination\x18\x01 \x01(\tB\x12\xbaH\x0fr\r\x18\x80\x02\x32\x08^[!-~]*$\x12\x31\n\x07prompts\x18\x02 \x03(\x0b\x32\x16.hibiki.call.v1.PromptB\x08\xbaH\x05\x92\x01\x02\x10 \x12.\n\x08route_id\x18\x03 \x01(\tB\x1c\xbaH\x19r\x17\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]*$\"\x95\x01\n\x06Hangup\x12\x31\n\x07prompts\x18\x01 \x03(\x0b\x32\x16.hibiki.call.v1.PromptB\x08\xbaH\x05\x92\x01\x02\x10 \x12(\n\x06reason\x18\x02 \x01(\tB\x18\xbaH\x15r\x13\x32\x11^[a-z0-9_]{0,64}$\x12.\n\x08route_id\x18\x03 \x01(\tB\x1c\xbaH\x19r\x17\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]*$*\x84\x01\n\x0cPromptReason\x12\x1d\n\x19PROMPT_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15PROMPT_REASON_INITIAL\x10\x01\x12\x1f\n\x1bPROMPT_REASON_INVALID_INPUT\x10\x02\x12\x19\n\x15PROMPT_REASON_TIMEOUT\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hibiki.call.v1.call_actions_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROMPTREASON']._serialized_start=1123
-  _globals['_PROMPTREASON']._serialized_end=1255
-  _globals['_CALLACTION']._serialized_start=119
-  _globals['_CALLACTION']._serialized_end=460
-  _globals['_PROMPT']._serialized_start=462
-  _globals['_PROMPT']._serialized_end=528
-  _globals['_PLAYANDCOLLECT']._serialized_start=531
-  _globals['_PLAYANDCOLLECT']._serialized_end=876
-  _globals['_PLAY']._serialized_start=878
-  _globals['_PLAY']._serialized_end=943
-  _globals['_TRANSFER']._serialized_start=945
-  _globals['_TRANSFER']._serialized_end=1035
-  _globals['_HANGUP']._serialized_start=1037
-  _globals['_HANGUP']._serialized_end=1120
+  _globals['_CALLACTION'].fields_by_name['envelope']._loaded_options = None
+  _globals['_CALLACTION'].fields_by_name['envelope']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_CALLACTION'].fields_by_name['call_id']._loaded_options = None
+  _globals['_CALLACTION'].fields_by_name['call_id']._serialized_options = b'\272H\020r\016\020\001\030d2\010^[!-~]+$'
+  _globals['_CALLACTION'].fields_by_name['action_id']._loaded_options = None
+  _globals['_CALLACTION'].fields_by_name['action_id']._serialized_options = b'\272H\017r\r\030\310\0012\010^[!-~]*$'
+  _globals['_CALLACTION'].fields_by_name['flow_id']._loaded_options = None
+  _globals['_CALLACTION'].fields_by_name['flow_id']._serialized_options = b'\272H\016r\014\030@2\010^[!-~]*$'
+  _globals['_PROMPT'].fields_by_name['guidance_id']._loaded_options = None
+  _globals['_PROMPT'].fields_by_name['guidance_id']._serialized_options = b'\272H\016r\014\030@2\010^[!-~]*$'
+  _globals['_PROMPT'].fields_by_name['audio_file_id']._loaded_options = None
+  _globals['_PROMPT'].fields_by_name['audio_file_id']._serialized_options = b'\272H\016r\014\030@2\010^[!-~]*$'
+  _globals['_PROMPT'].fields_by_name['text']._loaded_options = None
+  _globals['_PROMPT'].fields_by_name['text']._serialized_options = b'\272H\tr\007\030\240\037\272\001\001\000'
+  _globals['_PLAYANDCOLLECT'].fields_by_name['prompts']._loaded_options = None
+  _globals['_PLAYANDCOLLECT'].fields_by_name['prompts']._serialized_options = b'\272H\005\222\001\002\020 '
+  _globals['_PLAYANDCOLLECT'].fields_by_name['max_digits']._loaded_options = None
+  _globals['_PLAYANDCOLLECT'].fields_by_name['max_digits']._serialized_options = b'\272H\004*\002\030 '
+  _globals['_PLAYANDCOLLECT'].fields_by_name['terminator']._loaded_options = None
+  _globals['_PLAYANDCOLLECT'].fields_by_name['terminator']._serialized_options = b'\272H\016r\0142\n^[0-9*#]?$'
+  _globals['_PLAYANDCOLLECT'].fields_by_name['route_id']._loaded_options = None
+  _globals['_PLAYANDCOLLECT'].fields_by_name['route_id']._serialized_options = b'\272H\031r\027\030d2\023^[^\\x00-\\x1f\\x7f]*$'
+  _globals['_PLAYANDCOLLECT'].fields_by_name['route_name']._loaded_options = None
+  _globals['_PLAYANDCOLLECT'].fields_by_name['route_name']._serialized_options = b'\272H\tr\007\030\310\001\272\001\001\000'
+  _globals['_PLAY'].fields_by_name['prompts']._loaded_options = None
+  _globals['_PLAY'].fields_by_name['prompts']._serialized_options = b'\272H\005\222\001\002\020 '
+  _globals['_PLAY'].fields_by_name['route_id']._loaded_options = None
+  _globals['_PLAY'].fields_by_name['route_id']._serialized_options = b'\272H\031r\027\030d2\023^[^\\x00-\\x1f\\x7f]*$'
+  _globals['_TRANSFER'].fields_by_name['destination']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['destination']._serialized_options = b'\272H\017r\r\030\200\0022\010^[!-~]*$'
+  _globals['_TRANSFER'].fields_by_name['prompts']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['prompts']._serialized_options = b'\272H\005\222\001\002\020 '
+  _globals['_TRANSFER'].fields_by_name['route_id']._loaded_options = None
+  _globals['_TRANSFER'].fields_by_name['route_id']._serialized_options = b'\272H\031r\027\030d2\023^[^\\x00-\\x1f\\x7f]*$'
+  _globals['_HANGUP'].fields_by_name['prompts']._loaded_options = None
+  _globals['_HANGUP'].fields_by_name['prompts']._serialized_options = b'\272H\005\222\001\002\020 '
+  _globals['_HANGUP'].fields_by_name['reason']._loaded_options = None
+  _globals['_HANGUP'].fields_by_name['reason']._serialized_options = b'\272H\025r\0232\021^[a-z0-9_]{0,64}$'
+  _globals['_HANGUP'].fields_by_name['route_id']._loaded_options = None
+  _globals['_HANGUP'].fields_by_name['route_id']._serialized_options = b'\272H\031r\027\030d2\023^[^\\x00-\\x1f\\x7f]*$'
+  _globals['_PROMPTREASON']._serialized_start=1522
+  _globals['_PROMPTREASON']._serialized_end=1654
+  _globals['_CALLACTION']._serialized_start=148
+  _globals['_CALLACTION']._serialized_end=557
+  _globals['_PROMPT']._serialized_start=559
+  _globals['_PROMPT']._serialized_end=677
+  _globals['_PLAYANDCOLLECT']._serialized_start=680
+  _globals['_PLAYANDCOLLECT']._serialized_end=1107
+  _globals['_PLAY']._serialized_start=1109
+  _globals['_PLAY']._serialized_end=1214
+  _globals['_TRANSFER']._serialized_start=1217
+  _globals['_TRANSFER']._serialized_end=1367
+  _globals['_HANGUP']._serialized_start=1370
+  _globals['_HANGUP']._serialized_end=1519
 # @@protoc_insertion_point(module_scope)

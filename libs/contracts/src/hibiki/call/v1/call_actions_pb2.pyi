@@ -51,6 +51,7 @@ Global___PromptReason: _TypeAlias = PromptReason  # noqa: Y015
 class CallAction(_message.Message):
     """CallAction is the only message type on topic `call.actions`, keyed by call_id.
     Produced by routing, consumed by the telephony platform and reporting.
+    A record that breaks a field limit below goes to `call.actions.dlq` (reason "invalid_field").
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -159,6 +160,7 @@ class PlayAndCollect(_message.Message):
     """The input-instruction route (menu node) being played."""
     route_name: _builtins.str
     reason: Global___PromptReason.ValueType
+    """A reason this version does not know is read as PROMPT_REASON_INITIAL."""
     invalid_attempts: _builtins.int
     """Invalid and timeout attempts so far on this route in this call."""
     timeout_attempts: _builtins.int

@@ -22,32 +22,57 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from hibiki.common.v1 import envelope_pb2 as hibiki_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hibiki/call/v1/call_events.proto\x12\x0ehibiki.call.v1\x1a\x1fhibiki/common/v1/envelope.proto\"\xa7\x03\n\tCallEvent\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.hibiki.common.v1.Envelope\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x33\n\x0c\x63\x61ll_started\x18\n \x01(\x0b\x32\x1b.hibiki.call.v1.CallStartedH\x00\x12;\n\x10\x64igits_collected\x18\x0b \x01(\x0b\x32\x1f.hibiki.call.v1.DigitsCollectedH\x00\x12\x38\n\x0finput_timed_out\x18\x0c \x01(\x0b\x32\x1d.hibiki.call.v1.InputTimedOutH\x00\x12\x39\n\x0fprompt_finished\x18\r \x01(\x0b\x32\x1e.hibiki.call.v1.PromptFinishedH\x00\x12;\n\x10\x63\x61ll_transferred\x18\x0e \x01(\x0b\x32\x1f.hibiki.call.v1.CallTransferredH\x00\x12/\n\ncall_ended\x18\x0f \x01(\x0b\x32\x19.hibiki.call.v1.CallEndedH\x00\x42\x06\n\x04\x62ody\"T\n\x0b\x43\x61llStarted\x12\x15\n\rdialed_number\x18\x01 \x01(\t\x12\x15\n\rcaller_number\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61ller_withheld\x18\x03 \x01(\x08\"O\n\x0f\x44igitsCollected\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igits\x18\x02 \x01(\t\x12\x19\n\x11terminated_by_key\x18\x03 \x01(\x08\"e\n\rInputTimedOut\x12\x11\n\taction_id\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.hibiki.call.v1.TimeoutKind\x12\x16\n\x0epartial_digits\x18\x03 \x01(\t\"#\n\x0ePromptFinished\x12\x11\n\taction_id\x18\x01 \x01(\t\"9\n\x0f\x43\x61llTransferred\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\"P\n\tCallEnded\x12)\n\x06reason\x18\x01 \x01(\x0e\x32\x19.hibiki.call.v1.EndReason\x12\x18\n\x10\x64uring_action_id\x18\x02 \x01(\t*g\n\x0bTimeoutKind\x12\x1c\n\x18TIMEOUT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TIMEOUT_KIND_FIRST_DIGIT\x10\x01\x12\x1c\n\x18TIMEOUT_KIND_INTER_DIGIT\x10\x02*\x9d\x01\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45ND_REASON_CALLER_HANGUP\x10\x01\x12\x1c\n\x18\x45ND_REASON_SYSTEM_HANGUP\x10\x02\x12\x1a\n\x16\x45ND_REASON_TRANSFERRED\x10\x03\x12\x1c\n\x18\x45ND_REASON_NETWORK_ERROR\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hibiki/call/v1/call_events.proto\x12\x0ehibiki.call.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fhibiki/common/v1/envelope.proto\"\xc4\x03\n\tCallEvent\x12\x34\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.hibiki.common.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01\x12$\n\x07\x63\x61ll_id\x18\x02 \x01(\tB\x13\xbaH\x10r\x0e\x10\x01\x18\x64\x32\x08^[!-~]+$\x12\x33\n\x0c\x63\x61ll_started\x18\n \x01(\x0b\x32\x1b.hibiki.call.v1.CallStartedH\x00\x12;\n\x10\x64igits_collected\x18\x0b \x01(\x0b\x32\x1f.hibiki.call.v1.DigitsCollectedH\x00\x12\x38\n\x0finput_timed_out\x18\x0c \x01(\x0b\x32\x1d.hibiki.call.v1.InputTimedOutH\x00\x12\x39\n\x0fprompt_finished\x18\r \x01(\x0b\x32\x1e.hibiki.call.v1.PromptFinishedH\x00\x12;\n\x10\x63\x61ll_transferred\x18\x0e \x01(\x0b\x32\x1f.hibiki.call.v1.CallTransferredH\x00\x12/\n\ncall_ended\x18\x0f \x01(\x0b\x32\x19.hibiki.call.v1.CallEndedH\x00\x42\x06\n\x04\x62ody\"\x86\x01\n\x0b\x43\x61llStarted\x12\x34\n\rdialed_number\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x18\x10\x32\x14^\\+[1-9][0-9]{6,14}$\x12(\n\rcaller_number\x18\x02 \x01(\tB\x11\xbaH\x0er\x0c\x18 2\x08^[!-~]*$\x12\x17\n\x0f\x63\x61ller_withheld\x18\x03 \x01(\x08\"~\n\x0f\x44igitsCollected\x12%\n\taction_id\x18\x01 \x01(\tB\x12\xbaH\x0fr\r\x18\xc8\x01\x32\x08^[!-~]*$\x12)\n\x06\x64igits\x18\x02 \x01(\tB\x19\xbaH\x16r\x14\x32\x12^[0-9*#A-D]{0,32}$\x12\x19\n\x11terminated_by_key\x18\x03 \x01(\x08\"\x94\x01\n\rInputTimedOut\x12%\n\taction_id\x18\x01 \x01(\tB\x12\xbaH\x0fr\r\x18\xc8\x01\x32\x08^[!-~]*$\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.hibiki.call.v1.TimeoutKind\x12\x31\n\x0epartial_digits\x18\x03 \x01(\tB\x19\xbaH\x16r\x14\x32\x12^[0-9*#A-D]{0,32}$\"7\n\x0ePromptFinished\x12%\n\taction_id\x18\x01 \x01(\tB\x12\xbaH\x0fr\r\x18\xc8\x01\x32\x08^[!-~]*$\"a\n\x0f\x43\x61llTransferred\x12%\n\taction_id\x18\x01 \x01(\tB\x12\xbaH\x0fr\r\x18\xc8\x01\x32\x08^[!-~]*$\x12\'\n\x0b\x64\x65stination\x18\x02 \x01(\tB\x12\xbaH\x0fr\r\x18\x80\x02\x32\x08^[!-~]*$\"d\n\tCallEnded\x12)\n\x06reason\x18\x01 \x01(\x0e\x32\x19.hibiki.call.v1.EndReason\x12,\n\x10\x64uring_action_id\x18\x02 \x01(\tB\x12\xbaH\x0fr\r\x18\xc8\x01\x32\x08^[!-~]*$*g\n\x0bTimeoutKind\x12\x1c\n\x18TIMEOUT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TIMEOUT_KIND_FIRST_DIGIT\x10\x01\x12\x1c\n\x18TIMEOUT_KIND_INTER_DIGIT\x10\x02*\x9d\x01\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45ND_REASON_CALLER_HANGUP\x10\x01\x12\x1c\n\x18\x45ND_REASON_SYSTEM_HANGUP\x10\x02\x12\x1a\n\x16\x45ND_REASON_TRANSFERRED\x10\x03\x12\x1c\n\x18\x45ND_REASON_NETWORK_ERROR\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hibiki.call.v1.call_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TIMEOUTKIND']._serialized_start=959
-  _globals['_TIMEOUTKIND']._serialized_end=1062
-  _globals['_ENDREASON']._serialized_start=1065
-  _globals['_ENDREASON']._serialized_end=1222
-  _globals['_CALLEVENT']._serialized_start=86
-  _globals['_CALLEVENT']._serialized_end=509
-  _globals['_CALLSTARTED']._serialized_start=511
-  _globals['_CALLSTARTED']._serialized_end=595
-  _globals['_DIGITSCOLLECTED']._serialized_start=597
-  _globals['_DIGITSCOLLECTED']._serialized_end=676
-  _globals['_INPUTTIMEDOUT']._serialized_start=678
-  _globals['_INPUTTIMEDOUT']._serialized_end=779
-  _globals['_PROMPTFINISHED']._serialized_start=781
-  _globals['_PROMPTFINISHED']._serialized_end=816
-  _globals['_CALLTRANSFERRED']._serialized_start=818
-  _globals['_CALLTRANSFERRED']._serialized_end=875
-  _globals['_CALLENDED']._serialized_start=877
-  _globals['_CALLENDED']._serialized_end=957
+  _globals['_CALLEVENT'].fields_by_name['envelope']._loaded_options = None
+  _globals['_CALLEVENT'].fields_by_name['envelope']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_CALLEVENT'].fields_by_name['call_id']._loaded_options = None
+  _globals['_CALLEVENT'].fields_by_name['call_id']._serialized_options = b'\272H\020r\016\020\001\030d2\010^[!-~]+$'
+  _globals['_CALLSTARTED'].fields_by_name['dialed_number']._loaded_options = None
+  _globals['_CALLSTARTED'].fields_by_name['dialed_number']._serialized_options = b'\272H\032r\030\030\0202\024^\\+[1-9][0-9]{6,14}$'
+  _globals['_CALLSTARTED'].fields_by_name['caller_number']._loaded_options = None
+  _globals['_CALLSTARTED'].fields_by_name['caller_number']._serialized_options = b'\272H\016r\014\030 2\010^[!-~]*$'
+  _globals['_DIGITSCOLLECTED'].fields_by_name['action_id']._loaded_options = None
+  _globals['_DIGITSCOLLECTED'].fields_by_name['action_id']._serialized_options = b'\272H\017r\r\030\310\0012\010^[!-~]*$'
+  _globals['_DIGITSCOLLECTED'].fields_by_name['digits']._loaded_options = None
+  _globals['_DIGITSCOLLECTED'].fields_by_name['digits']._serialized_options = b'\272H\026r\0242\022^[0-9*#A-D]{0,32}$'
+  _globals['_INPUTTIMEDOUT'].fields_by_name['action_id']._loaded_options = None
+  _globals['_INPUTTIMEDOUT'].fields_by_name['action_id']._serialized_options = b'\272H\017r\r\030\310\0012\010^[!-~]*$'
+  _globals['_INPUTTIMEDOUT'].fields_by_name['partial_digits']._loaded_options = None
+  _globals['_INPUTTIMEDOUT'].fields_by_name['partial_digits']._serialized_options = b'\272H\026r\0242\022^[0-9*#A-D]{0,32}$'
+  _globals['_PROMPTFINISHED'].fields_by_name['action_id']._loaded_options = None
+  _globals['_PROMPTFINISHED'].fields_by_name['action_id']._serialized_options = b'\272H\017r\r\030\310\0012\010^[!-~]*$'
+  _globals['_CALLTRANSFERRED'].fields_by_name['action_id']._loaded_options = None
+  _globals['_CALLTRANSFERRED'].fields_by_name['action_id']._serialized_options = b'\272H\017r\r\030\310\0012\010^[!-~]*$'
+  _globals['_CALLTRANSFERRED'].fields_by_name['destination']._loaded_options = None
+  _globals['_CALLTRANSFERRED'].fields_by_name['destination']._serialized_options = b'\272H\017r\r\030\200\0022\010^[!-~]*$'
+  _globals['_CALLENDED'].fields_by_name['during_action_id']._loaded_options = None
+  _globals['_CALLENDED'].fields_by_name['during_action_id']._serialized_options = b'\272H\017r\r\030\310\0012\010^[!-~]*$'
+  _globals['_TIMEOUTKIND']._serialized_start=1243
+  _globals['_TIMEOUTKIND']._serialized_end=1346
+  _globals['_ENDREASON']._serialized_start=1349
+  _globals['_ENDREASON']._serialized_end=1506
+  _globals['_CALLEVENT']._serialized_start=115
+  _globals['_CALLEVENT']._serialized_end=567
+  _globals['_CALLSTARTED']._serialized_start=570
+  _globals['_CALLSTARTED']._serialized_end=704
+  _globals['_DIGITSCOLLECTED']._serialized_start=706
+  _globals['_DIGITSCOLLECTED']._serialized_end=832
+  _globals['_INPUTTIMEDOUT']._serialized_start=835
+  _globals['_INPUTTIMEDOUT']._serialized_end=983
+  _globals['_PROMPTFINISHED']._serialized_start=985
+  _globals['_PROMPTFINISHED']._serialized_end=1040
+  _globals['_CALLTRANSFERRED']._serialized_start=1042
+  _globals['_CALLTRANSFERRED']._serialized_end=1139
+  _globals['_CALLENDED']._serialized_start=1141
+  _globals['_CALLENDED']._serialized_end=1241
 # @@protoc_insertion_point(module_scope)

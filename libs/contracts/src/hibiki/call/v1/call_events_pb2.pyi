@@ -62,6 +62,7 @@ Global___EndReason: _TypeAlias = EndReason  # noqa: Y015
 class CallEvent(_message.Message):
     """CallEvent is the only message type on topic `call.events`, keyed by call_id.
     Produced by the telephony platform (media-server adapter), consumed by routing and reporting.
+    A record that breaks a field limit below goes to `call.events.dlq` (reason "invalid_field").
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -75,6 +76,7 @@ class CallEvent(_message.Message):
     CALL_TRANSFERRED_FIELD_NUMBER: _builtins.int
     CALL_ENDED_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
+    """The platform's id of the call: printable ASCII, 1 to 100 characters."""
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
     @_builtins.property
@@ -123,7 +125,9 @@ class CallStarted(_message.Message):
     dialed_number: _builtins.str
     """Number the caller dialed, E.164 (e.g. "+81312345678")."""
     caller_number: _builtins.str
-    """Caller's number, E.164; empty when withheld."""
+    """Caller's number, E.164; empty when withheld. Other printable forms (at most 32 characters) are
+    accepted and treated as a number that cannot receive SMS.
+    """
     caller_withheld: _builtins.bool
     """True when the caller withheld the number (非通知)."""
     def __init__(
@@ -153,6 +157,7 @@ class DigitsCollected(_message.Message):
     action_id: _builtins.str
     """action_id of the PlayAndCollect being answered."""
     digits: _builtins.str
+    """DTMF keys in the order pressed: 0-9, *, #, A-D; at most 32."""
     terminated_by_key: _builtins.bool
     """True when input ended with the terminator key rather than max_digits."""
     def __init__(
@@ -181,6 +186,7 @@ class InputTimedOut(_message.Message):
     PARTIAL_DIGITS_FIELD_NUMBER: _builtins.int
     action_id: _builtins.str
     kind: Global___TimeoutKind.ValueType
+    """A kind this version does not know is read as unspecified."""
     partial_digits: _builtins.str
     """Digits received before the inter-digit timer expired, if any."""
     def __init__(
@@ -252,6 +258,7 @@ class CallEnded(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     DURING_ACTION_ID_FIELD_NUMBER: _builtins.int
     reason: Global___EndReason.ValueType
+    """A reason this version does not know is kept as "unknown" (never refused: the call did end)."""
     during_action_id: _builtins.str
     """The action in progress when the call ended, if any (for abandonment analysis)."""
     def __init__(

@@ -22,16 +22,31 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhibiki/common/v1/envelope.proto\x12\x10hibiki.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x01\n\x08\x45nvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06schema\x18\x04 \x01(\t\x12\x16\n\x0eschema_version\x18\x05 \x01(\r\x12\x13\n\x0btraceparent\x18\x06 \x01(\t\x12\x12\n\ntracestate\x18\x07 \x01(\t\x12\x14\n\x0c\x63\x61usation_id\x18\x08 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhibiki/common/v1/envelope.proto\x12\x10hibiki.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x02\n\x08\x45nvelope\x12&\n\x08\x65vent_id\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x10\x01\x18\xc8\x01\x32\x08^[!-~]+$\x12<\n\ttenant_id\x18\x02 \x01(\tB)\xbaH&r$\x10\x01\x18@2\x1e^[A-Za-z0-9][A-Za-z0-9._:@-]*$\x12\x37\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01\x12\x18\n\x06schema\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x16\n\x0eschema_version\x18\x05 \x01(\r\x12\'\n\x0btraceparent\x18\x06 \x01(\tB\x12\xbaH\x0fr\r\x18\x80\x02\x32\x08^[!-~]*$\x12&\n\ntracestate\x18\x07 \x01(\tB\x12\xbaH\x0fr\r\x18\x80\x04\x32\x08^[ -~]*$\x12(\n\x0c\x63\x61usation_id\x18\x08 \x01(\tB\x12\xbaH\x0fr\r\x18\xc8\x01\x32\x08^[!-~]*$b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hibiki.common.v1.envelope_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENVELOPE']._serialized_start=87
-  _globals['_ENVELOPE']._serialized_end=286
+  _globals['_ENVELOPE'].fields_by_name['event_id']._loaded_options = None
+  _globals['_ENVELOPE'].fields_by_name['event_id']._serialized_options = b'\272H\021r\017\020\001\030\310\0012\010^[!-~]+$'
+  _globals['_ENVELOPE'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_ENVELOPE'].fields_by_name['tenant_id']._serialized_options = b'\272H&r$\020\001\030@2\036^[A-Za-z0-9][A-Za-z0-9._:@-]*$'
+  _globals['_ENVELOPE'].fields_by_name['occurred_at']._loaded_options = None
+  _globals['_ENVELOPE'].fields_by_name['occurred_at']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_ENVELOPE'].fields_by_name['schema']._loaded_options = None
+  _globals['_ENVELOPE'].fields_by_name['schema']._serialized_options = b'\272H\005r\003\030\310\001'
+  _globals['_ENVELOPE'].fields_by_name['traceparent']._loaded_options = None
+  _globals['_ENVELOPE'].fields_by_name['traceparent']._serialized_options = b'\272H\017r\r\030\200\0022\010^[!-~]*$'
+  _globals['_ENVELOPE'].fields_by_name['tracestate']._loaded_options = None
+  _globals['_ENVELOPE'].fields_by_name['tracestate']._serialized_options = b'\272H\017r\r\030\200\0042\010^[ -~]*$'
+  _globals['_ENVELOPE'].fields_by_name['causation_id']._loaded_options = None
+  _globals['_ENVELOPE'].fields_by_name['causation_id']._serialized_options = b'\272H\017r\r\030\310\0012\010^[!-~]*$'
+  _globals['_ENVELOPE']._serialized_start=116
+  _globals['_ENVELOPE']._serialized_end=458
 # @@protoc_insertion_point(module_scope)

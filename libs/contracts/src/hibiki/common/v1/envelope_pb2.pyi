@@ -19,7 +19,11 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Envelope(_message.Message):
-    """Envelope is carried by every message on every topic. Consumers deduplicate on event_id."""
+    """Envelope is carried by every message on every topic. Consumers deduplicate on event_id.
+
+    Field limits (buf.validate) are the contract: consumers dead-letter a record that breaks one
+    (reason "invalid_field"), and every column that stores a field is at least as long as its limit.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -32,9 +36,13 @@ class Envelope(_message.Message):
     TRACESTATE_FIELD_NUMBER: _builtins.int
     CAUSATION_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """Unique id of this event; deterministic where the producer can make it so (e.g. call id + step)."""
+    """Unique id of this event; deterministic where the producer can make it so (e.g. call id + step).
+    Printable ASCII, 1 to 200 characters.
+    """
     tenant_id: _builtins.str
-    """Tenant that owns the event; every consumer scopes its effects to it."""
+    """Tenant that owns the event; every consumer scopes its effects to it.
+    Letters, digits and ". _ : @ -", starting with a letter or digit, at most 64 characters.
+    """
     schema: _builtins.str
     """Fully qualified protobuf name of the body, e.g. "hibiki.call.v1.CallStarted"."""
     schema_version: _builtins.int
@@ -46,7 +54,9 @@ class Envelope(_message.Message):
     """event_id of the event that caused this one, when there is one."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
-        """When the fact happened, in UTC."""
+        """When the fact happened, in UTC (between 1970 and 2199). Required: reports count an event on the
+        Asia/Tokyo day it happened.
+        """
 
     def __init__(
         self,

@@ -22,71 +22,74 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from hibiki.sms.v1 import sms_results_pb2 as hibiki_dot_sms_dot_v1_dot_sms__results__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(hibiki/reporting/v1/report_service.proto\x12\x13hibiki.reporting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhibiki/sms/v1/sms_results.proto\"1\n\tDateRange\x12\x12\n\nstart_date\x18\x01 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x02 \x01(\t\"L\n\x0eRejectionCount\x12+\n\x06reason\x18\x01 \x01(\x0e\x32\x1b.hibiki.sms.v1.RejectReason\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\xf4\x02\n\x0e\x44\x61ilyReportRow\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x15\n\rdialed_number\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x04\x12\x17\n\x0f\x61\x62\x61ndoned_calls\x18\x04 \x01(\x04\x12\x18\n\x10\x61\x62\x61ndonment_rate\x18\x05 \x01(\x01\x12\x15\n\rsms_requested\x18\x06 \x01(\x04\x12\x14\n\x0csms_accepted\x18\x07 \x01(\x04\x12\x15\n\rsms_delivered\x18\x08 \x01(\x04\x12\x17\n\x0fsms_undelivered\x18\t \x01(\x04\x12\x39\n\x0csms_rejected\x18\n \x03(\x0b\x32#.hibiki.reporting.v1.RejectionCount\x12\x12\n\nsms_failed\x18\x0b \x01(\x04\x12\r\n\x05\x66inal\x18\x0c \x01(\x08\x12\x16\n\x0erejected_calls\x18\r \x01(\x04\x12(\n sms_requested_to_captured_number\x18\x0e \x01(\x04\"]\n\x15GetDailyReportRequest\x12-\n\x05range\x18\x01 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\x12\x15\n\rdialed_number\x18\x02 \x01(\t\"K\n\x16GetDailyReportResponse\x12\x31\n\x04rows\x18\x01 \x03(\x0b\x32#.hibiki.reporting.v1.DailyReportRow\"\x84\x01\n\x0eRouteFunnelRow\x12\x10\n\x08route_id\x18\x01 \x01(\t\x12\x12\n\nroute_name\x18\x02 \x01(\t\x12\x0f\n\x07reached\x18\x03 \x01(\x04\x12\x16\n\x0einvalid_inputs\x18\x04 \x01(\x04\x12\x10\n\x08timeouts\x18\x05 \x01(\x04\x12\x11\n\tabandoned\x18\x06 \x01(\x04\"]\n\x15GetRouteFunnelRequest\x12-\n\x05range\x18\x01 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\x12\x15\n\rdialed_number\x18\x02 \x01(\t\"K\n\x16GetRouteFunnelResponse\x12\x31\n\x04rows\x18\x01 \x03(\x0b\x32#.hibiki.reporting.v1.RouteFunnelRow\"u\n\tRouteStep\x12\x10\n\x08route_id\x18\x01 \x01(\t\x12\x12\n\nroute_name\x18\x02 \x01(\t\x12\x0e\n\x06\x64igits\x18\x03 \x01(\t\x12\x18\n\x10invalid_attempts\x18\x04 \x01(\r\x12\x18\n\x10timeout_attempts\x18\x05 \x01(\r\"\xbf\x02\n\nCallRecord\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x15\n\rdialed_number\x18\x02 \x01(\t\x12\x15\n\rcaller_number\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x04path\x18\x06 \x03(\x0b\x32\x1e.hibiki.reporting.v1.RouteStep\x12\x31\n\x07outcome\x18\x07 \x01(\x0e\x32 .hibiki.reporting.v1.CallOutcome\x12\x1a\n\x12\x61\x62\x61ndoned_route_id\x18\x08 \x01(\t\x12\x17\n\x0f\x61\x62\x61ndoned_stage\x18\t \x01(\t\"\xc9\x01\n\x10ListCallsRequest\x12-\n\x05range\x18\x01 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\x12\x15\n\rdialed_number\x18\x02 \x01(\t\x12\x15\n\rcaller_number\x18\x03 \x01(\t\x12\x31\n\x07outcome\x18\x04 \x01(\x0e\x32 .hibiki.reporting.v1.CallOutcome\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"\\\n\x11ListCallsResponse\x12.\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x1f.hibiki.reporting.v1.CallRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x03\n\tSmsRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x30\n\x08snapshot\x18\x04 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\x12\'\n\x07\x63\x61rrier\x18\x05 \x01(\x0e\x32\x16.hibiki.sms.v1.Carrier\x12.\n\x06status\x18\x06 \x01(\x0e\x32\x1e.hibiki.reporting.v1.SmsStatus\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x30\n\x0crequest_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bstatus_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63licks\x18\n \x01(\r\x12\x34\n\x10\x66irst_click_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12recipient_captured\x18\x0c \x01(\x08\"g\n\tCallTrace\x12-\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x1f.hibiki.reporting.v1.CallRecord\x12+\n\x03sms\x18\x02 \x03(\x0b\x32\x1e.hibiki.reporting.v1.SmsRecord\"Z\n\x12TraceCallerRequest\x12\x15\n\rcaller_number\x18\x01 \x01(\t\x12-\n\x05range\x18\x02 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\"\x89\x01\n\x13TraceCallerResponse\x12\x32\n\x07verdict\x18\x01 \x01(\x0e\x32!.hibiki.reporting.v1.TraceVerdict\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12-\n\x05\x63\x61lls\x18\x03 \x03(\x0b\x32\x1e.hibiki.reporting.v1.CallTrace\"I\n\x1cGetFinalizationStatusRequest\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x01\n\x1dGetFinalizationStatusResponse\x12\x1a\n\x12\x66inal_through_date\x18\x01 \x01(\t\x12:\n\x16next_finalization_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x17next_final_through_date\x18\x03 \x01(\t\"\x8c\x01\n\x10\x45xportCsvRequest\x12-\n\x05range\x18\x01 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\x12\x15\n\rdialed_number\x18\x02 \x01(\t\x12\x32\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32 .hibiki.reporting.v1.CsvEncoding\"!\n\x11\x45xportCsvResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x87\x01\n\x0cLinkClickRow\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\nbox_number\x18\x02 \x01(\t\x12\x14\n\x0csms_accepted\x18\x03 \x01(\x04\x12\x13\n\x0bsms_clicked\x18\x04 \x01(\x04\x12\x0e\n\x06\x63licks\x18\x05 \x01(\x04\x12\x1a\n\x12\x63lick_through_rate\x18\x06 \x01(\x01\"a\n\x19GetLinkClickReportRequest\x12-\n\x05range\x18\x01 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\x12\x15\n\rdialed_number\x18\x02 \x01(\t\"M\n\x1aGetLinkClickReportResponse\x12/\n\x04rows\x18\x01 \x03(\x0b\x32!.hibiki.reporting.v1.LinkClickRow*\xf6\x01\n\x0b\x43\x61llOutcome\x12\x1c\n\x18\x43\x41LL_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43\x41LL_OUTCOME_IN_PROGRESS\x10\x01\x12\x1a\n\x16\x43\x41LL_OUTCOME_COMPLETED\x10\x02\x12\x19\n\x15\x43\x41LL_OUTCOME_SMS_SENT\x10\x03\x12\x1c\n\x18\x43\x41LL_OUTCOME_TRANSFERRED\x10\x04\x12\x1a\n\x16\x43\x41LL_OUTCOME_ABANDONED\x10\x05\x12\x1f\n\x1b\x43\x41LL_OUTCOME_NOT_IN_SERVICE\x10\x06\x12\x19\n\x15\x43\x41LL_OUTCOME_REJECTED\x10\x07*\xc0\x01\n\tSmsStatus\x12\x1a\n\x16SMS_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14SMS_STATUS_REQUESTED\x10\x01\x12\x17\n\x13SMS_STATUS_ACCEPTED\x10\x02\x12\x18\n\x14SMS_STATUS_DELIVERED\x10\x03\x12\x1a\n\x16SMS_STATUS_UNDELIVERED\x10\x04\x12\x17\n\x13SMS_STATUS_REJECTED\x10\x05\x12\x15\n\x11SMS_STATUS_FAILED\x10\x06*\xd4\x02\n\x0cTraceVerdict\x12\x1d\n\x19TRACE_VERDICT_UNSPECIFIED\x10\x00\x12\x1f\n\x1bTRACE_VERDICT_NO_CALL_FOUND\x10\x01\x12\"\n\x1eTRACE_VERDICT_NO_SMS_REQUESTED\x10\x02\x12\x1f\n\x1bTRACE_VERDICT_SMS_DELIVERED\x10\x03\x12\x1e\n\x1aTRACE_VERDICT_SMS_ACCEPTED\x10\x04\x12!\n\x1dTRACE_VERDICT_SMS_UNDELIVERED\x10\x05\x12\x1e\n\x1aTRACE_VERDICT_SMS_REJECTED\x10\x06\x12\x1c\n\x18TRACE_VERDICT_SMS_FAILED\x10\x07\x12\x1d\n\x19TRACE_VERDICT_SMS_PENDING\x10\x08\x12\x1f\n\x1bTRACE_VERDICT_CALL_REJECTED\x10\t*^\n\x0b\x43svEncoding\x12\x1c\n\x18\x43SV_ENCODING_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43SV_ENCODING_UTF8_BOM\x10\x01\x12\x16\n\x12\x43SV_ENCODING_CP932\x10\x02\x32\xf8\x05\n\rReportService\x12i\n\x0eGetDailyReport\x12*.hibiki.reporting.v1.GetDailyReportRequest\x1a+.hibiki.reporting.v1.GetDailyReportResponse\x12i\n\x0eGetRouteFunnel\x12*.hibiki.reporting.v1.GetRouteFunnelRequest\x1a+.hibiki.reporting.v1.GetRouteFunnelResponse\x12Z\n\tListCalls\x12%.hibiki.reporting.v1.ListCallsRequest\x1a&.hibiki.reporting.v1.ListCallsResponse\x12`\n\x0bTraceCaller\x12\'.hibiki.reporting.v1.TraceCallerRequest\x1a(.hibiki.reporting.v1.TraceCallerResponse\x12~\n\x15GetFinalizationStatus\x12\x31.hibiki.reporting.v1.GetFinalizationStatusRequest\x1a\x32.hibiki.reporting.v1.GetFinalizationStatusResponse\x12\\\n\tExportCsv\x12%.hibiki.reporting.v1.ExportCsvRequest\x1a&.hibiki.reporting.v1.ExportCsvResponse0\x01\x12u\n\x12GetLinkClickReport\x12..hibiki.reporting.v1.GetLinkClickReportRequest\x1a/.hibiki.reporting.v1.GetLinkClickReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(hibiki/reporting/v1/report_service.proto\x12\x13hibiki.reporting.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fhibiki/sms/v1/sms_results.proto\"1\n\tDateRange\x12\x12\n\nstart_date\x18\x01 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x02 \x01(\t\"L\n\x0eRejectionCount\x12+\n\x06reason\x18\x01 \x01(\x0e\x32\x1b.hibiki.sms.v1.RejectReason\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\xf4\x02\n\x0e\x44\x61ilyReportRow\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x15\n\rdialed_number\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x04\x12\x17\n\x0f\x61\x62\x61ndoned_calls\x18\x04 \x01(\x04\x12\x18\n\x10\x61\x62\x61ndonment_rate\x18\x05 \x01(\x01\x12\x15\n\rsms_requested\x18\x06 \x01(\x04\x12\x14\n\x0csms_accepted\x18\x07 \x01(\x04\x12\x15\n\rsms_delivered\x18\x08 \x01(\x04\x12\x17\n\x0fsms_undelivered\x18\t \x01(\x04\x12\x39\n\x0csms_rejected\x18\n \x03(\x0b\x32#.hibiki.reporting.v1.RejectionCount\x12\x12\n\nsms_failed\x18\x0b \x01(\x04\x12\r\n\x05\x66inal\x18\x0c \x01(\x08\x12\x16\n\x0erejected_calls\x18\r \x01(\x04\x12(\n sms_requested_to_captured_number\x18\x0e \x01(\x04\"]\n\x15GetDailyReportRequest\x12-\n\x05range\x18\x01 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\x12\x15\n\rdialed_number\x18\x02 \x01(\t\"K\n\x16GetDailyReportResponse\x12\x31\n\x04rows\x18\x01 \x03(\x0b\x32#.hibiki.reporting.v1.DailyReportRow\"\x84\x01\n\x0eRouteFunnelRow\x12\x10\n\x08route_id\x18\x01 \x01(\t\x12\x12\n\nroute_name\x18\x02 \x01(\t\x12\x0f\n\x07reached\x18\x03 \x01(\x04\x12\x16\n\x0einvalid_inputs\x18\x04 \x01(\x04\x12\x10\n\x08timeouts\x18\x05 \x01(\x04\x12\x11\n\tabandoned\x18\x06 \x01(\x04\"]\n\x15GetRouteFunnelRequest\x12-\n\x05range\x18\x01 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\x12\x15\n\rdialed_number\x18\x02 \x01(\t\"K\n\x16GetRouteFunnelResponse\x12\x31\n\x04rows\x18\x01 \x03(\x0b\x32#.hibiki.reporting.v1.RouteFunnelRow\"u\n\tRouteStep\x12\x10\n\x08route_id\x18\x01 \x01(\t\x12\x12\n\nroute_name\x18\x02 \x01(\t\x12\x0e\n\x06\x64igits\x18\x03 \x01(\t\x12\x18\n\x10invalid_attempts\x18\x04 \x01(\r\x12\x18\n\x10timeout_attempts\x18\x05 \x01(\r\"\xbf\x02\n\nCallRecord\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x15\n\rdialed_number\x18\x02 \x01(\t\x12\x15\n\rcaller_number\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x04path\x18\x06 \x03(\x0b\x32\x1e.hibiki.reporting.v1.RouteStep\x12\x31\n\x07outcome\x18\x07 \x01(\x0e\x32 .hibiki.reporting.v1.CallOutcome\x12\x1a\n\x12\x61\x62\x61ndoned_route_id\x18\x08 \x01(\t\x12\x17\n\x0f\x61\x62\x61ndoned_stage\x18\t \x01(\t\"\xd3\x01\n\x10ListCallsRequest\x12-\n\x05range\x18\x01 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\x12\x15\n\rdialed_number\x18\x02 \x01(\t\x12\x15\n\rcaller_number\x18\x03 \x01(\t\x12\x31\n\x07outcome\x18\x04 \x01(\x0e\x32 .hibiki.reporting.v1.CallOutcome\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x1c\n\npage_token\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"\\\n\x11ListCallsResponse\x12.\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x1f.hibiki.reporting.v1.CallRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x03\n\tSmsRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x30\n\x08snapshot\x18\x04 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\x12\'\n\x07\x63\x61rrier\x18\x05 \x01(\x0e\x32\x16.hibiki.sms.v1.Carrier\x12.\n\x06status\x18\x06 \x01(\x0e\x32\x1e.hibiki.reporting.v1.SmsStatus\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x30\n\x0crequest_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bstatus_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63licks\x18\n \x01(\r\x12\x34\n\x10\x66irst_click_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12recipient_captured\x18\x0c \x01(\x08\"g\n\tCallTrace\x12-\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x1f.hibiki.reporting.v1.CallRecord\x12+\n\x03sms\x18\x02 \x03(\x0b\x32\x1e.hibiki.reporting.v1.SmsRecord\"Z\n\x12TraceCallerRequest\x12\x15\n\rcaller_number\x18\x01 \x01(\t\x12-\n\x05range\x18\x02 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\"\x89\x01\n\x13TraceCallerResponse\x12\x32\n\x07verdict\x18\x01 \x01(\x0e\x32!.hibiki.reporting.v1.TraceVerdict\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12-\n\x05\x63\x61lls\x18\x03 \x03(\x0b\x32\x1e.hibiki.reporting.v1.CallTrace\"I\n\x1cGetFinalizationStatusRequest\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x01\n\x1dGetFinalizationStatusResponse\x12\x1a\n\x12\x66inal_through_date\x18\x01 \x01(\t\x12:\n\x16next_finalization_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x17next_final_through_date\x18\x03 \x01(\t\"\x8c\x01\n\x10\x45xportCsvRequest\x12-\n\x05range\x18\x01 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\x12\x15\n\rdialed_number\x18\x02 \x01(\t\x12\x32\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32 .hibiki.reporting.v1.CsvEncoding\"!\n\x11\x45xportCsvResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x87\x01\n\x0cLinkClickRow\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\nbox_number\x18\x02 \x01(\t\x12\x14\n\x0csms_accepted\x18\x03 \x01(\x04\x12\x13\n\x0bsms_clicked\x18\x04 \x01(\x04\x12\x0e\n\x06\x63licks\x18\x05 \x01(\x04\x12\x1a\n\x12\x63lick_through_rate\x18\x06 \x01(\x01\"a\n\x19GetLinkClickReportRequest\x12-\n\x05range\x18\x01 \x01(\x0b\x32\x1e.hibiki.reporting.v1.DateRange\x12\x15\n\rdialed_number\x18\x02 \x01(\t\"M\n\x1aGetLinkClickReportResponse\x12/\n\x04rows\x18\x01 \x03(\x0b\x32!.hibiki.reporting.v1.LinkClickRow*\xf6\x01\n\x0b\x43\x61llOutcome\x12\x1c\n\x18\x43\x41LL_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43\x41LL_OUTCOME_IN_PROGRESS\x10\x01\x12\x1a\n\x16\x43\x41LL_OUTCOME_COMPLETED\x10\x02\x12\x19\n\x15\x43\x41LL_OUTCOME_SMS_SENT\x10\x03\x12\x1c\n\x18\x43\x41LL_OUTCOME_TRANSFERRED\x10\x04\x12\x1a\n\x16\x43\x41LL_OUTCOME_ABANDONED\x10\x05\x12\x1f\n\x1b\x43\x41LL_OUTCOME_NOT_IN_SERVICE\x10\x06\x12\x19\n\x15\x43\x41LL_OUTCOME_REJECTED\x10\x07*\xc0\x01\n\tSmsStatus\x12\x1a\n\x16SMS_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14SMS_STATUS_REQUESTED\x10\x01\x12\x17\n\x13SMS_STATUS_ACCEPTED\x10\x02\x12\x18\n\x14SMS_STATUS_DELIVERED\x10\x03\x12\x1a\n\x16SMS_STATUS_UNDELIVERED\x10\x04\x12\x17\n\x13SMS_STATUS_REJECTED\x10\x05\x12\x15\n\x11SMS_STATUS_FAILED\x10\x06*\xd4\x02\n\x0cTraceVerdict\x12\x1d\n\x19TRACE_VERDICT_UNSPECIFIED\x10\x00\x12\x1f\n\x1bTRACE_VERDICT_NO_CALL_FOUND\x10\x01\x12\"\n\x1eTRACE_VERDICT_NO_SMS_REQUESTED\x10\x02\x12\x1f\n\x1bTRACE_VERDICT_SMS_DELIVERED\x10\x03\x12\x1e\n\x1aTRACE_VERDICT_SMS_ACCEPTED\x10\x04\x12!\n\x1dTRACE_VERDICT_SMS_UNDELIVERED\x10\x05\x12\x1e\n\x1aTRACE_VERDICT_SMS_REJECTED\x10\x06\x12\x1c\n\x18TRACE_VERDICT_SMS_FAILED\x10\x07\x12\x1d\n\x19TRACE_VERDICT_SMS_PENDING\x10\x08\x12\x1f\n\x1bTRACE_VERDICT_CALL_REJECTED\x10\t*^\n\x0b\x43svEncoding\x12\x1c\n\x18\x43SV_ENCODING_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43SV_ENCODING_UTF8_BOM\x10\x01\x12\x16\n\x12\x43SV_ENCODING_CP932\x10\x02\x32\xf8\x05\n\rReportService\x12i\n\x0eGetDailyReport\x12*.hibiki.reporting.v1.GetDailyReportRequest\x1a+.hibiki.reporting.v1.GetDailyReportResponse\x12i\n\x0eGetRouteFunnel\x12*.hibiki.reporting.v1.GetRouteFunnelRequest\x1a+.hibiki.reporting.v1.GetRouteFunnelResponse\x12Z\n\tListCalls\x12%.hibiki.reporting.v1.ListCallsRequest\x1a&.hibiki.reporting.v1.ListCallsResponse\x12`\n\x0bTraceCaller\x12\'.hibiki.reporting.v1.TraceCallerRequest\x1a(.hibiki.reporting.v1.TraceCallerResponse\x12~\n\x15GetFinalizationStatus\x12\x31.hibiki.reporting.v1.GetFinalizationStatusRequest\x1a\x32.hibiki.reporting.v1.GetFinalizationStatusResponse\x12\\\n\tExportCsv\x12%.hibiki.reporting.v1.ExportCsvRequest\x1a&.hibiki.reporting.v1.ExportCsvResponse0\x01\x12u\n\x12GetLinkClickReport\x12..hibiki.reporting.v1.GetLinkClickReportRequest\x1a/.hibiki.reporting.v1.GetLinkClickReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hibiki.reporting.v1.report_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CALLOUTCOME']._serialized_start=3337
-  _globals['_CALLOUTCOME']._serialized_end=3583
-  _globals['_SMSSTATUS']._serialized_start=3586
-  _globals['_SMSSTATUS']._serialized_end=3778
-  _globals['_TRACEVERDICT']._serialized_start=3781
-  _globals['_TRACEVERDICT']._serialized_end=4121
-  _globals['_CSVENCODING']._serialized_start=4123
-  _globals['_CSVENCODING']._serialized_end=4217
-  _globals['_DATERANGE']._serialized_start=131
-  _globals['_DATERANGE']._serialized_end=180
-  _globals['_REJECTIONCOUNT']._serialized_start=182
-  _globals['_REJECTIONCOUNT']._serialized_end=258
-  _globals['_DAILYREPORTROW']._serialized_start=261
-  _globals['_DAILYREPORTROW']._serialized_end=633
-  _globals['_GETDAILYREPORTREQUEST']._serialized_start=635
-  _globals['_GETDAILYREPORTREQUEST']._serialized_end=728
-  _globals['_GETDAILYREPORTRESPONSE']._serialized_start=730
-  _globals['_GETDAILYREPORTRESPONSE']._serialized_end=805
-  _globals['_ROUTEFUNNELROW']._serialized_start=808
-  _globals['_ROUTEFUNNELROW']._serialized_end=940
-  _globals['_GETROUTEFUNNELREQUEST']._serialized_start=942
-  _globals['_GETROUTEFUNNELREQUEST']._serialized_end=1035
-  _globals['_GETROUTEFUNNELRESPONSE']._serialized_start=1037
-  _globals['_GETROUTEFUNNELRESPONSE']._serialized_end=1112
-  _globals['_ROUTESTEP']._serialized_start=1114
-  _globals['_ROUTESTEP']._serialized_end=1231
-  _globals['_CALLRECORD']._serialized_start=1234
-  _globals['_CALLRECORD']._serialized_end=1553
-  _globals['_LISTCALLSREQUEST']._serialized_start=1556
-  _globals['_LISTCALLSREQUEST']._serialized_end=1757
-  _globals['_LISTCALLSRESPONSE']._serialized_start=1759
-  _globals['_LISTCALLSRESPONSE']._serialized_end=1851
-  _globals['_SMSRECORD']._serialized_start=1854
-  _globals['_SMSRECORD']._serialized_end=2273
-  _globals['_CALLTRACE']._serialized_start=2275
-  _globals['_CALLTRACE']._serialized_end=2378
-  _globals['_TRACECALLERREQUEST']._serialized_start=2380
-  _globals['_TRACECALLERREQUEST']._serialized_end=2470
-  _globals['_TRACECALLERRESPONSE']._serialized_start=2473
-  _globals['_TRACECALLERRESPONSE']._serialized_end=2610
-  _globals['_GETFINALIZATIONSTATUSREQUEST']._serialized_start=2612
-  _globals['_GETFINALIZATIONSTATUSREQUEST']._serialized_end=2685
-  _globals['_GETFINALIZATIONSTATUSRESPONSE']._serialized_start=2688
-  _globals['_GETFINALIZATIONSTATUSRESPONSE']._serialized_end=2840
-  _globals['_EXPORTCSVREQUEST']._serialized_start=2843
-  _globals['_EXPORTCSVREQUEST']._serialized_end=2983
-  _globals['_EXPORTCSVRESPONSE']._serialized_start=2985
-  _globals['_EXPORTCSVRESPONSE']._serialized_end=3018
-  _globals['_LINKCLICKROW']._serialized_start=3021
-  _globals['_LINKCLICKROW']._serialized_end=3156
-  _globals['_GETLINKCLICKREPORTREQUEST']._serialized_start=3158
-  _globals['_GETLINKCLICKREPORTREQUEST']._serialized_end=3255
-  _globals['_GETLINKCLICKREPORTRESPONSE']._serialized_start=3257
-  _globals['_GETLINKCLICKREPORTRESPONSE']._serialized_end=3334
-  _globals['_REPORTSERVICE']._serialized_start=4220
-  _globals['_REPORTSERVICE']._serialized_end=4980
+  _globals['_LISTCALLSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTCALLSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
+  _globals['_CALLOUTCOME']._serialized_start=3376
+  _globals['_CALLOUTCOME']._serialized_end=3622
+  _globals['_SMSSTATUS']._serialized_start=3625
+  _globals['_SMSSTATUS']._serialized_end=3817
+  _globals['_TRACEVERDICT']._serialized_start=3820
+  _globals['_TRACEVERDICT']._serialized_end=4160
+  _globals['_CSVENCODING']._serialized_start=4162
+  _globals['_CSVENCODING']._serialized_end=4256
+  _globals['_DATERANGE']._serialized_start=160
+  _globals['_DATERANGE']._serialized_end=209
+  _globals['_REJECTIONCOUNT']._serialized_start=211
+  _globals['_REJECTIONCOUNT']._serialized_end=287
+  _globals['_DAILYREPORTROW']._serialized_start=290
+  _globals['_DAILYREPORTROW']._serialized_end=662
+  _globals['_GETDAILYREPORTREQUEST']._serialized_start=664
+  _globals['_GETDAILYREPORTREQUEST']._serialized_end=757
+  _globals['_GETDAILYREPORTRESPONSE']._serialized_start=759
+  _globals['_GETDAILYREPORTRESPONSE']._serialized_end=834
+  _globals['_ROUTEFUNNELROW']._serialized_start=837
+  _globals['_ROUTEFUNNELROW']._serialized_end=969
+  _globals['_GETROUTEFUNNELREQUEST']._serialized_start=971
+  _globals['_GETROUTEFUNNELREQUEST']._serialized_end=1064
+  _globals['_GETROUTEFUNNELRESPONSE']._serialized_start=1066
+  _globals['_GETROUTEFUNNELRESPONSE']._serialized_end=1141
+  _globals['_ROUTESTEP']._serialized_start=1143
+  _globals['_ROUTESTEP']._serialized_end=1260
+  _globals['_CALLRECORD']._serialized_start=1263
+  _globals['_CALLRECORD']._serialized_end=1582
+  _globals['_LISTCALLSREQUEST']._serialized_start=1585
+  _globals['_LISTCALLSREQUEST']._serialized_end=1796
+  _globals['_LISTCALLSRESPONSE']._serialized_start=1798
+  _globals['_LISTCALLSRESPONSE']._serialized_end=1890
+  _globals['_SMSRECORD']._serialized_start=1893
+  _globals['_SMSRECORD']._serialized_end=2312
+  _globals['_CALLTRACE']._serialized_start=2314
+  _globals['_CALLTRACE']._serialized_end=2417
+  _globals['_TRACECALLERREQUEST']._serialized_start=2419
+  _globals['_TRACECALLERREQUEST']._serialized_end=2509
+  _globals['_TRACECALLERRESPONSE']._serialized_start=2512
+  _globals['_TRACECALLERRESPONSE']._serialized_end=2649
+  _globals['_GETFINALIZATIONSTATUSREQUEST']._serialized_start=2651
+  _globals['_GETFINALIZATIONSTATUSREQUEST']._serialized_end=2724
+  _globals['_GETFINALIZATIONSTATUSRESPONSE']._serialized_start=2727
+  _globals['_GETFINALIZATIONSTATUSRESPONSE']._serialized_end=2879
+  _globals['_EXPORTCSVREQUEST']._serialized_start=2882
+  _globals['_EXPORTCSVREQUEST']._serialized_end=3022
+  _globals['_EXPORTCSVRESPONSE']._serialized_start=3024
+  _globals['_EXPORTCSVRESPONSE']._serialized_end=3057
+  _globals['_LINKCLICKROW']._serialized_start=3060
+  _globals['_LINKCLICKROW']._serialized_end=3195
+  _globals['_GETLINKCLICKREPORTREQUEST']._serialized_start=3197
+  _globals['_GETLINKCLICKREPORTREQUEST']._serialized_end=3294
+  _globals['_GETLINKCLICKREPORTRESPONSE']._serialized_start=3296
+  _globals['_GETLINKCLICKREPORTRESPONSE']._serialized_end=3373
+  _globals['_REPORTSERVICE']._serialized_start=4259
+  _globals['_REPORTSERVICE']._serialized_end=5019
 # @@protoc_insertion_point(module_scope)

@@ -22,53 +22,60 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#hibiki/sms/v1/sms_box_service.proto\x12\rhibiki.sms.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x01\n\x06SmsBox\x12\x12\n\nbox_number\x18\x01 \x01(\t\x12\x10\n\x08\x62ox_name\x18\x02 \x01(\t\x12\x14\n\x0cmessage_text\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\r\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"^\n\x13\x43reateSmsBoxRequest\x12\x12\n\nbox_number\x18\x01 \x01(\t\x12\x10\n\x08\x62ox_name\x18\x02 \x01(\t\x12\x14\n\x0cmessage_text\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\">\n\x14\x43reateSmsBoxResponse\x12&\n\x07sms_box\x18\x01 \x01(\x0b\x32\x15.hibiki.sms.v1.SmsBox\"&\n\x10GetSmsBoxRequest\x12\x12\n\nbox_number\x18\x01 \x01(\t\";\n\x11GetSmsBoxResponse\x12&\n\x07sms_box\x18\x01 \x01(\x0b\x32\x15.hibiki.sms.v1.SmsBox\"M\n\x15SearchSmsBoxesRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x16SearchSmsBoxesResponse\x12(\n\tsms_boxes\x18\x01 \x03(\x0b\x32\x15.hibiki.sms.v1.SmsBox\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x89\x01\n\x13UpdateSmsBoxRequest\x12&\n\x07sms_box\x18\x01 \x01(\x0b\x32\x15.hibiki.sms.v1.SmsBox\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\r\">\n\x14UpdateSmsBoxResponse\x12&\n\x07sms_box\x18\x01 \x01(\x0b\x32\x15.hibiki.sms.v1.SmsBox\"\xc2\x01\n\x0eSmsBoxRevision\x12\x10\n\x08revision\x18\x01 \x01(\r\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12/\n\x0b\x63hange_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13message_text_before\x18\x04 \x01(\t\x12\x1a\n\x12message_text_after\x18\x05 \x01(\t\x12\x12\n\nurl_before\x18\x06 \x01(\t\x12\x11\n\turl_after\x18\x07 \x01(\t\"W\n\x1aListSmsBoxRevisionsRequest\x12\x12\n\nbox_number\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"h\n\x1bListSmsBoxRevisionsResponse\x12\x30\n\trevisions\x18\x01 \x03(\x0b\x32\x1d.hibiki.sms.v1.SmsBoxRevision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x15PreviewMessageRequest\x12\x14\n\x0cmessage_text\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\"\x98\x01\n\x16PreviewMessageResponse\x12\x15\n\rrendered_text\x18\x01 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x02 \x01(\t\x12\x12\n\ncharacters\x18\x03 \x01(\r\x12\x10\n\x08segments\x18\x04 \x01(\r\x12\x17\n\x0f\x63haracters_left\x18\x05 \x01(\r\x12\x16\n\x0emax_characters\x18\x06 \x01(\r\"%\n\x10\x41\x64\x64OptOutRequest\x12\x11\n\trecipient\x18\x01 \x01(\t\"&\n\x11\x41\x64\x64OptOutResponse\x12\x11\n\trecipient\x18\x01 \x01(\t\"(\n\x13RemoveOptOutRequest\x12\x11\n\trecipient\x18\x01 \x01(\t\"\'\n\x14RemoveOptOutResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\x32\xe6\x05\n\rSmsBoxService\x12W\n\x0c\x43reateSmsBox\x12\".hibiki.sms.v1.CreateSmsBoxRequest\x1a#.hibiki.sms.v1.CreateSmsBoxResponse\x12N\n\tGetSmsBox\x12\x1f.hibiki.sms.v1.GetSmsBoxRequest\x1a .hibiki.sms.v1.GetSmsBoxResponse\x12]\n\x0eSearchSmsBoxes\x12$.hibiki.sms.v1.SearchSmsBoxesRequest\x1a%.hibiki.sms.v1.SearchSmsBoxesResponse\x12W\n\x0cUpdateSmsBox\x12\".hibiki.sms.v1.UpdateSmsBoxRequest\x1a#.hibiki.sms.v1.UpdateSmsBoxResponse\x12l\n\x13ListSmsBoxRevisions\x12).hibiki.sms.v1.ListSmsBoxRevisionsRequest\x1a*.hibiki.sms.v1.ListSmsBoxRevisionsResponse\x12]\n\x0ePreviewMessage\x12$.hibiki.sms.v1.PreviewMessageRequest\x1a%.hibiki.sms.v1.PreviewMessageResponse\x12N\n\tAddOptOut\x12\x1f.hibiki.sms.v1.AddOptOutRequest\x1a .hibiki.sms.v1.AddOptOutResponse\x12W\n\x0cRemoveOptOut\x12\".hibiki.sms.v1.RemoveOptOutRequest\x1a#.hibiki.sms.v1.RemoveOptOutResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#hibiki/sms/v1/sms_box_service.proto\x12\rhibiki.sms.v1\x1a\x1b\x62uf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x01\n\x06SmsBox\x12\x12\n\nbox_number\x18\x01 \x01(\t\x12\x10\n\x08\x62ox_name\x18\x02 \x01(\t\x12\x14\n\x0cmessage_text\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\r\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"^\n\x13\x43reateSmsBoxRequest\x12\x12\n\nbox_number\x18\x01 \x01(\t\x12\x10\n\x08\x62ox_name\x18\x02 \x01(\t\x12\x14\n\x0cmessage_text\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\">\n\x14\x43reateSmsBoxResponse\x12&\n\x07sms_box\x18\x01 \x01(\x0b\x32\x15.hibiki.sms.v1.SmsBox\"&\n\x10GetSmsBoxRequest\x12\x12\n\nbox_number\x18\x01 \x01(\t\";\n\x11GetSmsBoxResponse\x12&\n\x07sms_box\x18\x01 \x01(\x0b\x32\x15.hibiki.sms.v1.SmsBox\"a\n\x15SearchSmsBoxesRequest\x12\x17\n\x05query\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"[\n\x16SearchSmsBoxesResponse\x12(\n\tsms_boxes\x18\x01 \x03(\x0b\x32\x15.hibiki.sms.v1.SmsBox\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x89\x01\n\x13UpdateSmsBoxRequest\x12&\n\x07sms_box\x18\x01 \x01(\x0b\x32\x15.hibiki.sms.v1.SmsBox\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\r\">\n\x14UpdateSmsBoxResponse\x12&\n\x07sms_box\x18\x01 \x01(\x0b\x32\x15.hibiki.sms.v1.SmsBox\"\xc2\x01\n\x0eSmsBoxRevision\x12\x10\n\x08revision\x18\x01 \x01(\r\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12/\n\x0b\x63hange_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13message_text_before\x18\x04 \x01(\t\x12\x1a\n\x12message_text_after\x18\x05 \x01(\t\x12\x12\n\nurl_before\x18\x06 \x01(\t\x12\x11\n\turl_after\x18\x07 \x01(\t\"a\n\x1aListSmsBoxRevisionsRequest\x12\x12\n\nbox_number\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"h\n\x1bListSmsBoxRevisionsResponse\x12\x30\n\trevisions\x18\x01 \x03(\x0b\x32\x1d.hibiki.sms.v1.SmsBoxRevision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x15PreviewMessageRequest\x12\x14\n\x0cmessage_text\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\"\x98\x01\n\x16PreviewMessageResponse\x12\x15\n\rrendered_text\x18\x01 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x02 \x01(\t\x12\x12\n\ncharacters\x18\x03 \x01(\r\x12\x10\n\x08segments\x18\x04 \x01(\r\x12\x17\n\x0f\x63haracters_left\x18\x05 \x01(\r\x12\x16\n\x0emax_characters\x18\x06 \x01(\r\"%\n\x10\x41\x64\x64OptOutRequest\x12\x11\n\trecipient\x18\x01 \x01(\t\"&\n\x11\x41\x64\x64OptOutResponse\x12\x11\n\trecipient\x18\x01 \x01(\t\"(\n\x13RemoveOptOutRequest\x12\x11\n\trecipient\x18\x01 \x01(\t\"\'\n\x14RemoveOptOutResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\x32\xe6\x05\n\rSmsBoxService\x12W\n\x0c\x43reateSmsBox\x12\".hibiki.sms.v1.CreateSmsBoxRequest\x1a#.hibiki.sms.v1.CreateSmsBoxResponse\x12N\n\tGetSmsBox\x12\x1f.hibiki.sms.v1.GetSmsBoxRequest\x1a .hibiki.sms.v1.GetSmsBoxResponse\x12]\n\x0eSearchSmsBoxes\x12$.hibiki.sms.v1.SearchSmsBoxesRequest\x1a%.hibiki.sms.v1.SearchSmsBoxesResponse\x12W\n\x0cUpdateSmsBox\x12\".hibiki.sms.v1.UpdateSmsBoxRequest\x1a#.hibiki.sms.v1.UpdateSmsBoxResponse\x12l\n\x13ListSmsBoxRevisions\x12).hibiki.sms.v1.ListSmsBoxRevisionsRequest\x1a*.hibiki.sms.v1.ListSmsBoxRevisionsResponse\x12]\n\x0ePreviewMessage\x12$.hibiki.sms.v1.PreviewMessageRequest\x1a%.hibiki.sms.v1.PreviewMessageResponse\x12N\n\tAddOptOut\x12\x1f.hibiki.sms.v1.AddOptOutRequest\x1a .hibiki.sms.v1.AddOptOutResponse\x12W\n\x0cRemoveOptOut\x12\".hibiki.sms.v1.RemoveOptOutRequest\x1a#.hibiki.sms.v1.RemoveOptOutResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hibiki.sms.v1.sms_box_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SMSBOX']._serialized_start=122
-  _globals['_SMSBOX']._serialized_end=319
-  _globals['_CREATESMSBOXREQUEST']._serialized_start=321
-  _globals['_CREATESMSBOXREQUEST']._serialized_end=415
-  _globals['_CREATESMSBOXRESPONSE']._serialized_start=417
-  _globals['_CREATESMSBOXRESPONSE']._serialized_end=479
-  _globals['_GETSMSBOXREQUEST']._serialized_start=481
-  _globals['_GETSMSBOXREQUEST']._serialized_end=519
-  _globals['_GETSMSBOXRESPONSE']._serialized_start=521
-  _globals['_GETSMSBOXRESPONSE']._serialized_end=580
-  _globals['_SEARCHSMSBOXESREQUEST']._serialized_start=582
-  _globals['_SEARCHSMSBOXESREQUEST']._serialized_end=659
-  _globals['_SEARCHSMSBOXESRESPONSE']._serialized_start=661
-  _globals['_SEARCHSMSBOXESRESPONSE']._serialized_end=752
-  _globals['_UPDATESMSBOXREQUEST']._serialized_start=755
-  _globals['_UPDATESMSBOXREQUEST']._serialized_end=892
-  _globals['_UPDATESMSBOXRESPONSE']._serialized_start=894
-  _globals['_UPDATESMSBOXRESPONSE']._serialized_end=956
-  _globals['_SMSBOXREVISION']._serialized_start=959
-  _globals['_SMSBOXREVISION']._serialized_end=1153
-  _globals['_LISTSMSBOXREVISIONSREQUEST']._serialized_start=1155
-  _globals['_LISTSMSBOXREVISIONSREQUEST']._serialized_end=1242
-  _globals['_LISTSMSBOXREVISIONSRESPONSE']._serialized_start=1244
-  _globals['_LISTSMSBOXREVISIONSRESPONSE']._serialized_end=1348
-  _globals['_PREVIEWMESSAGEREQUEST']._serialized_start=1350
-  _globals['_PREVIEWMESSAGEREQUEST']._serialized_end=1408
-  _globals['_PREVIEWMESSAGERESPONSE']._serialized_start=1411
-  _globals['_PREVIEWMESSAGERESPONSE']._serialized_end=1563
-  _globals['_ADDOPTOUTREQUEST']._serialized_start=1565
-  _globals['_ADDOPTOUTREQUEST']._serialized_end=1602
-  _globals['_ADDOPTOUTRESPONSE']._serialized_start=1604
-  _globals['_ADDOPTOUTRESPONSE']._serialized_end=1642
-  _globals['_REMOVEOPTOUTREQUEST']._serialized_start=1644
-  _globals['_REMOVEOPTOUTREQUEST']._serialized_end=1684
-  _globals['_REMOVEOPTOUTRESPONSE']._serialized_start=1686
-  _globals['_REMOVEOPTOUTRESPONSE']._serialized_end=1725
-  _globals['_SMSBOXSERVICE']._serialized_start=1728
-  _globals['_SMSBOXSERVICE']._serialized_end=2470
+  _globals['_SEARCHSMSBOXESREQUEST'].fields_by_name['query']._loaded_options = None
+  _globals['_SEARCHSMSBOXESREQUEST'].fields_by_name['query']._serialized_options = b'\272H\005r\003\030\310\001'
+  _globals['_SEARCHSMSBOXESREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_SEARCHSMSBOXESREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
+  _globals['_LISTSMSBOXREVISIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTSMSBOXREVISIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
+  _globals['_SMSBOX']._serialized_start=151
+  _globals['_SMSBOX']._serialized_end=348
+  _globals['_CREATESMSBOXREQUEST']._serialized_start=350
+  _globals['_CREATESMSBOXREQUEST']._serialized_end=444
+  _globals['_CREATESMSBOXRESPONSE']._serialized_start=446
+  _globals['_CREATESMSBOXRESPONSE']._serialized_end=508
+  _globals['_GETSMSBOXREQUEST']._serialized_start=510
+  _globals['_GETSMSBOXREQUEST']._serialized_end=548
+  _globals['_GETSMSBOXRESPONSE']._serialized_start=550
+  _globals['_GETSMSBOXRESPONSE']._serialized_end=609
+  _globals['_SEARCHSMSBOXESREQUEST']._serialized_start=611
+  _globals['_SEARCHSMSBOXESREQUEST']._serialized_end=708
+  _globals['_SEARCHSMSBOXESRESPONSE']._serialized_start=710
+  _globals['_SEARCHSMSBOXESRESPONSE']._serialized_end=801
+  _globals['_UPDATESMSBOXREQUEST']._serialized_start=804
+  _globals['_UPDATESMSBOXREQUEST']._serialized_end=941
+  _globals['_UPDATESMSBOXRESPONSE']._serialized_start=943
+  _globals['_UPDATESMSBOXRESPONSE']._serialized_end=1005
+  _globals['_SMSBOXREVISION']._serialized_start=1008
+  _globals['_SMSBOXREVISION']._serialized_end=1202
+  _globals['_LISTSMSBOXREVISIONSREQUEST']._serialized_start=1204
+  _globals['_LISTSMSBOXREVISIONSREQUEST']._serialized_end=1301
+  _globals['_LISTSMSBOXREVISIONSRESPONSE']._serialized_start=1303
+  _globals['_LISTSMSBOXREVISIONSRESPONSE']._serialized_end=1407
+  _globals['_PREVIEWMESSAGEREQUEST']._serialized_start=1409
+  _globals['_PREVIEWMESSAGEREQUEST']._serialized_end=1467
+  _globals['_PREVIEWMESSAGERESPONSE']._serialized_start=1470
+  _globals['_PREVIEWMESSAGERESPONSE']._serialized_end=1622
+  _globals['_ADDOPTOUTREQUEST']._serialized_start=1624
+  _globals['_ADDOPTOUTREQUEST']._serialized_end=1661
+  _globals['_ADDOPTOUTRESPONSE']._serialized_start=1663
+  _globals['_ADDOPTOUTRESPONSE']._serialized_end=1701
+  _globals['_REMOVEOPTOUTREQUEST']._serialized_start=1703
+  _globals['_REMOVEOPTOUTREQUEST']._serialized_end=1743
+  _globals['_REMOVEOPTOUTRESPONSE']._serialized_start=1745
+  _globals['_REMOVEOPTOUTRESPONSE']._serialized_end=1784
+  _globals['_SMSBOXSERVICE']._serialized_start=1787
+  _globals['_SMSBOXSERVICE']._serialized_end=2529
 # @@protoc_insertion_point(module_scope)

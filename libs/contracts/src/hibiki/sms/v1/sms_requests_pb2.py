@@ -22,18 +22,33 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from hibiki.common.v1 import envelope_pb2 as hibiki_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hibiki/sms/v1/sms_requests.proto\x12\rhibiki.sms.v1\x1a\x1fhibiki/common/v1/envelope.proto\"\x8c\x01\n\nSmsRequest\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.hibiki.common.v1.Envelope\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x34\n\rsms_requested\x18\n \x01(\x0b\x32\x1b.hibiki.sms.v1.SmsRequestedH\x00\x42\x06\n\x04\x62ody\"\x8b\x01\n\x0cSmsRequested\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x12\n\nbox_number\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x15\n\rdialed_number\x18\x04 \x01(\t\x12\x10\n\x08route_id\x18\x05 \x01(\t\x12\x1a\n\x12recipient_captured\x18\x06 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hibiki/sms/v1/sms_requests.proto\x12\rhibiki.sms.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fhibiki/common/v1/envelope.proto\"\xaa\x01\n\nSmsRequest\x12\x34\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.hibiki.common.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01\x12(\n\nrequest_id\x18\x02 \x01(\tB\x14\xbaH\x11r\x0f\x10\x01\x18\xc8\x01\x32\x08^[!-~]+$\x12\x34\n\rsms_requested\x18\n \x01(\x0b\x32\x1b.hibiki.sms.v1.SmsRequestedH\x00\x42\x06\n\x04\x62ody\"\x84\x02\n\x0cSmsRequested\x12\"\n\x07\x63\x61ll_id\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x18\x64\x32\x08^[!-~]*$\x12%\n\nbox_number\x18\x02 \x01(\tB\x11\xbaH\x0er\x0c\x18 2\x08^[!-~]*$\x12$\n\trecipient\x18\x03 \x01(\tB\x11\xbaH\x0er\x0c\x18 2\x08^[!-~]*$\x12\x37\n\rdialed_number\x18\x04 \x01(\tB \xbaH\x1dr\x1b\x18\x10\x32\x17^(\\+[1-9][0-9]{6,14})?$\x12.\n\x08route_id\x18\x05 \x01(\tB\x1c\xbaH\x19r\x17\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x1a\n\x12recipient_captured\x18\x06 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hibiki.sms.v1.sms_requests_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SMSREQUEST']._serialized_start=85
-  _globals['_SMSREQUEST']._serialized_end=225
-  _globals['_SMSREQUESTED']._serialized_start=228
-  _globals['_SMSREQUESTED']._serialized_end=367
+  _globals['_SMSREQUEST'].fields_by_name['envelope']._loaded_options = None
+  _globals['_SMSREQUEST'].fields_by_name['envelope']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_SMSREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_SMSREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\021r\017\020\001\030\310\0012\010^[!-~]+$'
+  _globals['_SMSREQUESTED'].fields_by_name['call_id']._loaded_options = None
+  _globals['_SMSREQUESTED'].fields_by_name['call_id']._serialized_options = b'\272H\016r\014\030d2\010^[!-~]*$'
+  _globals['_SMSREQUESTED'].fields_by_name['box_number']._loaded_options = None
+  _globals['_SMSREQUESTED'].fields_by_name['box_number']._serialized_options = b'\272H\016r\014\030 2\010^[!-~]*$'
+  _globals['_SMSREQUESTED'].fields_by_name['recipient']._loaded_options = None
+  _globals['_SMSREQUESTED'].fields_by_name['recipient']._serialized_options = b'\272H\016r\014\030 2\010^[!-~]*$'
+  _globals['_SMSREQUESTED'].fields_by_name['dialed_number']._loaded_options = None
+  _globals['_SMSREQUESTED'].fields_by_name['dialed_number']._serialized_options = b'\272H\035r\033\030\0202\027^(\\+[1-9][0-9]{6,14})?$'
+  _globals['_SMSREQUESTED'].fields_by_name['route_id']._loaded_options = None
+  _globals['_SMSREQUESTED'].fields_by_name['route_id']._serialized_options = b'\272H\031r\027\030d2\023^[^\\x00-\\x1f\\x7f]*$'
+  _globals['_SMSREQUEST']._serialized_start=114
+  _globals['_SMSREQUEST']._serialized_end=284
+  _globals['_SMSREQUESTED']._serialized_start=287
+  _globals['_SMSREQUESTED']._serialized_end=547
 # @@protoc_insertion_point(module_scope)

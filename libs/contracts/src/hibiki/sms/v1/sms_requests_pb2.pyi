@@ -21,6 +21,7 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class SmsRequest(_message.Message):
     """SmsRequest is the only message type on topic `sms.requests`, keyed by request_id.
     Produced by routing, consumed by sms-gateway and reporting.
+    A record that breaks a field limit below goes to `sms.requests.dlq` (reason "invalid_field").
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -67,8 +68,11 @@ class SmsRequested(_message.Message):
     box_number: _builtins.str
     """Number of the SMS box (蓄積BOX番号) whose message text and URL are sent."""
     recipient: _builtins.str
-    """Recipient, E.164."""
+    """Recipient, E.164. Another printable form (at most 32 characters) is refused by sms-gateway with
+    an SmsRejected that says why (e.g. REJECT_REASON_INVALID_NUMBER), not dead-lettered.
+    """
     dialed_number: _builtins.str
+    """The number the caller dialed, E.164."""
     route_id: _builtins.str
     """Route that asked for the SMS."""
     recipient_captured: _builtins.bool

@@ -22,34 +22,75 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from hibiki.common.v1 import envelope_pb2 as hibiki_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhibiki/sms/v1/sms_results.proto\x12\rhibiki.sms.v1\x1a\x1fhibiki/common/v1/envelope.proto\"\x98\x03\n\tSmsResult\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.hibiki.common.v1.Envelope\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x32\n\x0csms_accepted\x18\n \x01(\x0b\x32\x1a.hibiki.sms.v1.SmsAcceptedH\x00\x12\x34\n\rsms_delivered\x18\x0b \x01(\x0b\x32\x1b.hibiki.sms.v1.SmsDeliveredH\x00\x12\x38\n\x0fsms_undelivered\x18\x0c \x01(\x0b\x32\x1d.hibiki.sms.v1.SmsUndeliveredH\x00\x12\x32\n\x0csms_rejected\x18\r \x01(\x0b\x32\x1a.hibiki.sms.v1.SmsRejectedH\x00\x12.\n\nsms_failed\x18\x0e \x01(\x0b\x32\x18.hibiki.sms.v1.SmsFailedH\x00\x12\x39\n\x10sms_link_clicked\x18\x0f \x01(\x0b\x32\x1d.hibiki.sms.v1.SmsLinkClickedH\x00\x42\x06\n\x04\x62ody\"\x99\x01\n\x0fMessageSnapshot\x12\x12\n\nbox_number\x18\x01 \x01(\t\x12\x10\n\x08\x62ox_name\x18\x02 \x01(\t\x12\x14\n\x0cmessage_text\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x14\n\x0c\x62ox_revision\x18\x05 \x01(\r\x12\x15\n\rrendered_text\x18\x06 \x01(\t\x12\x10\n\x08segments\x18\x07 \x01(\r\"\x95\x01\n\x0bSmsAccepted\x12\'\n\x07\x63\x61rrier\x18\x01 \x01(\x0e\x32\x16.hibiki.sms.v1.Carrier\x12\x1b\n\x13\x63\x61rrier_message_ids\x18\x02 \x03(\t\x12\x30\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x96\x01\n\x0cSmsDelivered\x12\'\n\x07\x63\x61rrier\x18\x01 \x01(\x0e\x32\x16.hibiki.sms.v1.Carrier\x12\x1b\n\x13\x63\x61rrier_message_ids\x18\x02 \x03(\t\x12\x30\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xac\x01\n\x0eSmsUndelivered\x12\'\n\x07\x63\x61rrier\x18\x01 \x01(\x0e\x32\x16.hibiki.sms.v1.Carrier\x12\x1b\n\x13\x63\x61rrier_message_ids\x18\x02 \x03(\t\x12\x30\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\nerror_code\x18\x05 \x01(\t\"|\n\x0bSmsRejected\x12+\n\x06reason\x18\x01 \x01(\x0e\x32\x1b.hibiki.sms.v1.RejectReason\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x30\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\"\x98\x01\n\tSmsFailed\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\'\n\x07\x63\x61rrier\x18\x03 \x01(\x0e\x32\x16.hibiki.sms.v1.Carrier\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12\x30\n\x08snapshot\x18\x05 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\"G\n\x0eSmsLinkClicked\x12\x14\n\x0c\x63lick_number\x18\x01 \x01(\r\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x12\n\nshort_link\x18\x03 \x01(\t*s\n\x07\x43\x61rrier\x12\x17\n\x13\x43\x41RRIER_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41RRIER_DOCOMO\x10\x01\x12\x10\n\x0c\x43\x41RRIER_KDDI\x10\x02\x12\x14\n\x10\x43\x41RRIER_SOFTBANK\x10\x03\x12\x13\n\x0f\x43\x41RRIER_RAKUTEN\x10\x04*\xa9\x03\n\x0cRejectReason\x12\x1d\n\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12 \n\x1cREJECT_REASON_INVALID_NUMBER\x10\x01\x12 \n\x1cREJECT_REASON_FOREIGN_NUMBER\x10\x02\x12!\n\x1dREJECT_REASON_LANDLINE_NUMBER\x10\x03\x12!\n\x1dREJECT_REASON_IP_PHONE_NUMBER\x10\x04\x12\"\n\x1eREJECT_REASON_TOLL_FREE_NUMBER\x10\x05\x12\x1c\n\x18REJECT_REASON_M2M_NUMBER\x10\x06\x12%\n!REJECT_REASON_UNSUPPORTED_CARRIER\x10\x07\x12\x1d\n\x19REJECT_REASON_UNKNOWN_BOX\x10\x08\x12\x1b\n\x17REJECT_REASON_OPTED_OUT\x10\t\x12(\n$REJECT_REASON_RECIPIENT_RATE_LIMITED\x10\n\x12!\n\x1dREJECT_REASON_WITHHELD_NUMBER\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhibiki/sms/v1/sms_results.proto\x12\rhibiki.sms.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fhibiki/common/v1/envelope.proto\"\xb6\x03\n\tSmsResult\x12\x34\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.hibiki.common.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01\x12(\n\nrequest_id\x18\x02 \x01(\tB\x14\xbaH\x11r\x0f\x10\x01\x18\xc8\x01\x32\x08^[!-~]+$\x12\x32\n\x0csms_accepted\x18\n \x01(\x0b\x32\x1a.hibiki.sms.v1.SmsAcceptedH\x00\x12\x34\n\rsms_delivered\x18\x0b \x01(\x0b\x32\x1b.hibiki.sms.v1.SmsDeliveredH\x00\x12\x38\n\x0fsms_undelivered\x18\x0c \x01(\x0b\x32\x1d.hibiki.sms.v1.SmsUndeliveredH\x00\x12\x32\n\x0csms_rejected\x18\r \x01(\x0b\x32\x1a.hibiki.sms.v1.SmsRejectedH\x00\x12.\n\nsms_failed\x18\x0e \x01(\x0b\x32\x18.hibiki.sms.v1.SmsFailedH\x00\x12\x39\n\x10sms_link_clicked\x18\x0f \x01(\x0b\x32\x1d.hibiki.sms.v1.SmsLinkClickedH\x00\x42\x06\n\x04\x62ody\"\x80\x02\n\x0fMessageSnapshot\x12%\n\nbox_number\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x18 2\x08^[!-~]*$\x12\x1d\n\x08\x62ox_name\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18\x64\xba\x01\x01\x00\x12\"\n\x0cmessage_text\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\xd0\x0f\xba\x01\x01\x00\x12,\n\x03url\x18\x04 \x01(\tB\x1f\xbaH\x1cr\x1a\x18\x80\x10\x32\x15^[^\\s\\x00-\\x1f\\x7f]*$\x12\x14\n\x0c\x62ox_revision\x18\x05 \x01(\r\x12#\n\rrendered_text\x18\x06 \x01(\tB\x0c\xbaH\tr\x07\x18\xa0\x1f\xba\x01\x01\x00\x12\x1a\n\x08segments\x18\x07 \x01(\rB\x08\xbaH\x05*\x03\x18\xff\x01\"\xcd\x01\n\x0bSmsAccepted\x12\'\n\x07\x63\x61rrier\x18\x01 \x01(\x0e\x32\x16.hibiki.sms.v1.Carrier\x12\x36\n\x13\x63\x61rrier_message_ids\x18\x02 \x03(\tB\x19\xbaH\x16\x92\x01\x13\x10\xff\x01\"\x0er\x0c\x18\x64\x32\x08^[!-~]*$\x12\x30\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\x12+\n\x06reason\x18\x04 \x01(\tB\x1b\xbaH\x18r\x16\x32\x14^[A-Za-z0-9_]{0,64}$\"\xce\x01\n\x0cSmsDelivered\x12\'\n\x07\x63\x61rrier\x18\x01 \x01(\x0e\x32\x16.hibiki.sms.v1.Carrier\x12\x36\n\x13\x63\x61rrier_message_ids\x18\x02 \x03(\tB\x19\xbaH\x16\x92\x01\x13\x10\xff\x01\"\x0er\x0c\x18\x64\x32\x08^[!-~]*$\x12\x30\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\x12+\n\x06reason\x18\x04 \x01(\tB\x1b\xbaH\x18r\x16\x32\x14^[A-Za-z0-9_]{0,64}$\"\xf7\x01\n\x0eSmsUndelivered\x12\'\n\x07\x63\x61rrier\x18\x01 \x01(\x0e\x32\x16.hibiki.sms.v1.Carrier\x12\x36\n\x13\x63\x61rrier_message_ids\x18\x02 \x03(\tB\x19\xbaH\x16\x92\x01\x13\x10\xff\x01\"\x0er\x0c\x18\x64\x32\x08^[!-~]*$\x12\x30\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\x12+\n\x06reason\x18\x04 \x01(\tB\x1b\xbaH\x18r\x16\x32\x14^[A-Za-z0-9_]{0,64}$\x12%\n\nerror_code\x18\x05 \x01(\tB\x11\xbaH\x0er\x0c\x18 2\x08^[ -~]*$\"\x8a\x01\n\x0bSmsRejected\x12+\n\x06reason\x18\x01 \x01(\x0e\x32\x1b.hibiki.sms.v1.RejectReason\x12\x1c\n\x06\x64\x65tail\x18\x02 \x01(\tB\x0c\xbaH\tr\x07\x18\xe8\x07\xba\x01\x01\x00\x12\x30\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\"\xc3\x01\n\tSmsFailed\x12+\n\x06reason\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x32\x14^[A-Za-z0-9_]{0,64}$\x12\x1c\n\x06\x64\x65tail\x18\x02 \x01(\tB\x0c\xbaH\tr\x07\x18\xe8\x07\xba\x01\x01\x00\x12\'\n\x07\x63\x61rrier\x18\x03 \x01(\x0e\x32\x16.hibiki.sms.v1.Carrier\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12\x30\n\x08snapshot\x18\x05 \x01(\x0b\x32\x1e.hibiki.sms.v1.MessageSnapshot\"|\n\x0eSmsLinkClicked\x12\x14\n\x0c\x63lick_number\x18\x01 \x01(\r\x12,\n\x03url\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a\x18\x80\x10\x32\x15^[^\\s\\x00-\\x1f\\x7f]*$\x12&\n\nshort_link\x18\x03 \x01(\tB\x12\xbaH\x0fr\r\x18\x80\x02\x32\x08^[!-~]*$*s\n\x07\x43\x61rrier\x12\x17\n\x13\x43\x41RRIER_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41RRIER_DOCOMO\x10\x01\x12\x10\n\x0c\x43\x41RRIER_KDDI\x10\x02\x12\x14\n\x10\x43\x41RRIER_SOFTBANK\x10\x03\x12\x13\n\x0f\x43\x41RRIER_RAKUTEN\x10\x04*\xa9\x03\n\x0cRejectReason\x12\x1d\n\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12 \n\x1cREJECT_REASON_INVALID_NUMBER\x10\x01\x12 \n\x1cREJECT_REASON_FOREIGN_NUMBER\x10\x02\x12!\n\x1dREJECT_REASON_LANDLINE_NUMBER\x10\x03\x12!\n\x1dREJECT_REASON_IP_PHONE_NUMBER\x10\x04\x12\"\n\x1eREJECT_REASON_TOLL_FREE_NUMBER\x10\x05\x12\x1c\n\x18REJECT_REASON_M2M_NUMBER\x10\x06\x12%\n!REJECT_REASON_UNSUPPORTED_CARRIER\x10\x07\x12\x1d\n\x19REJECT_REASON_UNKNOWN_BOX\x10\x08\x12\x1b\n\x17REJECT_REASON_OPTED_OUT\x10\t\x12(\n$REJECT_REASON_RECIPIENT_RATE_LIMITED\x10\n\x12!\n\x1dREJECT_REASON_WITHHELD_NUMBER\x10\x0b\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hibiki.sms.v1.sms_results_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CARRIER']._serialized_start=1484
-  _globals['_CARRIER']._serialized_end=1599
-  _globals['_REJECTREASON']._serialized_start=1602
-  _globals['_REJECTREASON']._serialized_end=2027
-  _globals['_SMSRESULT']._serialized_start=84
-  _globals['_SMSRESULT']._serialized_end=492
-  _globals['_MESSAGESNAPSHOT']._serialized_start=495
-  _globals['_MESSAGESNAPSHOT']._serialized_end=648
-  _globals['_SMSACCEPTED']._serialized_start=651
-  _globals['_SMSACCEPTED']._serialized_end=800
-  _globals['_SMSDELIVERED']._serialized_start=803
-  _globals['_SMSDELIVERED']._serialized_end=953
-  _globals['_SMSUNDELIVERED']._serialized_start=956
-  _globals['_SMSUNDELIVERED']._serialized_end=1128
-  _globals['_SMSREJECTED']._serialized_start=1130
-  _globals['_SMSREJECTED']._serialized_end=1254
-  _globals['_SMSFAILED']._serialized_start=1257
-  _globals['_SMSFAILED']._serialized_end=1409
-  _globals['_SMSLINKCLICKED']._serialized_start=1411
-  _globals['_SMSLINKCLICKED']._serialized_end=1482
+  _globals['_SMSRESULT'].fields_by_name['envelope']._loaded_options = None
+  _globals['_SMSRESULT'].fields_by_name['envelope']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_SMSRESULT'].fields_by_name['request_id']._loaded_options = None
+  _globals['_SMSRESULT'].fields_by_name['request_id']._serialized_options = b'\272H\021r\017\020\001\030\310\0012\010^[!-~]+$'
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['box_number']._loaded_options = None
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['box_number']._serialized_options = b'\272H\016r\014\030 2\010^[!-~]*$'
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['box_name']._loaded_options = None
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['box_name']._serialized_options = b'\272H\010r\006\030d\272\001\001\000'
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['message_text']._loaded_options = None
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['message_text']._serialized_options = b'\272H\tr\007\030\320\017\272\001\001\000'
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['url']._loaded_options = None
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['url']._serialized_options = b'\272H\034r\032\030\200\0202\025^[^\\s\\x00-\\x1f\\x7f]*$'
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['rendered_text']._loaded_options = None
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['rendered_text']._serialized_options = b'\272H\tr\007\030\240\037\272\001\001\000'
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['segments']._loaded_options = None
+  _globals['_MESSAGESNAPSHOT'].fields_by_name['segments']._serialized_options = b'\272H\005*\003\030\377\001'
+  _globals['_SMSACCEPTED'].fields_by_name['carrier_message_ids']._loaded_options = None
+  _globals['_SMSACCEPTED'].fields_by_name['carrier_message_ids']._serialized_options = b'\272H\026\222\001\023\020\377\001\"\016r\014\030d2\010^[!-~]*$'
+  _globals['_SMSACCEPTED'].fields_by_name['reason']._loaded_options = None
+  _globals['_SMSACCEPTED'].fields_by_name['reason']._serialized_options = b'\272H\030r\0262\024^[A-Za-z0-9_]{0,64}$'
+  _globals['_SMSDELIVERED'].fields_by_name['carrier_message_ids']._loaded_options = None
+  _globals['_SMSDELIVERED'].fields_by_name['carrier_message_ids']._serialized_options = b'\272H\026\222\001\023\020\377\001\"\016r\014\030d2\010^[!-~]*$'
+  _globals['_SMSDELIVERED'].fields_by_name['reason']._loaded_options = None
+  _globals['_SMSDELIVERED'].fields_by_name['reason']._serialized_options = b'\272H\030r\0262\024^[A-Za-z0-9_]{0,64}$'
+  _globals['_SMSUNDELIVERED'].fields_by_name['carrier_message_ids']._loaded_options = None
+  _globals['_SMSUNDELIVERED'].fields_by_name['carrier_message_ids']._serialized_options = b'\272H\026\222\001\023\020\377\001\"\016r\014\030d2\010^[!-~]*$'
+  _globals['_SMSUNDELIVERED'].fields_by_name['reason']._loaded_options = None
+  _globals['_SMSUNDELIVERED'].fields_by_name['reason']._serialized_options = b'\272H\030r\0262\024^[A-Za-z0-9_]{0,64}$'
+  _globals['_SMSUNDELIVERED'].fields_by_name['error_code']._loaded_options = None
+  _globals['_SMSUNDELIVERED'].fields_by_name['error_code']._serialized_options = b'\272H\016r\014\030 2\010^[ -~]*$'
+  _globals['_SMSREJECTED'].fields_by_name['detail']._loaded_options = None
+  _globals['_SMSREJECTED'].fields_by_name['detail']._serialized_options = b'\272H\tr\007\030\350\007\272\001\001\000'
+  _globals['_SMSFAILED'].fields_by_name['reason']._loaded_options = None
+  _globals['_SMSFAILED'].fields_by_name['reason']._serialized_options = b'\272H\030r\0262\024^[A-Za-z0-9_]{0,64}$'
+  _globals['_SMSFAILED'].fields_by_name['detail']._loaded_options = None
+  _globals['_SMSFAILED'].fields_by_name['detail']._serialized_options = b'\272H\tr\007\030\350\007\272\001\001\000'
+  _globals['_SMSLINKCLICKED'].fields_by_name['url']._loaded_options = None
+  _globals['_SMSLINKCLICKED'].fields_by_name['url']._serialized_options = b'\272H\034r\032\030\200\0202\025^[^\\s\\x00-\\x1f\\x7f]*$'
+  _globals['_SMSLINKCLICKED'].fields_by_name['short_link']._loaded_options = None
+  _globals['_SMSLINKCLICKED'].fields_by_name['short_link']._serialized_options = b'\272H\017r\r\030\200\0022\010^[!-~]*$'
+  _globals['_CARRIER']._serialized_start=1944
+  _globals['_CARRIER']._serialized_end=2059
+  _globals['_REJECTREASON']._serialized_start=2062
+  _globals['_REJECTREASON']._serialized_end=2487
+  _globals['_SMSRESULT']._serialized_start=113
+  _globals['_SMSRESULT']._serialized_end=551
+  _globals['_MESSAGESNAPSHOT']._serialized_start=554
+  _globals['_MESSAGESNAPSHOT']._serialized_end=810
+  _globals['_SMSACCEPTED']._serialized_start=813
+  _globals['_SMSACCEPTED']._serialized_end=1018
+  _globals['_SMSDELIVERED']._serialized_start=1021
+  _globals['_SMSDELIVERED']._serialized_end=1227
+  _globals['_SMSUNDELIVERED']._serialized_start=1230
+  _globals['_SMSUNDELIVERED']._serialized_end=1477
+  _globals['_SMSREJECTED']._serialized_start=1480
+  _globals['_SMSREJECTED']._serialized_end=1618
+  _globals['_SMSFAILED']._serialized_start=1621
+  _globals['_SMSFAILED']._serialized_end=1816
+  _globals['_SMSLINKCLICKED']._serialized_start=1818
+  _globals['_SMSLINKCLICKED']._serialized_end=1942
 # @@protoc_insertion_point(module_scope)

@@ -82,6 +82,8 @@ Global___RejectReason: _TypeAlias = RejectReason  # noqa: Y015
 class SmsResult(_message.Message):
     """SmsResult is the only message type on topic `sms.results`, keyed by request_id.
     Produced by sms-gateway, consumed by reporting.
+    A record that breaks a field limit below goes to `sms.results.dlq` (reason "invalid_field"). Enum
+    numbers this version does not name (a newer sms-gateway) are read as "unknown", never refused.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
