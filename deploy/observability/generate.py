@@ -585,6 +585,7 @@ def dashboard(
 
 UNDELIVERED_THRESHOLD = 0.2  # as in hibiki-domain-sms-gateway.yml (HibikiSmsUndeliveredRatioHigh)
 FALLBACK_THRESHOLD = 0.3  # as in hibiki-domain-routing.yml (HibikiRoutingFallbacksSpike)
+LOOKUP_FALLBACK_THRESHOLD = 0.1  # as in hibiki-domain-sms-gateway.yml (HibikiSmsCarrierLookupFallingBack)
 
 
 def _matchers(*parts: str) -> str:
@@ -647,6 +648,40 @@ def sms_delivery_panels(sel: str = "", carrier: str = "") -> list[dict[str, Any]
     ]
 
 
+def sms_lookup_panels(sel: str = "") -> list[dict[str, Any]]:
+    """The number-portability lookup (no series without HIBIKI_SMS_MNP_URL)."""
+    m = _matchers(sel)
+    return [
+        timeseries(
+            f"Carrier answers from the static table (alert > {LOOKUP_FALLBACK_THRESHOLD:.0%})",
+            [(f"service:hibiki_sms_carrier_lookup_fallbacks:ratio_rate15m{m}", "fallback share")],
+            "percentunit",
+            "Share of carrier answers over 15 minutes taken from the static prefix table because the"
+            " number-portability lookup failed.",
+        ),
+        timeseries(
+            "Carrier lookups / s by result",
+            [(f"service_result:hibiki_sms_carrier_lookups:rate5m{m}", "{{result}}")],
+            "rps",
+            "answered / unsupported: the number-portability service answered; cached; coalesced: shared a"
+            " concurrent lookup of the same number; fallback: the static table answered.",
+            stack=True,
+        ),
+        timeseries(
+            "Carrier lookup errors / s by cause",
+            [(f"service_cause:hibiki_sms_carrier_lookup_errors:rate5m{m}", "{{cause}}")],
+            "rps",
+            stack=True,
+        ),
+        timeseries(
+            "Carrier lookup p99 duration",
+            [(f"service:hibiki_sms_carrier_lookup_duration_seconds:p99_rate5m{m}", "p99")],
+            "s",
+            "HTTP lookups only (cached answers take none); at most HIBIKI_SMS_MNP_TIMEOUT_SECONDS.",
+        ),
+    ]
+
+
 def sms_connector_panels(sel: str = "") -> list[dict[str, Any]]:
     m = _matchers(sel)
     return [
@@ -661,6 +696,46 @@ def sms_connector_panels(sel: str = "") -> list[dict[str, Any]]:
             [(f"service_cause:hibiki_sms_uncertain_submissions:increase15m{m}", "{{cause}}")],
             "short",
             "Outcome unknown: reported as SmsFailed, never resent automatically.",
+        ),
+        timeseries(
+            "Receipts stored / s",
+            [(f"service:hibiki_sms_receipts_stored:rate5m{m}", "stored")],
+            "rps",
+            "Delivery receipts committed (in groups) and only then acknowledged to the SMSC.",
+        ),
+        timeseries(
+            "After a stopped process (last hour)",
+            [
+                (f"service:hibiki_sms_messages_taken_over:increase1h{m}", "queued messages taken over"),
+                (f"service:hibiki_sms_receipts_reconciled:increase1h{m}", "receipts matched by handset"),
+            ],
+            "short",
+            "Queued messages of a stopped sms-gateway process sent by another; receipts whose part a crash"
+            " lost, matched to their message by handset and time.",
+        ),
+        timeseries(
+            "Outcomes not recorded (last 5 min)",
+            [(f"service:hibiki_sms_outcomes_unrecorded:increase5m{m}", "kept for retry")],
+            "short",
+            "Send outcomes the database refused; kept in memory and retried.",
+        ),
+    ]
+
+
+def sms_retention_panels(sel: str) -> list[dict[str, Any]]:
+    return [
+        timeseries(
+            "Rows deleted by retention (per day) by table",
+            [(f"service_table:hibiki_sms_retention_deleted_rows:increase1d{sel}", "{{table}}")],
+            "short",
+            "Final messages (with their parts and short links) and receipts older than"
+            " HIBIKI_SMS_RETENTION_DAYS, hard-deleted.",
+        ),
+        stat(
+            "Retention: last completed run",
+            [(f"service:hibiki_sms_retention_last_completed_timestamp_seconds:max{sel} * 1000", "completed")],
+            "dateTimeAsIso",
+            "Runs at start and every HIBIKI_SMS_RETENTION_INTERVAL_SECONDS (1 h); 1970 before the first run.",
         ),
     ]
 
@@ -788,7 +863,9 @@ DOMAIN_PANELS.update(
         "sms-gateway": [
             *sms_submission_panels(SERVICE_SELECTOR),
             *sms_delivery_panels(SERVICE_SELECTOR),
+            *sms_lookup_panels(SERVICE_SELECTOR),
             *sms_connector_panels(SERVICE_SELECTOR),
+            *sms_retention_panels(SERVICE_SELECTOR),
         ],
         "reporting": report_panels(SERVICE_SELECTOR),
     }
@@ -821,6 +898,7 @@ def sms_carriers() -> dict[str, Any]:
         ("Submissions", sms_submission_panels(carrier=carrier)),
         ("Delivery", sms_delivery_panels(carrier=carrier)),
         ("Connectors", sms_connector_panels()),
+        ("Carrier lookup", sms_lookup_panels()),
     ]
     return dashboard("hibiki-sms-carriers", "Hibiki / SMS carriers", sections, [CARRIER_VARIABLE])
 

@@ -6,10 +6,11 @@ import json
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hibiki_devstack.infra import Broker, Postgres, free_port, kafka_broker, postgres_server
+from hibiki_devstack.infra import Broker, Postgres, free_port, kafka_broker, postgres_server, wait_for_port
 from hibiki_devstack.stack import ServiceSpec, Stack
 from hibiki_runtime.events import ALL_TOPICS
 from hibiki_runtime.kafka import ensure_topics
@@ -92,3 +93,25 @@ def start_service(stack: Stack, postgres: Postgres, name: str, module: str, **en
     )
     stack.wait_healthy([stack.start(spec)], timeout=90)
     return spec
+
+
+@dataclass(frozen=True)
+class SmscProcess:
+    port: int
+    scenario: Path  # also the service's carrier table (HIBIKI_SMS_CARRIER_TABLE_FILE)
+    record: Path | None  # every message the simulator took, one JSON line each
+
+
+def start_smsc(
+    stack: Stack, work_dir: Path, name: str, rules: list[dict[str, object]], *, record: bool = False
+) -> SmscProcess:
+    """Start an SMSC simulator process with these scenario rules; returns once it listens."""
+    scenario = work_dir / f"{name}-scenario.json"
+    scenario.write_text(json.dumps({"rules": rules}))
+    smsc = SmscProcess(free_port(), scenario, work_dir / f"{name}-received.jsonl" if record else None)
+    args = ["--port", str(smsc.port), "--scenario", str(scenario)]
+    if smsc.record is not None:
+        args += ["--record", str(smsc.record)]
+    running = stack.start(ServiceSpec(name, "hibiki_sms_gateway.smsc_simulator", args=args))
+    wait_for_port(smsc.port, 30, running.process)
+    return smsc

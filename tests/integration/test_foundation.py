@@ -12,9 +12,11 @@ from hibiki.call.v1 import call_actions_pb2, call_events_pb2
 from hibiki_devstack.infra import Broker, Postgres
 from hibiki_devstack.processes import health_status
 from hibiki_devstack.stack import ServiceSpec, Stack
+from hibiki_runtime import db
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.events import CALL_ACTIONS, CALL_EVENTS, dlq_topic, new_envelope
 from hibiki_runtime.outbox import claim_events, release_claims
+from sqlalchemy import text
 
 from tests.integration.conftest import TENANT, start_service
 from tests.integration.kafka_io import produce, read_until
@@ -141,3 +143,23 @@ async def test_batch_claims_on_postgresql_skip_seen_and_repeated_ids(postgres: P
             assert await claim_events(session, "c", ["e1", "e2", "e3"]) == {"e2", "e3"}
     finally:
         await engine.dispose()
+
+
+async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
+    postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "PING_IDLE_AFTER_SECONDS", 0.2)
+    postgres.create_database("foundation_idle")
+    engine = create_engine(postgres.url("foundation_idle"), pool_size=1, max_overflow=0)
+    admin = create_engine(postgres.url("foundation_idle"))
+    try:
+        async with engine.connect() as connection:
+            first = await connection.scalar(text("SELECT pg_backend_pid()"))
+        async with admin.begin() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        await asyncio.sleep(0.3)  # idle long enough to be pinged
+        async with engine.connect() as connection:  # no error: the dead connection was replaced
+            assert await connection.scalar(text("SELECT pg_backend_pid()")) != first
+    finally:
+        await engine.dispose()
+        await admin.dispose()

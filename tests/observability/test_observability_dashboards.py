@@ -121,7 +121,7 @@ def test_sms_carriers_dashboard_filters_every_carrier_panel_by_the_carrier_varia
     variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "carrier")
     assert variable["includeAll"] and variable["multi"]
     assert "label_values(" in variable["definition"] and ", carrier)" in variable["definition"]
-    assert _row_titles(dashboard) == ["Submissions", "Delivery", "Connectors"]
+    assert _row_titles(dashboard) == ["Submissions", "Delivery", "Connectors", "Carrier lookup"]
     carrier_exprs = [e for e in dashboard_exprs(dashboard) if "service_carrier" in e]
     assert carrier_exprs
     assert all('carrier=~"$carrier"' in e for e in carrier_exprs), carrier_exprs
@@ -182,6 +182,7 @@ def test_domain_panels_replace_the_placeholder_row() -> None:
     [
         ("UNDELIVERED_THRESHOLD", "HibikiSmsUndeliveredRatioHigh"),
         ("FALLBACK_THRESHOLD", "HibikiRoutingFallbacksSpike"),
+        ("LOOKUP_FALLBACK_THRESHOLD", "HibikiSmsCarrierLookupFallingBack"),
     ],
 )
 def test_thresholds_shown_on_panels_are_the_alerts_thresholds(constant: str, alert_name: str) -> None:

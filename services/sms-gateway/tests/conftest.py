@@ -9,7 +9,8 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.events import SMS_REQUESTS, new_envelope
 from hibiki_runtime.outbox import outbox
 from hibiki_sms_gateway.adapters.carrier_table import StaticCarrierTable
+from hibiki_sms_gateway.adapters.instance_repository import InstanceRepository
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
 from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount
@@ -31,7 +33,7 @@ from hibiki_sms_gateway.service_layer.boxes import BoxService
 from hibiki_sms_gateway.service_layer.dispatch import AdmissionPolicy, Dispatcher
 from hibiki_sms_gateway.service_layer.opt_outs import OptOutService
 from hibiki_sms_gateway.service_layer.receipts import ReceiptBook
-from hibiki_sms_gateway.service_layer.recovery import UncertainSweeper
+from hibiki_sms_gateway.service_layer.recovery import Recovery
 from hibiki_sms_gateway.service_layer.sender import PartSender, SendPolicy
 from hibiki_sms_gateway.smsc_simulator.scenario import Behaviour, Rule, Scenario
 from hibiki_sms_gateway.smsc_simulator.simulator import SmscSimulator
@@ -40,6 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 TENANT = "tenant-a"
+OWNER = "test-process"  # the sms-gateway process the tests play (registered as alive for a day)
 SCENARIO = Scenario(
     rules=[
         Rule(prefix="+81901000", carrier="docomo", behaviour=Behaviour.DELIVER, delay=0.1),
@@ -67,11 +70,20 @@ class Gateway:
     simulator: SmscSimulator
     dispatcher: Dispatcher
     receipts: ReceiptBook
-    sweeper: UncertainSweeper
+    sweeper: Recovery
     boxes: BoxService
     opt_outs: OptOutService
     registry: CollectorRegistry
     offsets: itertools.count[int]
+    # The receipt-matching loop the service runs in the background.
+    applier: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        if self.applier is not None:
+            self.applier.cancel()
+            await asyncio.gather(self.applier, return_exceptions=True)
+        await self.dispatcher.close()
+        await self.receipts.close()
 
     def request(
         self, request_id: str, recipient: str, box_number: str = "100", *, event_id: str = ""
@@ -104,6 +116,12 @@ class Gateway:
         return self.registry.get_sample_value(name, labels) or 0.0
 
 
+async def register_alive(sessions: async_sessionmaker[AsyncSession], owner: str = OWNER) -> None:
+    """The process the tests play heartbeats for a day: recovery never takes its messages for orphans."""
+    async with sessions.begin() as session:
+        await InstanceRepository(session).register(owner, datetime.now(UTC) + timedelta(days=1))
+
+
 def build_gateway(
     sessions: async_sessionmaker[AsyncSession],
     simulator: SmscSimulator,
@@ -127,8 +145,17 @@ def build_gateway(
         lambda: None,
         AdmissionPolicy(cooldown=CooldownPolicy(min_interval=timedelta(seconds=60))),
         send_budget_seconds=20,
+        owner=OWNER,
     )
-    sweeper = UncertainSweeper(sessions, metrics, lambda: None, older_than=timedelta(seconds=60))
+    sweeper = Recovery(
+        sessions,
+        metrics,
+        lambda: None,
+        OWNER,
+        instance_timeout=timedelta(seconds=15),
+        reconcile_grace=timedelta(seconds=60),
+        stuck_after=timedelta(seconds=60),
+    )
     gateway = Gateway(
         sessions,
         simulator,
@@ -139,6 +166,7 @@ def build_gateway(
         OptOutService(sessions),
         registry,
         itertools.count(),
+        asyncio.create_task(receipts.apply_arrived_forever(), name="test-receipts"),
     )
     return gateway, connector
 
@@ -153,19 +181,22 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gat
     await simulator.start()
 
     def connector(receipts: ReceiptBook) -> SmppConnector:
+        account = SmppAccount(simulator.host, simulator.port, "hibiki", "secret")
         return SmppConnector(
-            SmppAccount(simulator.host, simulator.port, "hibiki", "secret"),
+            account,
             source_addr="HIBIKI",
-            on_receipt=receipts.record,
+            on_receipts=partial(receipts.record, account.connector),
             submit_timeout=1.0,
         )
 
     built, smpp = build_gateway(sessions, simulator, connector)
+    await register_alive(sessions)
     await smpp.start()
     await built.boxes.create(
         TENANT, "op", "100", "予約案内", "ご予約ありがとうございます。", "https://example.jp/r"
     )
     yield built
     await smpp.stop()
+    await built.close()
     await simulator.stop()
     await engine.dispose()

@@ -12,7 +12,6 @@ from hibiki_sms_gateway.adapters.box_repository import BoxRepository
 from hibiki_sms_gateway.adapters.message_repository import MessageRepository, StateChange
 from hibiki_sms_gateway.adapters.short_link_repository import ShortLinkRepository
 from hibiki_sms_gateway.domain.lifecycle import MessageState
-from hibiki_sms_gateway.domain.receipts import Receipt
 from hibiki_sms_gateway.domain.short_links import ShortLink
 from hibiki_sms_gateway.domain.sms_box import create_box
 from hibiki_sms_gateway.domain.sms_message import SmsMessage, Snapshot
@@ -134,25 +133,6 @@ async def test_state_changes_apply_only_to_messages_still_in_their_current_state
         "settled": (MessageState.UNCERTAIN, "", 0),
     }
     assert got["sending-1"] is not None and got["sending-1"].updated_at == later
-
-
-async def test_parts_of_several_requests_are_stored_in_order_and_early_receipts_found(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    async with sessions.begin() as session:
-        messages = MessageRepository(session)
-        await messages.add_all([message("long"), message("short")])
-        await messages.add_parts_of({"long": ["l-1", "l-2", "l-3"], "short": ["s-1"]})
-        await messages.add_parts_of({})
-        await messages.add_receipt(Receipt("l-2", "DELIVRD", "000"), NOW)
-        await messages.add_receipt(Receipt("s-1", "DELIVRD", "000"), NOW)
-        await messages.mark_receipts_applied(["s-1"])
-    async with sessions() as session:
-        messages = MessageRepository(session)
-        assert await messages.part_ids("long") == ["l-1", "l-2", "l-3"]
-        assert await messages.part_ids("short") == ["s-1"]
-        assert await messages.unapplied_receipts_among(["l-1", "l-2", "l-3", "s-1"]) == ["l-2"]
-        assert await messages.unapplied_receipts_among([]) == []
 
 
 async def test_boxes_are_found_by_tenant_and_number(sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from hibiki.sms.v1 import sms_results_pb2 as pb
 from hibiki_runtime.events import InvalidEvent
 from hibiki_sms_gateway.adapters.message_repository import MessageRepository
+from hibiki_sms_gateway.adapters.receipt_repository import PartId, ReceiptRepository, SubmittedParts
 from hibiki_sms_gateway.domain.lifecycle import MessageState
 from hibiki_sms_gateway.domain.receipts import Receipt
 from hibiki_sms_gateway.domain.sms_message import SmsMessage, Snapshot
+from hibiki_sms_gateway.service_layer import receipts as receipts_module
 
 from .conftest import TENANT, Gateway
 
@@ -195,6 +199,7 @@ async def test_the_token_bucket_spreads_submits_over_time(gateway: Gateway) -> N
         elapsed = time.monotonic() - started
     finally:
         await connector.stop()
+        await limited.close()
     assert len([r for r in await gateway.results() if r.request_id.startswith("rate-")]) == 25
     assert elapsed >= 1.2  # 25 parts at 10/s after a burst of 10
 
@@ -203,31 +208,62 @@ def _connector_like(gateway: Gateway, receipts):  # type: ignore[no-untyped-def]
     from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
     from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount
 
+    account = SmppAccount(gateway.simulator.host, gateway.simulator.port, "hibiki-limited")
     return SmppConnector(
-        SmppAccount(gateway.simulator.host, gateway.simulator.port, "hibiki-limited"),
-        source_addr="HIBIKI",
-        on_receipt=receipts.record,
+        account, source_addr="HIBIKI", on_receipts=partial(receipts.record, account.connector)
     )
 
 
-async def test_a_receipt_that_arrives_before_its_part_is_known_is_applied_later(gateway: Gateway) -> None:
-    await gateway.receipts.record(Receipt("early-part", "DELIVRD", "000"))
-    assert await gateway.results_for("early-1") == []
-
+async def store_accepted(gateway: Gateway, request_id: str, recipient: str, part: PartId) -> None:
     now = datetime.now(UTC)
     accepted = SmsMessage(
-        "early-1", TENANT, "+819010000005", MessageState.ACCEPTED, "accepted", "kddi", 1,
+        request_id, TENANT, recipient, MessageState.ACCEPTED, "accepted", "kddi", 1,
         Snapshot("100", "予約案内", 1, "本文", "", "本文", 1), now, now,
     )  # fmt: skip
     async with gateway.sessions.begin() as session:
-        messages = MessageRepository(session)
-        await messages.add(accepted)
-        await messages.add_parts("early-1", ["early-part"])
-    await gateway.receipts.apply_pending()
+        await MessageRepository(session).add(accepted)
+        await ReceiptRepository(session).add_parts([SubmittedParts(request_id, [part], now)])
 
-    (result,) = await gateway.results_for("early-1")
+
+async def test_a_receipt_that_arrives_before_its_part_is_stored_is_applied_once_it_is(
+    gateway: Gateway,
+) -> None:
+    await gateway.receipts.record("smpp:early", [Receipt("early-part", "DELIVRD", "000")])
+    await asyncio.sleep(0.1)  # the arrival loop looked: no part yet
+    assert await gateway.results_for("early-1") == []
+
+    await store_accepted(gateway, "early-1", "+819010000005", PartId("smpp:early", "early-part"))
+    gateway.receipts.parts_stored()
+
+    result = await gateway.wait_for("early-1", "sms_delivered", within=0.2)  # at once, not on a timer
     assert result.sms_delivered.carrier_message_ids == ["early-part"]
     assert result.sms_delivered.carrier == pb.CARRIER_KDDI
+
+
+async def test_a_receipt_whose_part_another_replica_stores_later_is_applied(gateway: Gateway) -> None:
+    await gateway.receipts.record("smpp:early", [Receipt("elsewhere-part", "UNDELIV", "001")])
+    await asyncio.sleep(0.1)
+    # Another process stores the part: nothing tells this one.
+    await store_accepted(gateway, "early-2", "+819010000008", PartId("smpp:early", "elsewhere-part"))
+
+    result = await gateway.wait_for("early-2", "sms_undelivered", within=2.0)
+    assert result.sms_undelivered.carrier_message_ids == ["elsewhere-part"]
+
+
+async def test_a_receipt_no_part_claimed_for_long_is_left_to_the_periodic_pass(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(receipts_module, "_RETRY_FOR", timedelta(0))  # the arrival loop stops trying at once
+    await gateway.receipts.record("smpp:early", [Receipt("late-part", "DELIVRD", "000")])
+    await asyncio.sleep(0.1)
+    await store_accepted(gateway, "early-3", "+819010000009", PartId("smpp:early", "late-part"))
+    await asyncio.sleep(0.5)
+    assert await gateway.results_for("early-3") == []
+
+    await gateway.receipts.apply_pending()
+
+    result = await gateway.wait_for("early-3", "sms_delivered", within=0.2)
+    assert result.sms_delivered.carrier_message_ids == ["late-part"]
 
 
 async def test_a_request_without_request_id_goes_to_the_dead_letter_topic(gateway: Gateway) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,9 +77,13 @@ class FakeSender:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Part]] = []
 
-    async def send(self, carrier: Carrier, destination_e164: str, part: Part) -> SentPart:
+    async def send(
+        self, carrier: Carrier, destination_e164: str, part: Part, on_wire: Callable[[], None] | None = None
+    ) -> SentPart:
+        if on_wire is not None:
+            on_wire()
         self.sent.append((destination_e164, part))
-        return SentPart(f"carrier-{len(self.sent)}", 1)
+        return SentPart(f"carrier-{len(self.sent)}", 1, "smpp:test")
 
 
 @dataclass
@@ -121,6 +125,7 @@ async def tracked(tmp_path: Path) -> AsyncIterator[Tracked]:
     boxes = BoxService(sessions, short_link_base=BASE)
     links = ShortLinkService(sessions, metrics, lambda: None, clock=lambda: now[0])
     yield Tracked(sessions, boxes, dispatcher, sender, links, registry, now)
+    await dispatcher.close()
     await engine.dispose()
 
 

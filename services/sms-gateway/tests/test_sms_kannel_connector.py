@@ -92,8 +92,13 @@ async def kannel_setup(gateway: Gateway) -> AsyncIterator[KannelSetup]:
     sender = PartSender({c: ("kannel", connector) for c in Carrier}, metrics, policy)
     resolver = StaticCarrierTable({"+8190": "docomo"})
     dispatcher = Dispatcher(gateway.sessions, resolver, sender, receipts, metrics, lambda: None)
+    applier = asyncio.create_task(receipts.apply_arrived_forever())
     yield KannelSetup(kannel, dispatcher, receipt_url)
+    applier.cancel()
+    await asyncio.gather(applier, return_exceptions=True)
+    await dispatcher.close()
     await connector.stop()
+    await receipts.close()
     for runner in runners:
         await runner.cleanup()
 

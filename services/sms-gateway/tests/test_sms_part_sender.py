@@ -23,11 +23,13 @@ PART = ucs2_parts("テスト", reference=1)[0]
 class ScriptedConnector:
     """Raises the scripted errors in turn, then accepts."""
 
+    name = "smpp:scripted"
+
     def __init__(self, *errors: Callable[[], Exception]) -> None:
         self.errors = list(errors)
         self.calls = 0
 
-    async def submit(self, destination_e164: str, part: Part) -> str:
+    async def submit(self, destination_e164: str, part: Part, on_wire: object = None) -> str:
         self.calls += 1
         if self.errors:
             raise self.errors.pop(0)()

@@ -59,21 +59,31 @@ def test_cooldown_refuses_a_second_sms_within_the_interval_and_too_many_per_wind
 
 def test_the_lifecycle_allows_the_normal_path_and_refuses_going_back() -> None:
     state = MessageState.REQUESTED
-    for target in (MessageState.SUBMITTING, MessageState.ACCEPTED, MessageState.DELIVERED):
+    for target in (
+        MessageState.QUEUED,
+        MessageState.SUBMITTING,
+        MessageState.ACCEPTED,
+        MessageState.DELIVERED,
+    ):
         state = advance(state, target)
     assert state == MessageState.DELIVERED
     with pytest.raises(IllegalTransition):
         advance(MessageState.FAILED, MessageState.DELIVERED)
     with pytest.raises(IllegalTransition):
         advance(MessageState.REQUESTED, MessageState.ACCEPTED)
+    with pytest.raises(IllegalTransition):  # a queued message has not been on the wire: never uncertain
+        advance(MessageState.QUEUED, MessageState.UNCERTAIN)
     assert advance(MessageState.SUBMITTING, MessageState.UNCERTAIN) == MessageState.UNCERTAIN
+    # A receipt still tells the truth about a message a crash left uncertain.
+    assert advance(MessageState.UNCERTAIN, MessageState.DELIVERED) == MessageState.DELIVERED
 
 
 def test_a_receipt_text_gives_id_state_and_error() -> None:
     text = (
         "id:abc123 sub:001 dlvrd:000 submit date:2601011200 done date:2601011201 stat:UNDELIV err:006 text:"
     )
-    assert parse_receipt(text) == Receipt("abc123", "UNDELIV", "006")
+    assert parse_receipt(text) == Receipt("abc123", "UNDELIV", "006", "", "2601011200")
+    assert parse_receipt(text, recipient="819012345678").recipient == "819012345678"  # type: ignore[union-attr]
     assert parse_receipt("id:abc stat:ENROUTE") is None
     assert parse_receipt("hello") is None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from hibiki.sms.v1 import sms_box_service_pb2 as sms_pb
 from hibiki_devstack import demo
 from hibiki_devstack.cli import busy_ports, what_to_look_at
 from hibiki_devstack.provision import DemoApis, DemoProvisioner, ProvisioningFailed
+from hibiki_devstack.simulators import dev_smsc_scenario
 from hibiki_devstack.stack import ServiceSpec, Stack, default_services
 from hibiki_telephony_sim.scenario import draw_callers, parse_scenario
 
@@ -283,6 +285,19 @@ async def test_an_unreachable_service_is_a_provisioning_failure() -> None:
     tenant.guidance.ListOriginalGuidances = unavailable  # type: ignore[method-assign]
     with pytest.raises(ProvisioningFailed, match="list original guidances: UNAVAILABLE: failed to connect"):
         await tenant.provision()
+
+
+def test_simulated_callers_reach_all_four_networks_of_the_smsc_scenario() -> None:
+    """The demo's callers are on docomo, au (KDDI), SoftBank and Rakuten by the SMSC simulator's dev scenario,
+    which is also the service's carrier table in `make run`; some are on no supported network."""
+    rules = json.loads(dev_smsc_scenario().read_text(encoding="utf-8"))["rules"]
+
+    def carrier(number: str) -> str | None:
+        matching = [rule for rule in rules if number.startswith(rule["prefix"])]
+        return max(matching, key=lambda rule: len(rule["prefix"]))["carrier"] if matching else None
+
+    carriers = {carrier(number) for number in demo.caller_numbers(seed=0)}
+    assert carriers == {"docomo", "kddi", "softbank", "rakuten", "none", None}
 
 
 def test_simulated_callers_are_valid_numbers_and_the_scenario_is_the_simulators() -> None:

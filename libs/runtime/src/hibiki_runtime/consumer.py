@@ -351,6 +351,12 @@ class ConsumerProgress:
             self._waiting_since.pop(partition, None)
             self._behind_since.pop(partition, None)
 
+    def forget(self, partitions: Iterable[Partition]) -> None:
+        """Partitions handed to another member: their waiting is not this process's any more."""
+        for partition in partitions:
+            self._waiting_since.pop(partition, None)
+            self._behind_since.pop(partition, None)
+
     def saw_lag(self, lags: Mapping[Partition, int]) -> None:
         """Lag per assigned partition; partitions no longer assigned here are forgotten."""
         now = self._clock()

@@ -7,9 +7,10 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -76,6 +77,66 @@ async def publish_records(broker: KafkaBroker, records: Sequence[OutboundRecord]
     await asyncio.gather(*futures)
 
 
+class PartitionAssignment:
+    """The partitions this process consumes per topic, and how many each topic has; listeners hear changes.
+
+    A service that must divide something among its replicas (e.g. a carrier's contracted rate) takes its
+    share by the partitions it owns: the records are spread over partitions by key, so that share follows
+    its part of the traffic, and it is recomputed at every rebalance.
+    """
+
+    def __init__(self) -> None:
+        self.owned: dict[str, set[int]] = {}
+        self.partitions: dict[str, int] = {}
+        self._listeners: list[Callable[[PartitionAssignment], None]] = []
+
+    def listen(self, listener: Callable[[PartitionAssignment], None]) -> None:
+        self._listeners.append(listener)
+
+    def share(self, topic: str) -> float:
+        """The fraction of `topic`'s partitions owned here; 1.0 until the first assignment is known, and
+        never below one partition's worth (a replica left without partitions still finishes its work)."""
+        total = self.partitions.get(topic, 0)
+        if total <= 0:
+            return 1.0
+        return max(1, len(self.owned.get(topic, ()))) / total
+
+    def assigned(self, partitions: Iterable[TopicPartition], totals: dict[str, int]) -> None:
+        owned: dict[str, set[int]] = {}
+        for partition in partitions:
+            owned.setdefault(partition.topic, set()).add(partition.partition)
+        self.owned, self.partitions = owned, {**self.partitions, **totals}
+        for listener in self._listeners:
+            listener(self)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Keeps the assignment and the progress watch in step with the group's rebalances."""
+
+    def __init__(
+        self, assignment: PartitionAssignment, progress: ConsumerProgress, topics: Sequence[str]
+    ) -> None:
+        self._assignment = assignment
+        self._progress = progress
+        self._topics = topics
+        self.subscriber: Any = None  # its `consumer` exists once the subscriber started
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._progress.forget((tp.topic, tp.partition) for tp in revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        totals = {}
+        consumer = getattr(self.subscriber, "consumer", None)
+        for topic in self._topics:
+            known = consumer.partitions_for_topic(topic) if consumer is not None else None
+            if known:
+                totals[topic] = len(known)
+        self._assignment.assigned(assigned, totals)
+        log.info(
+            "consuming %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "nothing"
+        )
+
+
 async def _raw_records(message: StreamMessage[Any]) -> Any:
     # Decoding happens at the consumer edge so that a bad record reaches the DLQ instead of being skipped.
     return message.raw_message
@@ -89,6 +150,7 @@ def register_batch_consumer(
     handler: BatchHandler[C],
     metrics: RuntimeMetrics,
     progress: ConsumerProgress,
+    assignment: PartitionAssignment | None = None,
     max_records: int = 500,
     fetch_max_wait_ms: int = 25,
     max_backoff_seconds: float = 30.0,
@@ -102,10 +164,12 @@ def register_batch_consumer(
     (broker or database unreachable) seeks the batch back and redelivers it after a growing pause.
     """
     failures = 0
+    rebalance = _Rebalance(assignment or PartitionAssignment(), progress, edge.topics)
 
     @broker.subscriber(
         *edge.topics,
         group_id=group,
+        listener=rebalance,
         batch=True,
         max_records=max_records,
         # A caller waits on each decision: the broker may hold an empty fetch this long (Kafka: 500).
@@ -145,6 +209,8 @@ def register_batch_consumer(
         await message.ack()
         progress.committed(partitions)
         _count(metrics, records, outcome.dead, time.perf_counter() - started)
+
+    rebalance.subscriber = broker.subscribers[-1]
 
 
 def _count(

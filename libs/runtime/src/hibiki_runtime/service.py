@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +21,7 @@ from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.events import ALL_TOPICS
 from hibiki_runtime.grpc_server import Registrar, create_server, tls_server_credentials
 from hibiki_runtime.kafka import (
+    PartitionAssignment,
     create_broker,
     ensure_topics,
     publish_records,
@@ -36,6 +37,21 @@ log = logging.getLogger("hibiki.service")
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
 C = TypeVar("C")
+
+
+async def repeat(
+    name: str, interval_seconds: float, job: Callable[[], Awaitable[object]], *, first_now: bool = True
+) -> None:
+    """Run `job` now (or after one interval) and then every interval, forever; a failed run is logged and
+    tried again at the next interval."""
+    if not first_now:
+        await asyncio.sleep(interval_seconds)
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("%s failed; trying again in %.1f s", name, interval_seconds)
+        await asyncio.sleep(interval_seconds)
 
 
 class ServiceRuntime:
@@ -81,6 +97,8 @@ class ServiceRuntime:
         self._http_runner: web.AppRunner | None = None
         self._serving = False
         self.progress = ConsumerProgress()
+        # The partitions this process consumes (see PartitionAssignment.share), updated at each rebalance.
+        self.assignment = PartitionAssignment()
         self._stalled: dict[tuple[str, int], float] = {}
         self._health_names: list[str] = []
 
@@ -109,6 +127,7 @@ class ServiceRuntime:
             handler=handler,
             metrics=self.metrics,
             progress=self.progress,
+            assignment=self.assignment,
             max_records=max_records or self.settings.kafka_max_batch,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             dlq_max_bytes=self.settings.kafka_dlq_max_bytes,
@@ -117,6 +136,17 @@ class ServiceRuntime:
     def add_task(self, name: str, factory: Hook) -> None:
         """Run a background loop while the service runs; it is cancelled at shutdown."""
         self._task_factories.append((name, factory))
+
+    def every(
+        self,
+        name: str,
+        interval_seconds: float,
+        job: Callable[[], Awaitable[object]],
+        *,
+        first_now: bool = True,
+    ) -> None:
+        """Run `job` now (or after one interval) and then every interval while the service runs (`repeat`)."""
+        self.add_task(name, partial(repeat, name, interval_seconds, job, first_now=first_now))
 
     def on_startup(self, hook: Hook) -> None:
         """Run after migrations, before consuming and serving."""

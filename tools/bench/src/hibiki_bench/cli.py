@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 import uuid
@@ -94,7 +95,7 @@ async def _measure(
         specs["routing"] = env.service("routing", "hibiki_routing")
     if "sms-gateway" in phases:
         scenario = sms.write_scenario(env.work_dir / "smsc-scenario.json")
-        smsc_port = env.start_smsc_simulator(scenario)
+        smsc_port = env.start_smsc_simulator(scenario, record=env.work_dir / "smsc-received.jsonl")
         specs["sms-gateway"] = env.service(
             "sms-gateway",
             "hibiki_sms_gateway",
@@ -181,10 +182,37 @@ async def _sms_phase(
     gateway = await sms.gateway_rate(bootstrap, plan.sms_messages, f"sms{run_id}-")
     per_second, seconds = plan.throttle_per_second, plan.throttle_seconds
     throttled = await sms.throttled_rate(bootstrap, per_second, seconds, f"thr{run_id}-")
+    _say(f"sms-gateway: {plan.sms_messages:,} requests with a receipt each")
+    receipts = await sms.delivered_rate(bootstrap, plan.sms_messages, f"rcp{run_id}-")
+    _say(f"sms-gateway: kill -9 during a burst of {plan.sms_crash_burst:,} requests")
+    received = env.work_dir / "smsc-received.jsonl"
+
+    async def restart() -> None:
+        await asyncio.to_thread(env.start, [spec])
+
+    crash = await sms.crash_burst(
+        bootstrap,
+        plan.sms_crash_burst,
+        f"kill{run_id}-",
+        kill=lambda: env.kill("sms-gateway"),
+        restart=restart,
+        received=lambda: [json.loads(line)["destination"] for line in received.read_text().splitlines()],
+    )
     env.stop("sms-gateway")
     return [
         measured("sms-gateway requests to submit_sm", gateway, "sms/s", bare),
         measured("sms-gateway throttled carrier", throttled, "sms/s", per_second),
+        measured("sms-gateway requests to accepted (receipt per message)", receipts.accepted, "sms/s", bare),
+        measured(
+            "sms-gateway requests to delivered (receipt per message)",
+            receipts.delivered,
+            "sms/s",
+            receipts.accepted,
+        ),
+        measured("kill -9 in a burst: sent twice", crash.duplicates, "messages"),
+        measured("kill -9 in a burst: uncertain (SMPP window 10)", crash.uncertain, "messages", 10),
+        measured("kill -9 in a burst: without a result", crash.unfinished, "messages"),
+        measured("kill -9 in a burst: converged after restart", crash.converged_seconds, "s", 60),
     ]
 
 

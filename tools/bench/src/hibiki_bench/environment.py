@@ -54,15 +54,27 @@ class Environment:
             self.memory.watch(service.spec.name, service.process.pid)
         return running
 
-    def start_smsc_simulator(self, scenario: Path) -> int:
-        """Start the SMSC simulator (a real SMPP server) with `scenario`; returns its port once it listens."""
+    def start_smsc_simulator(self, scenario: Path, record: Path | None = None) -> int:
+        """Start the SMSC simulator (a real SMPP server) with `scenario`; returns its port once it listens.
+
+        With `record`, every message it takes is written there (one JSON line each).
+        """
         port = free_port()
         args = ["--port", str(port), "--scenario", str(scenario)]
+        if record is not None:
+            args += ["--record", str(record)]
         running = self.stack.start(
             ServiceSpec("smsc-simulator", "hibiki_sms_gateway.smsc_simulator", args=args)
         )
         wait_for_port(port, 30, running.process)
         return port
+
+    def kill(self, name: str) -> None:
+        """kill -9 a service: no drain, no commit, no goodbye."""
+        for service in self.stack.services:
+            if service.spec.name == name and service.process.poll() is None:
+                service.process.kill()
+                service.process.wait()
 
     def stop(self, name: str, timeout: float = 30.0) -> None:
         """Stop a service gracefully: it commits its offsets, and writes its profile when profiled."""

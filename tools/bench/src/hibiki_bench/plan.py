@@ -11,6 +11,7 @@ class Plan:
     routing_calls: int
     latency_seconds: float
     sms_messages: int
+    sms_crash_burst: int
     throttle_per_second: int
     throttle_seconds: float
     reporting_burst: int
@@ -24,6 +25,7 @@ QUICK = Plan(
     routing_calls=1_500,
     latency_seconds=4,
     sms_messages=300,
+    sms_crash_burst=600,
     throttle_per_second=40,
     throttle_seconds=4,
     reporting_burst=4_000,
@@ -36,6 +38,7 @@ FULL = Plan(
     routing_calls=20_000,
     latency_seconds=15,
     sms_messages=5_000,
+    sms_crash_burst=3_000,
     throttle_per_second=50,
     throttle_seconds=10,
     reporting_burst=100_000,

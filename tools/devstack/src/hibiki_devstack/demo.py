@@ -94,9 +94,9 @@ def demo_flow(menu_guidance_id: str, sms_sent_guidance_id: str) -> routing_pb.Fl
 # SMS, some refuse it or never confirm, some are on a carrier that cannot receive, some call from a landline.
 _CALLER_RANGES: tuple[tuple[str, int, int], ...] = (
     # (prefix, digits after it, weight)
-    ("+8190", 8, 40),  # docomo: delivered
-    ("+8180", 8, 20),  # SoftBank: delivered
-    ("+8170", 8, 10),  # Rakuten Mobile: delivered
+    ("+8190", 8, 40),  # docomo (au from +81908): delivered
+    ("+8180", 8, 20),  # SoftBank (au from +81808): delivered
+    ("+8170", 8, 10),  # Rakuten Mobile (au from +81708): delivered
     ("+8190100", 5, 10),  # docomo, the handset refuses SMS: undelivered
     ("+8190200", 5, 5),  # au: no receipt within the validity period: undelivered (expired)
     ("+8190600", 5, 5),  # a carrier that cannot receive SMS: rejected

@@ -65,7 +65,7 @@ def build_runtime(settings: ReportingSettings | None = None) -> ServiceRuntime:
         batch_size=settings.retention_batch,
         consumers=[consumer_name(topic) for topic in TRANSLATORS],
     )
-    runtime.add_task("retention", lambda: retention.run_forever(settings.retention_interval_seconds))
+    runtime.every("retention", settings.retention_interval_seconds, retention.run_once)
     return runtime
 
 

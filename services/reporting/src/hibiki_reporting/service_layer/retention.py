@@ -5,7 +5,6 @@ Each batch is its own short transaction, so the consumers and readers are never 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -86,13 +85,3 @@ class RetentionJob:
                 self._metrics.retention_deleted.labels(processed_events.name).inc(len(ids))
                 total += len(ids)
         return total
-
-    async def run_forever(self, interval_seconds: float) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("retention run failed; retrying at the next interval")
-            await asyncio.sleep(interval_seconds)

@@ -15,6 +15,7 @@ from yarl import URL
 
 from hibiki_sms_gateway.domain.concatenation import UDHI_FLAG, Part
 from hibiki_sms_gateway.domain.submission import (
+    OnWire,
     PermanentSubmitError,
     TemporarySubmitError,
     Throttled,
@@ -24,6 +25,10 @@ from hibiki_sms_gateway.domain.submission import (
 # Kannel dlr-mask bits: 1 delivered, 2 undelivered, 16 rejected by the SMSC (intermediate states not asked).
 DLR_MASK = 1 | 2 | 16
 DLR_STATES = {1: "DELIVRD", 2: "UNDELIV", 16: "REJECTD"}
+
+
+# The message ids are this service's own (uuid), unique whatever the aggregator.
+KANNEL = "kannel"
 
 
 class KannelConnector:
@@ -37,6 +42,7 @@ class KannelConnector:
         receipt_url: str,
         timeout: float = 10.0,
     ) -> None:
+        self.name = KANNEL
         self._sendsms_url = sendsms_url
         self._credentials = {"username": username, "password": password}
         self._source_addr = source_addr
@@ -73,10 +79,12 @@ class KannelConnector:
             query += f"&udh={quote_from_bytes(header, safe='')}"
         return query
 
-    async def submit(self, destination_e164: str, part: Part) -> str:
+    async def submit(self, destination_e164: str, part: Part, on_wire: OnWire = None) -> str:
         """Send one part; its generated message id, or a Temporary/Permanent/Uncertain SubmitError."""
         if self._http is None:
             raise TemporarySubmitError("not_started", "the HTTP connector has not been started")
+        if on_wire is not None:
+            on_wire()
         message_id = uuid.uuid4().hex
         url = f"{self._sendsms_url}?{self._query(destination_e164, part, message_id)}"
         try:

@@ -1,20 +1,19 @@
-"""SQL repository of SMS messages: their state machine, parts, delivery receipts and the opt-out list."""
+"""SQL repository of SMS messages: their state machine, recipients' recent sends and the opt-out list."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hibiki_runtime.db import among, as_utc, dialect_insert
-from sqlalchemy import Row, bindparam, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, and_, bindparam, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hibiki_sms_gateway.adapters.sql import insert_ignoring_duplicates
-from hibiki_sms_gateway.adapters.tables import sms_message_parts, sms_messages, sms_opt_outs, sms_receipts
+from hibiki_sms_gateway.adapters.tables import sms_messages, sms_opt_outs
 from hibiki_sms_gateway.domain.lifecycle import MessageState
-from hibiki_sms_gateway.domain.receipts import Receipt
 from hibiki_sms_gateway.domain.sms_message import SmsMessage, Snapshot
 
 
@@ -79,6 +78,29 @@ class StateChange:
     at: datetime
 
 
+async def mark_submitting(
+    bind: AsyncSession | AsyncConnection, *, request_ids: Collection[str], owner: str, now: datetime
+) -> set[str]:
+    """QUEUED → SUBMITTING for those still queued and still `owner`'s; returns the ones marked.
+
+    A message another process took over (this one was thought dead) is not marked, so not sent twice.
+    One statement: on an autocommit connection, one round trip.
+    """
+    if not request_ids:
+        return set()
+    rows = await bind.scalars(
+        update(sms_messages)
+        .where(
+            among(bind, sms_messages.c.request_id, request_ids),
+            sms_messages.c.state == MessageState.QUEUED.value,
+            sms_messages.c.owner == owner,
+        )
+        .values(state=MessageState.SUBMITTING.value, updated_at=now, submitted_at=now)
+        .returning(sms_messages.c.request_id)
+    )
+    return set(rows.all())
+
+
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -87,8 +109,11 @@ class MessageRepository:
         """Insert the first state of a request; False when the request_id was seen before."""
         return message.request_id in await self.add_all([message])
 
-    async def add_all(self, messages: Sequence[SmsMessage]) -> set[str]:
-        """Insert the first states of requests (multi-row); returns the request_ids that were new."""
+    async def add_all(self, messages: Sequence[SmsMessage], owner: str | None = None) -> set[str]:
+        """Insert the first states of requests (multi-row); returns the request_ids that were new.
+
+        `owner` is the process that is to send the queued ones.
+        """
         if not messages:
             return set()
         statement = (
@@ -96,14 +121,89 @@ class MessageRepository:
             .on_conflict_do_nothing(index_elements=["request_id"])
             .returning(sms_messages.c.request_id)
         )
-        inserted = await self._session.scalars(statement, [_row(message) for message in messages])
+        inserted = await self._session.scalars(
+            statement, [{**_row(message), "owner": owner} for message in messages]
+        )
         return set(inserted.all())
 
+    async def take_over_queued(
+        self,
+        live: Collection[str],
+        owner: str,
+        now: datetime,
+        *,
+        own_stalled_before: datetime,
+        limit: int = 500,
+    ) -> list[SmsMessage]:
+        """Queued messages whose owner stopped (or this owner's, unmoved since `own_stalled_before`): they
+        become `owner`'s, to be sent by it. They never went on the wire, so sending them is no duplicate."""
+        dead_owner = or_(sms_messages.c.owner.is_(None), ~sms_messages.c.owner.in_(list(live) or [""]))
+        stalled_own = and_(sms_messages.c.owner == owner, sms_messages.c.updated_at < own_stalled_before)
+        chosen = (
+            select(sms_messages.c.request_id)
+            .where(sms_messages.c.state == MessageState.QUEUED.value, or_(dead_owner, stalled_own))
+            .order_by(sms_messages.c.created_at)
+            .limit(limit)
+        )
+        rows = await self._session.execute(
+            update(sms_messages)
+            .where(sms_messages.c.request_id.in_(chosen), sms_messages.c.state == MessageState.QUEUED.value)
+            .values(owner=owner, updated_at=now)
+            .returning(*sms_messages.c)
+        )
+        return [_message(row) for row in rows]
+
+    async def unsettled_without_owner(
+        self, live: Collection[str], since: datetime
+    ) -> list[tuple[SmsMessage, datetime]]:
+        """Messages whose fate a receipt may still tell — submitting for a process that stopped, or
+        uncertain; updated since `since` — with the time each was marked submitting."""
+        dead_owner = or_(sms_messages.c.owner.is_(None), ~sms_messages.c.owner.in_(list(live) or [""]))
+        rows = await self._session.execute(
+            select(sms_messages).where(
+                sms_messages.c.updated_at >= since,
+                or_(
+                    and_(sms_messages.c.state == MessageState.SUBMITTING.value, dead_owner),
+                    sms_messages.c.state == MessageState.UNCERTAIN.value,
+                ),
+            )
+        )
+        found = []
+        for row in rows:
+            message = _message(row)
+            found.append((message, as_utc(row.submitted_at) or message.updated_at))
+        return found
+
+    async def submitting_without_owner(
+        self, live: Collection[str], *, orphaned_before: datetime, stuck_before: datetime, limit: int = 500
+    ) -> list[SmsMessage]:
+        """Submitting messages nobody will record an outcome for: their process stopped (and they stayed
+        so since `orphaned_before`), or they have been submitting since `stuck_before` whoever owns them."""
+        dead_owner = or_(sms_messages.c.owner.is_(None), ~sms_messages.c.owner.in_(list(live) or [""]))
+        rows = await self._session.execute(
+            select(sms_messages)
+            .where(
+                sms_messages.c.state == MessageState.SUBMITTING.value,
+                or_(
+                    and_(dead_owner, sms_messages.c.updated_at < orphaned_before),
+                    sms_messages.c.updated_at < stuck_before,
+                ),
+            )
+            .order_by(sms_messages.c.updated_at)
+            .limit(limit)
+        )
+        return [_message(row) for row in rows]
+
     async def get(self, request_id: str) -> SmsMessage | None:
-        row = (
-            await self._session.execute(select(sms_messages).where(sms_messages.c.request_id == request_id))
-        ).first()
-        return _message(row) if row else None
+        return (await self.get_many([request_id])).get(request_id)
+
+    async def get_many(self, request_ids: Collection[str]) -> dict[str, SmsMessage]:
+        if not request_ids:
+            return {}
+        rows = await self._session.execute(
+            select(sms_messages).where(among(self._session, sms_messages.c.request_id, request_ids))
+        )
+        return {row.request_id: _message(row) for row in rows}
 
     async def owners(self, request_ids: Collection[str]) -> dict[str, str]:
         """The tenant of each request_id seen before (those never seen are absent)."""
@@ -118,18 +218,24 @@ class MessageRepository:
 
     async def lock_in_state(self, request_ids: Collection[str], state: MessageState) -> set[str]:
         """The request_ids still in `state`, row-locked (PostgreSQL) until the transaction ends."""
+        return set(await self.lock_in_states(request_ids, [state]))
+
+    async def lock_in_states(
+        self, request_ids: Collection[str], states: Collection[MessageState]
+    ) -> dict[str, MessageState]:
+        """The state of those of request_ids in one of `states`, row-locked until the transaction ends."""
         if not request_ids:
-            return set()
-        rows = await self._session.scalars(
-            select(sms_messages.c.request_id)
+            return {}
+        rows = await self._session.execute(
+            select(sms_messages.c.request_id, sms_messages.c.state)
             .where(
                 among(self._session, sms_messages.c.request_id, request_ids),
-                sms_messages.c.state == state.value,
+                among(self._session, sms_messages.c.state, [state.value for state in states]),
             )
             .order_by(sms_messages.c.request_id)
             .with_for_update()
         )
-        return set(rows.all())
+        return {row.request_id: MessageState(row.state) for row in rows}
 
     async def change_states(self, changes: Sequence[StateChange]) -> None:
         """Apply state changes with one executemany; a row no longer in its `current` state is left alone.
@@ -183,34 +289,6 @@ class MessageRepository:
             .values(**values)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
-
-    async def add_parts(self, request_id: str, carrier_message_ids: Sequence[str]) -> None:
-        await self.add_parts_of({request_id: carrier_message_ids})
-
-    async def add_parts_of(self, parts: Mapping[str, Sequence[str]]) -> None:
-        """Store the carrier message ids of several requests' parts (request_id → ids in part order)."""
-        rows = [
-            {"carrier_message_id": message_id, "request_id": request_id, "part_number": number}
-            for request_id, carrier_message_ids in parts.items()
-            for number, message_id in enumerate(carrier_message_ids, start=1)
-        ]
-        if rows:
-            await self._session.execute(insert(sms_message_parts), rows)
-
-    async def part_ids(self, request_id: str) -> list[str]:
-        rows = await self._session.execute(
-            select(sms_message_parts.c.carrier_message_id)
-            .where(sms_message_parts.c.request_id == request_id)
-            .order_by(sms_message_parts.c.part_number)
-        )
-        return list(rows.scalars())
-
-    async def request_of_part(self, carrier_message_id: str) -> str | None:
-        return await self._session.scalar(
-            select(sms_message_parts.c.request_id).where(
-                sms_message_parts.c.carrier_message_id == carrier_message_id
-            )
-        )
 
     async def sends_since(
         self, recipients: Collection[TenantRecipient], since: datetime
@@ -266,73 +344,6 @@ class MessageRepository:
                 created_at=now,
             )
         )
-
-    async def stuck_in(
-        self, state: MessageState, updated_before: datetime, limit: int = 100
-    ) -> list[SmsMessage]:
-        rows = await self._session.execute(
-            select(sms_messages)
-            .where(sms_messages.c.state == state.value, sms_messages.c.updated_at < updated_before)
-            .order_by(sms_messages.c.updated_at)
-            .limit(limit)
-        )
-        return [_message(row) for row in rows]
-
-    # -- receipts ------------------------------------------------------------------------------------
-    async def add_receipt(self, receipt: Receipt, now: datetime) -> None:
-        await self._session.execute(
-            insert_ignoring_duplicates(
-                self._session,
-                sms_receipts,
-                ["carrier_message_id"],
-                carrier_message_id=receipt.carrier_message_id,
-                state=receipt.state,
-                error_code=receipt.error_code,
-                received_at=now,
-                applied=0,
-            )
-        )
-
-    async def receipts_for(self, carrier_message_ids: Sequence[str]) -> dict[str, tuple[Receipt, datetime]]:
-        rows = await self._session.execute(
-            select(sms_receipts).where(
-                among(self._session, sms_receipts.c.carrier_message_id, carrier_message_ids)
-            )
-        )
-        return {
-            row.carrier_message_id: (
-                Receipt(row.carrier_message_id, row.state, row.error_code),
-                as_utc(row.received_at),
-            )
-            for row in rows
-        }
-
-    async def unapplied_receipts_among(self, carrier_message_ids: Collection[str]) -> list[str]:
-        """Those of `carrier_message_ids` whose receipt is stored but not yet applied to its message."""
-        if not carrier_message_ids:
-            return []
-        rows = await self._session.scalars(
-            select(sms_receipts.c.carrier_message_id).where(
-                among(self._session, sms_receipts.c.carrier_message_id, carrier_message_ids),
-                sms_receipts.c.applied == 0,
-            )
-        )
-        return list(rows.all())
-
-    async def mark_receipts_applied(self, carrier_message_ids: Sequence[str]) -> None:
-        await self._session.execute(
-            update(sms_receipts)
-            .where(among(self._session, sms_receipts.c.carrier_message_id, carrier_message_ids))
-            .values(applied=1)
-        )
-
-    async def unapplied_receipt_ids(self, received_after: datetime, limit: int = 500) -> list[str]:
-        rows = await self._session.execute(
-            select(sms_receipts.c.carrier_message_id)
-            .where(sms_receipts.c.applied == 0, sms_receipts.c.received_at >= received_after)
-            .limit(limit)
-        )
-        return list(rows.scalars())
 
     async def remove_opt_out(self, tenant_id: str, recipient: str) -> bool:
         result = await self._session.execute(

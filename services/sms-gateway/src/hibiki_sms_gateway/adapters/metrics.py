@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _SUBMIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _RECEIPT_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 86400.0)
+_LOOKUP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BREAKER_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
 
 
@@ -52,6 +53,46 @@ class SmsMetrics:
             ["cause"],
             registry=registry,
         )
+        self.receipts_stored = Counter(
+            f"{prefix}_receipts_stored_total",
+            "Delivery receipts stored (each then acknowledged to the SMSC)",
+            registry=registry,
+        )
+        self.receipts_reconciled = Counter(
+            f"{prefix}_receipts_reconciled_total",
+            "Receipts whose part a crash lost, matched to their message by recipient and time",
+            registry=registry,
+        )
+        self.taken_over = Counter(
+            f"{prefix}_messages_taken_over_total",
+            "Queued messages of a stopped sms-gateway process taken over (and sent) by this one",
+            registry=registry,
+        )
+        self.outcomes_unrecorded = Counter(
+            f"{prefix}_outcomes_unrecorded_total",
+            "Send outcomes whose recording failed (kept and retried until recorded)",
+            registry=registry,
+        )
+        # Number-portability lookup (HIBIKI_SMS_MNP_URL): where each carrier answer came from (answered,
+        # unsupported, cached, coalesced, fallback), why lookups failed, and how long the HTTP lookups took.
+        self.carrier_lookups = Counter(
+            f"{prefix}_carrier_lookups_total",
+            "Carrier resolutions by the number-portability lookup, by where the answer came from",
+            ["result"],
+            registry=registry,
+        )
+        self.carrier_lookup_errors = Counter(
+            f"{prefix}_carrier_lookup_errors_total",
+            "Number-portability lookups that failed (answered by the static table instead)",
+            ["cause"],
+            registry=registry,
+        )
+        self.carrier_lookup_latency = Histogram(
+            f"{prefix}_carrier_lookup_duration_seconds",
+            "Duration of number-portability HTTP lookups (failed ones included)",
+            buckets=_LOOKUP_BUCKETS,
+            registry=registry,
+        )
         self.link_opens = Counter(
             f"{prefix}_short_link_opens_total",
             "Requests for short links: counted clicks, previews (bots, HEAD) and unknown or expired links",
@@ -62,5 +103,16 @@ class SmsMetrics:
             f"{prefix}_results_total",
             "Results produced to sms.results",
             ["kind", "reason"],
+            registry=registry,
+        )
+        self.retention_deleted = Counter(
+            f"{prefix}_retention_deleted_rows_total",
+            "Rows hard-deleted by the retention job",
+            ["table"],
+            registry=registry,
+        )
+        self.retention_completed = Gauge(
+            f"{prefix}_retention_last_completed_timestamp_seconds",
+            "Unix time the last retention run completed (0 before the first)",
             registry=registry,
         )

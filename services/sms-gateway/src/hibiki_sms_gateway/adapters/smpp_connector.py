@@ -6,7 +6,7 @@ The session answers enquire_link and sends its own on idle links (smpp34 runs th
 
 smpp34 acknowledges a deliver_sm before Python sees it, so receipts are not taken over its session (a
 transmitter bind gets none): `SmppReceiver` binds a receiving session to the same SMSC and acknowledges each
-receipt only after `on_receipt` has stored it.
+receipt only after `on_receipts` has stored it (in group commits).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from hibiki_sms_gateway.adapters.smpp_receiver import (
     RECEIPT_FLAG,
-    ReceiptSink,
+    ReceiptsSink,
     SmppAccount,
     SmppReceiver,
     receipt_of_deliver_sm,
@@ -28,6 +28,7 @@ from hibiki_sms_gateway.adapters.smpp_receiver import (
 from hibiki_sms_gateway.domain.concatenation import UCS2_DATA_CODING, Part
 from hibiki_sms_gateway.domain.receipts import Receipt
 from hibiki_sms_gateway.domain.submission import (
+    OnWire,
     PermanentSubmitError,
     TemporarySubmitError,
     Throttled,
@@ -46,21 +47,22 @@ _THROTTLED = smpp34.ESME_RTHROTTLED  # type: ignore[attr-defined]
 
 
 class SmppConnector:
-    """Submits parts to one SMSC; feeds its delivery receipts to `on_receipt`, acknowledged once stored."""
+    """Submits parts to one SMSC; feeds its delivery receipts to `on_receipts`, acknowledged once stored."""
 
     def __init__(
         self,
         account: SmppAccount,
         *,
         source_addr: str,
-        on_receipt: ReceiptSink,
+        on_receipts: ReceiptsSink,
         window: int = 10,
         submit_timeout: float = 10.0,
         bind_wait: float = 5.0,
     ) -> None:
         self._account = account
+        self.name = account.connector
         self._source_addr = source_addr
-        self._on_receipt = on_receipt
+        self._on_receipts = on_receipts
         self._window = asyncio.Semaphore(window)
         self._submit_timeout = submit_timeout
         self._bind_wait = bind_wait
@@ -68,7 +70,7 @@ class SmppConnector:
         self._client: smpp34.Client | None = None
         self._bound = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._receiver = SmppReceiver(account, on_receipt=on_receipt)
+        self._receiver = SmppReceiver(account, on_receipts=on_receipts)
 
     @property
     def bound(self) -> bool:
@@ -87,25 +89,31 @@ class SmppConnector:
         await self._close()
         await self._receiver.stop()
 
-    async def submit(self, destination_e164: str, part: Part) -> str:
-        """Submit one part; the carrier message id, or a Temporary/Permanent/Uncertain SubmitError."""
+    async def submit(self, destination_e164: str, part: Part, on_wire: OnWire = None) -> str:
+        """Submit one part; the carrier message id, or a Temporary/Permanent/Uncertain SubmitError.
+
+        `on_wire` is called once the part holds a place in the window, just before it is written.
+        """
         if len(part.short_message) > _MAX_SHORT_MESSAGE:
             raise PermanentSubmitError(
                 "part_too_long", f"{len(part.short_message)} bytes > {_MAX_SHORT_MESSAGE}"
             )
-        try:
-            await asyncio.wait_for(self._bound.wait(), self._bind_wait)
-        except TimeoutError as error:
-            raise TemporarySubmitError(
-                "not_bound", f"no SMPP session to {self._account.host}:{self._account.port}"
-            ) from error
+        if not self._bound.is_set():
+            try:
+                await asyncio.wait_for(self._bound.wait(), self._bind_wait)
+            except TimeoutError as error:
+                raise TemporarySubmitError(
+                    "not_bound", f"no SMPP session to {self._account.host}:{self._account.port}"
+                ) from error
         smsc = self._smsc
         if smsc is None:
             raise TemporarySubmitError("not_bound", "the SMPP session just ended")
         async with self._window:
+            if on_wire is not None:
+                on_wire()
             try:
-                response = await asyncio.wait_for(
-                    smsc.submit_sm(
+                async with asyncio.timeout(self._submit_timeout):  # no task of its own, unlike wait_for
+                    response = await smsc.submit_sm(
                         destination_e164.lstrip("+"),
                         part.short_message,
                         source_addr=self._source_addr,
@@ -116,9 +124,7 @@ class SmppConnector:
                         esm_class=part.esm_class,
                         data_coding=UCS2_DATA_CODING,
                         registered_delivery=_REGISTERED_DELIVERY_FINAL,
-                    ),
-                    self._submit_timeout,
-                )
+                    )
             except TimeoutError as error:
                 raise UncertainSubmitError(
                     "submit_timeout", f"no submit_sm_resp within {self._submit_timeout}s"
@@ -182,7 +188,7 @@ class SmppConnector:
             log.warning("delivery receipt %s arrived on the transmitter bind", receipt)
             if receipt is not None:
                 try:
-                    await self._on_receipt(receipt)
+                    await self._on_receipts([receipt])
                 except Exception:
                     log.exception("delivery receipt %s could not be stored", receipt.carrier_message_id)
 
@@ -198,4 +204,6 @@ class SmppConnector:
 def _receipt_of(event: smpp34.DeliverSmEvent) -> Receipt | None:
     tlvs = {tlv.tag: tlv for tlv in event.tlvs}
     receipted_id = tlvs.get(smpp34.TLV_RECEIPTED_MESSAGE_ID)  # type: ignore[attr-defined]
-    return receipt_of_deliver_sm(event.short_message, receipted_id.as_string() if receipted_id else None)
+    return receipt_of_deliver_sm(
+        event.short_message, receipted_id.as_string() if receipted_id else None, event.source_addr
+    )

@@ -1,13 +1,17 @@
-"""Delivery receipts over a receiving SMPP session (smpplib), acknowledged to the SMSC only once stored.
+"""Delivery receipts over a receiving SMPP session, stored in group commits and acknowledged only once stored.
 
-smpp34 acknowledges every deliver_sm in its native core before Python sees it, so a receipt in flight dies
-with the process. smpplib answers a deliver_sm after its handler returns, with the handler's status: the
-handler waits for `on_receipt` (which commits the receipt) on the event loop and answers ESME_ROK only then,
-a temporary error otherwise, so that the SMSC keeps the receipt and sends it again. A receipt that was stored
-but whose answer was lost comes back once more; storing it again is a no-op.
+An asyncio session of its own (PDUs read with smpp34's codec and written with smpplib's; the SMSC's window
+of deliver_sm in flight at once):
+the reader answers enquire_link and unbind at once and queues each receipt; the committer takes every
+receipt queued so far (up to `group_max`), hands them to `on_receipts` (one transaction) and only then
+answers their deliver_sm with ESME_ROK — or with a temporary error, so that the SMSC keeps them and sends
+them again. A receipt that was stored but whose answer was lost comes back once more; storing it again is a
+no-op. The session sends enquire_link when idle and treats a link that does not answer as dead: it binds
+again.
 
-smpplib is blocking, so the session runs in a thread of its own. It binds as a transceiver and submits
-nothing: smpp34's server (the SMSC simulator) answers a deliver_sm_resp on a receiver bind with generic_nack.
+smpp34, which submits, acknowledges a deliver_sm before Python sees it, so receipts never ride its session.
+The session binds as a transceiver and submits nothing: smpp34's server (the SMSC simulator) answers a
+deliver_sm_resp on a receiver bind with generic_nack.
 """
 
 from __future__ import annotations
@@ -15,25 +19,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import threading
-from collections.abc import Callable, Coroutine
+import struct
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import smpplib.client
+import smpp34
 import smpplib.consts
-from tenacity import RetryCallState, RetryError, Retrying, wait_exponential_jitter
+import smpplib.smpp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from hibiki_sms_gateway.domain.receipts import Receipt, parse_receipt
 
 log = logging.getLogger("hibiki.sms.smpp")
 
-ReceiptSink = Callable[[Receipt], Coroutine[Any, Any, None]]
+ReceiptsSink = Callable[[Sequence[Receipt]], Coroutine[Any, Any, None]]
 RECEIPT_FLAG = 0x04  # esm_class: SMSC delivery receipt
 _STORED: int = smpplib.consts.SMPP_ESME_ROK
 # "ESME received temporary application error": the SMSC keeps the receipt and retries it.
 _NOT_STORED: int = smpplib.consts.SMPP_ESME_RX_T_APPN
+_INVALID_COMMAND: int = smpplib.consts.SMPP_ESME_RINVCMDID
+_RECEIPTED_MESSAGE_ID: int = smpp34.TLV_RECEIPTED_MESSAGE_ID  # type: ignore[attr-defined]
+# SMPP 3.4 command ids (section 5.1.2.1) of the PDUs this session reads.
+_BIND_TRANSCEIVER_RESP = 0x80000009
+_ENQUIRE_LINK = 0x00000015
+_UNBIND = 0x00000006
+_GENERIC_NACK = 0x80000000
+_HEADER = struct.Struct(">LLLL")
+_MAX_PDU = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,149 +58,126 @@ class SmppAccount:
     system_id: str
     password: str = field(default="", repr=False)
 
+    @property
+    def connector(self) -> str:
+        """The name receipts and parts of this account are kept under (SMSCs number messages per account)."""
+        return f"smpp:{self.system_id}@{self.host}:{self.port}"
 
-def receipt_of_deliver_sm(short_message: bytes, receipted_message_id: str | None) -> Receipt | None:
-    """The receipt a deliver_sm carries; the receipted_message_id TLV names the part better than the text."""
-    receipt = parse_receipt(short_message.decode("latin-1"))
+
+def receipt_of_deliver_sm(
+    short_message: bytes, receipted_message_id: str | None, source_addr: str = ""
+) -> Receipt | None:
+    """The receipt a deliver_sm carries; the receipted_message_id TLV names the part better than the text.
+
+    The deliver_sm comes from the handset's number (source_addr): the recipient of the message it reports.
+    """
+    receipt = parse_receipt(short_message.decode("latin-1"), recipient=source_addr)
     if receipt is not None and receipted_message_id:
-        return Receipt(receipted_message_id, receipt.state, receipt.error_code)
+        return Receipt(
+            receipted_message_id.rstrip("\0"),
+            receipt.state,
+            receipt.error_code,
+            receipt.recipient,
+            receipt.submit_date,
+        )
     return receipt
 
 
+class DeadLink(Exception):
+    """The SMSC stopped answering (no enquire_link_resp within the timeout)."""
+
+
+class _Sequence:
+    """Sequence numbers for smpplib's PDU codec (its `client` argument)."""
+
+    def __init__(self) -> None:
+        self.sequence = 0
+
+    def next_sequence(self) -> int:
+        self.sequence = self.sequence % 0x7FFFFFFF + 1
+        return self.sequence
+
+
 class SmppReceiver:
-    """Binds to one SMSC for its deliver_sm and hands each receipt to `on_receipt` before answering."""
+    """Binds to one SMSC for its deliver_sm; stores receipts in groups and answers each once stored."""
 
     def __init__(
         self,
         account: SmppAccount,
         *,
-        on_receipt: ReceiptSink,
+        on_receipts: ReceiptsSink,
+        group_max: int = 500,
+        enquire_interval: float = 10.0,
+        response_timeout: float = 10.0,
         store_timeout: float = 10.0,
-        idle_timeout: float = 5.0,
     ) -> None:
         self._account = account
-        self._on_receipt = on_receipt
+        self._on_receipts = on_receipts
+        self._group_max = group_max
+        self._enquire_interval = enquire_interval
+        self._response_timeout = response_timeout
         self._store_timeout = store_timeout
-        self._idle_timeout = idle_timeout  # smpplib sends enquire_link after this long without a PDU
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._bound = threading.Event()
-        self._lock = threading.Lock()
-        self._client: smpplib.client.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._bound = asyncio.Event()
+        self._sequence = _Sequence()
 
     @property
     def bound(self) -> bool:
         return self._bound.is_set()
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._keep_bound, name="smpp-receiver", daemon=True)
-        self._thread.start()
+        self._task = asyncio.create_task(self._keep_bound(), name="smpp-receiver")
 
     async def stop(self) -> None:
-        """End the session; a receipt being stored is stored but left unanswered: the SMSC sends it again."""
-        self._stopping.set()
-        self._interrupt()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            await asyncio.to_thread(thread.join, self._store_timeout + self._idle_timeout)
-            if thread.is_alive():
-                log.warning("SMPP receiver thread did not end; left behind as a daemon")
+        """End the session; receipts not yet stored stay unanswered: the SMSC sends them again."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-    # -- the receiver thread -------------------------------------------------------------------------
-    def _keep_bound(self) -> None:
-        while not self._stopping.is_set():
-            client = self._bind_with_retries()
-            if client is None:
-                return
+    async def _keep_bound(self) -> None:
+        while True:
+            async for attempt in AsyncRetrying(
+                wait=wait_exponential_jitter(multiplier=0.2, max=10.0, jitter=0.2),
+                retry=retry_if_exception_type(Exception),
+                before_sleep=self._log_bind_failure,
+            ):
+                with attempt:
+                    reader, writer = await self._bind()
             try:
-                while not self._stopping.is_set():
-                    client.read_once()  # answers deliver_sm through _answer, enquire_link when idle
-            except Exception as error:
-                if not self._stopping.is_set():
-                    log.warning("SMPP receiving session to %s:%d ended (%r); binding again", *self._at, error)
+                await _Session(self, reader, writer).run()
+            except (OSError, EOFError, DeadLink, asyncio.IncompleteReadError) as error:
+                log.warning("SMPP receiving session to %s:%d ended (%r); binding again", *self._at, error)
             finally:
-                self._close(client)
+                self._bound.clear()
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 2.0)
 
-    def _bind_with_retries(self) -> smpplib.client.Client | None:
-        retrying = Retrying(
-            wait=wait_exponential_jitter(multiplier=0.2, max=10.0, jitter=0.2),
-            stop=lambda _state: self._stopping.is_set(),
-            sleep=self._pause,
-            before_sleep=self._log_bind_failure,
+    async def _bind(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self._account.host, self._account.port), self._response_timeout
         )
         try:
-            return retrying(self._bind)
-        except RetryError:
-            return None  # stopped before a bind succeeded
-
-    def _bind(self) -> smpplib.client.Client:
-        client = smpplib.client.Client(
-            self._account.host,
-            self._account.port,
-            timeout=self._idle_timeout,
-            logger_name="hibiki.sms.smpp.smpplib",
-            allow_unknown_opt_params=True,
-        )
-        client.set_message_received_handler(self._answer)
-        with self._lock:
-            self._client = client
-        try:
-            client.connect()
-            client.bind_transceiver(system_id=self._account.system_id, password=self._account.password)
+            bind = smpplib.smpp.make_pdu(
+                "bind_transceiver",
+                client=self._sequence,
+                system_id=self._account.system_id,
+                password=self._account.password,
+            )
+            writer.write(bind.generate())
+            await writer.drain()
+            _, command, response = await asyncio.wait_for(_read_pdu(reader), self._response_timeout)
+            if command != _BIND_TRANSCEIVER_RESP or response is None or response.command_status != _STORED:
+                status = "unreadable" if response is None else f"status {response.command_status}"
+                raise ConnectionRefusedError(f"bind refused: command 0x{command:08x}, {status}")
         except BaseException:
-            self._close(client)
+            writer.close()
             raise
         self._bound.set()
         log.info("SMPP receiving session bound to %s:%d", *self._at)
-        return client
-
-    def _answer(self, pdu: Any, **_: Any) -> int:
-        """The deliver_sm_resp status: ESME_ROK once the receipt is stored, a temporary error otherwise."""
-        if not (pdu.esm_class or 0) & RECEIPT_FLAG:
-            return _STORED  # a mobile-originated message: this service takes none
-        tlv_id = pdu.receipted_message_id
-        receipt = receipt_of_deliver_sm(
-            pdu.short_message or b"", tlv_id.decode("latin-1") if isinstance(tlv_id, bytes) else tlv_id
-        )
-        if receipt is None:
-            log.warning("unreadable delivery receipt acknowledged and ignored: %r", pdu.short_message)
-            return _STORED  # sent again, it would be just as unreadable
-        if self._loop is None or self._loop.is_closed():
-            return _NOT_STORED
-        future = asyncio.run_coroutine_threadsafe(self._on_receipt(receipt), self._loop)
-        try:
-            future.result(self._store_timeout)
-        except Exception:
-            future.cancel()
-            log.warning("delivery receipt %s not stored; the SMSC will send it again", receipt, exc_info=True)
-            return _NOT_STORED
-        return _STORED
-
-    def _interrupt(self) -> None:
-        """Wake the thread out of a blocking read (from the event loop's thread)."""
-        with self._lock:
-            sock = self._client._socket if self._client is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def _close(self, client: smpplib.client.Client) -> None:
-        self._bound.clear()
-        with self._lock:
-            if self._client is client:
-                self._client = None
-        if self._stopping.is_set():
-            # Leaving without unbind on purpose (the SMSC sends again what is unanswered): spare smpplib's
-            # "disconnecting in the bound state" warning, kept for sessions that break.
-            client.state = smpplib.consts.SMPP_CLIENT_STATE_OPEN
-        with contextlib.suppress(Exception):
-            client.disconnect()
-
-    def _pause(self, seconds: float) -> None:
-        self._stopping.wait(seconds)  # returns at once when stopping
+        return reader, writer
 
     def _log_bind_failure(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -196,3 +186,121 @@ class SmppReceiver:
     @property
     def _at(self) -> tuple[str, int]:
         return self._account.host, self._account.port
+
+
+class _Session:
+    """One bound session: reader, committer and link keeper, ended together by the first that stops."""
+
+    def __init__(self, receiver: SmppReceiver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self._receiver = receiver
+        self._reader = reader
+        self._writer = writer
+        self._queue: asyncio.Queue[tuple[Receipt, int]] = asyncio.Queue()
+        self._answered = asyncio.Event()  # any PDU from the SMSC since the last enquire_link
+
+    async def run(self) -> None:
+        tasks = [
+            asyncio.create_task(self._read(), name="smpp-receiver-read"),
+            asyncio.create_task(self._commit(), name="smpp-receiver-commit"),
+            asyncio.create_task(self._keep_alive(), name="smpp-receiver-enquire"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended the session
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read(self) -> None:
+        while True:
+            number, command, pdu = await _read_pdu(self._reader)
+            self._answered.set()
+            if pdu is None:
+                self._send_response("generic_nack", number, _INVALID_COMMAND)
+            elif isinstance(pdu, smpp34.DeliverSm):
+                receipt = self._receipt_of(pdu)
+                if receipt is None:  # a mobile-originated message or an unreadable receipt: nothing to keep
+                    self._send_response("deliver_sm_resp", number, _STORED)
+                else:
+                    self._queue.put_nowait((receipt, number))
+            elif command == _ENQUIRE_LINK:
+                self._send_response("enquire_link_resp", number, _STORED)
+            elif command == _UNBIND:
+                self._send_response("unbind_resp", number, _STORED)
+                await self._writer.drain()
+                raise EOFError("the SMSC unbound")
+            elif command == _GENERIC_NACK:
+                log.warning("SMSC answered generic_nack (status 0x%08x)", pdu.command_status)
+
+    def _receipt_of(self, pdu: smpp34.DeliverSm) -> Receipt | None:
+        if not pdu.esm_class & RECEIPT_FLAG:
+            return None
+        receipted = next((t for t in pdu.tlvs if t.tag == _RECEIPTED_MESSAGE_ID), None)
+        receipt = receipt_of_deliver_sm(
+            pdu.short_message, receipted.as_string() if receipted else None, pdu.source_addr
+        )
+        if receipt is None:
+            log.warning("unreadable delivery receipt acknowledged and ignored: %r", pdu.short_message)
+        return receipt
+
+    async def _commit(self) -> None:
+        """Group commit: every receipt queued meanwhile goes into one transaction, then all are answered."""
+        receiver = self._receiver
+        while True:
+            group = [await self._queue.get()]
+            await asyncio.sleep(0)  # let the reader queue what already arrived
+            while len(group) < receiver._group_max and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            try:
+                await asyncio.wait_for(receiver._on_receipts([r for r, _ in group]), receiver._store_timeout)
+            except Exception:
+                log.warning(
+                    "%d delivery receipts not stored; the SMSC will send them again",
+                    len(group),
+                    exc_info=True,
+                )
+                status = _NOT_STORED
+            else:
+                status = _STORED
+            for _, sequence in group:
+                self._send_response("deliver_sm_resp", sequence, status)
+            await self._writer.drain()
+
+    async def _keep_alive(self) -> None:
+        receiver = self._receiver
+        while True:
+            self._answered.clear()
+            try:
+                await asyncio.wait_for(self._answered.wait(), receiver._enquire_interval)
+                continue  # traffic: the link is alive
+            except TimeoutError:
+                pass
+            enquire = smpplib.smpp.make_pdu("enquire_link", client=receiver._sequence)
+            self._writer.write(enquire.generate())
+            await self._writer.drain()
+            try:
+                await asyncio.wait_for(self._answered.wait(), receiver._response_timeout)
+            except TimeoutError as error:
+                raise DeadLink(f"no answer to enquire_link within {receiver._response_timeout}s") from error
+
+    def _send_response(self, command: str, sequence: int, status: int) -> None:
+        response = smpplib.smpp.make_pdu(command, client=self._receiver._sequence, status=status)
+        response.sequence = sequence
+        self._writer.write(response.generate())
+
+
+async def _read_pdu(reader: asyncio.StreamReader) -> tuple[int, int, Any]:
+    """(sequence number, command id, PDU) of the next PDU, decoded by smpp34 (a DeliverSm, or a RawPdu for
+    the others); the PDU is None when it cannot be read (answer generic_nack)."""
+    header = await reader.readexactly(_HEADER.size)
+    length, command, _status, number = _HEADER.unpack(header)
+    if not _HEADER.size <= length <= _MAX_PDU:
+        raise EOFError(f"PDU length {length} is not SMPP")  # the stream cannot be followed any further
+    data = header + await reader.readexactly(length - _HEADER.size)
+    try:
+        return number, command, smpp34.decode(data)
+    except smpp34.SmppError:
+        log.warning("unreadable SMPP PDU (%d bytes) answered with generic_nack", length, exc_info=True)
+        return number, command, None

@@ -5,7 +5,19 @@ from __future__ import annotations
 from hibiki.common.v1.envelope_pb2 import Envelope
 from hibiki.sms.v1.sms_requests_pb2 import SmsRequest, SmsRequested
 from hibiki_runtime.contract import stores
-from sqlalchemy import Column, DateTime, ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -59,28 +71,62 @@ sms_messages = Table(
     Column("segments", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The process that sends it while it is queued or submitting (an sms_instances id).
+    Column("owner", String(64), nullable=True),
+    # When it was marked submitting (its parts went on the wire right after): what a receipt's submit date
+    # is matched against when the SMSC's message id was lost (updated_at moves on with later states).
+    Column("submitted_at", DateTime(timezone=True), nullable=True),
     Index("ix_sms_messages_recipient", "tenant_id", "recipient", "created_at"),
     Index("ix_sms_messages_state", "state", "updated_at"),
 )
 
+# Carrier message ids are unique only per connector (SMSC account) and for a while: SMSCs restart their
+# numbering and wrap around. A receipt names the latest part of its connector submitted before it arrived.
 sms_message_parts = Table(
     "sms_message_parts",
     metadata,
-    Column("carrier_message_id", String(100), primary_key=True),
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # "smpp:<system_id>@<host>:<port>", "kannel:…"; "" for parts stored before connectors were named.
+    Column("connector", String(200), nullable=False),
+    Column("carrier_message_id", String(100), nullable=False),
     Column("request_id", String(200), nullable=False, index=True),
     Column("part_number", Integer, nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(["request_id"], ["sms_messages.request_id"], ondelete="CASCADE"),
+    Index("ix_sms_message_parts_carrier_id", "carrier_message_id", "submitted_at"),
 )
 
-# Receipts land here first: a receipt can arrive before the submit response is committed.
+# Receipts land here first: a receipt can arrive before the submit response is committed. One receipt of a
+# part is kept once however often the SMSC sends it (receipt_key: its submit date, else the day it came).
 sms_receipts = Table(
     "sms_receipts",
     metadata,
-    Column("carrier_message_id", String(100), primary_key=True),
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("connector", String(200), nullable=False),
+    Column("carrier_message_id", String(100), nullable=False),
+    Column("receipt_key", String(20), nullable=False),
     Column("state", String(10), nullable=False),
     Column("error_code", String(20), nullable=False),
+    # The handset's number and the SMSC's submit date: what matches a receipt whose part was never stored.
+    Column("recipient", String(32), nullable=False),
+    Column("submit_date", String(12), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("applied", Integer, nullable=False, default=0, index=True),
+    # 0 while it waits for its part, 1 once matched to one (part_id), 2 given up (it matched nothing).
+    Column("applied", Integer, nullable=False, default=0),
+    Column("part_id", BigInteger().with_variant(Integer, "sqlite"), nullable=True, index=True),
+    UniqueConstraint("connector", "carrier_message_id", "receipt_key", name="uq_sms_receipts_part"),
+    Index("ix_sms_receipts_pending", "applied", "received_at"),
+    Index("ix_sms_receipts_received_at", "received_at"),  # retention
+)
+
+# Live sms-gateway processes: each heartbeats here; messages it owns (queued or submitting) whose owner
+# stopped heartbeating are taken over by another (queued ones are sent, submitting ones reconciled).
+sms_instances = Table(
+    "sms_instances",
+    metadata,
+    Column("instance_id", String(64), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )
 
 sms_opt_outs = Table(

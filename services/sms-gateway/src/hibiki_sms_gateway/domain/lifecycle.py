@@ -8,19 +8,34 @@ from enum import StrEnum
 class MessageState(StrEnum):
     REQUESTED = "requested"
     REJECTED = "rejected"  # refused before any carrier saw it
-    SUBMITTING = "submitting"  # persisted before the first submit_sm: a crash here leaves it uncertain
+    QUEUED = "queued"  # admitted, not yet on the wire: after a crash it is sent (never failed)
+    SUBMITTING = "submitting"  # persisted just before its parts go on the wire: a crash here is uncertain
     ACCEPTED = "accepted"  # every part has a carrier message id (送信完了)
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
     FAILED = "failed"  # given up: permanent error or retries exhausted
-    UNCERTAIN = "uncertain"  # found SUBMITTING after a crash; never resubmitted automatically
+    # Found SUBMITTING after a crash, no receipt came: never resubmitted automatically (a duplicate SMS is
+    # worse than a missing one). A receipt that arrives later still tells the truth.
+    UNCERTAIN = "uncertain"
 
 
 _NEXT: dict[MessageState, frozenset[MessageState]] = {
-    MessageState.REQUESTED: frozenset({MessageState.REJECTED, MessageState.SUBMITTING}),
-    MessageState.SUBMITTING: frozenset({MessageState.ACCEPTED, MessageState.FAILED, MessageState.UNCERTAIN}),
+    MessageState.REQUESTED: frozenset({MessageState.REJECTED, MessageState.QUEUED}),
+    MessageState.QUEUED: frozenset({MessageState.SUBMITTING}),
+    # A receipt can settle a message whose submit response never reached the database (a crash).
+    MessageState.SUBMITTING: frozenset(
+        {
+            MessageState.ACCEPTED,
+            MessageState.FAILED,
+            MessageState.UNCERTAIN,
+            MessageState.DELIVERED,
+            MessageState.UNDELIVERED,
+        }
+    ),
     MessageState.ACCEPTED: frozenset({MessageState.DELIVERED, MessageState.UNDELIVERED}),
+    MessageState.UNCERTAIN: frozenset({MessageState.DELIVERED, MessageState.UNDELIVERED}),
 }
+# No carrier interaction is pending any more (an UNCERTAIN message may still learn its fate from a receipt).
 TERMINAL = frozenset(
     {
         MessageState.REJECTED,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 DELIVERED = "DELIVRD"
 FINAL_STATES = ("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN")
 _FIELD = re.compile(r"(?P<name>id|stat|err):(?P<value>\S*)", re.IGNORECASE)
+_SUBMIT_DATE = re.compile(r"submit date:(?P<stamp>[0-9]{10}(?:[0-9]{2})?)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -16,15 +17,26 @@ class Receipt:
     carrier_message_id: str
     state: str
     error_code: str
+    # The handset's number as the SMSC wrote it (the receipt comes from it), "" when unknown.
+    recipient: str = ""
+    # "YYMMDDhhmm" (or with seconds) on the SMSC's clock, "" when the receipt has none.
+    submit_date: str = ""
 
 
-def parse_receipt(text: str) -> Receipt | None:
-    """The id, final state and error of a receipt text; None when it is not a final receipt."""
+def parse_receipt(text: str, recipient: str = "") -> Receipt | None:
+    """The id, final state, error and submit date of a receipt text; None when it is not a final receipt."""
     fields = {match["name"].lower(): match["value"] for match in _FIELD.finditer(text)}
     state = fields.get("stat", "").upper()
     if not fields.get("id") or state not in FINAL_STATES:
         return None
-    return Receipt(fields["id"], state, fields.get("err", ""))
+    submitted = _SUBMIT_DATE.search(text)
+    return Receipt(
+        fields["id"],
+        state,
+        fields.get("err", "")[:20],
+        recipient[:32],
+        submitted["stamp"] if submitted else "",
+    )
 
 
 @dataclass(frozen=True)

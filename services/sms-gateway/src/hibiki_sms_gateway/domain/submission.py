@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class SubmitError(Exception):
     """A submit that did not get a carrier message id; `code` is machine-readable."""
@@ -26,3 +28,8 @@ class PermanentSubmitError(SubmitError):
 
 class UncertainSubmitError(SubmitError):
     """The request may have reached the carrier (timeout, connection lost after sending): never resend."""
+
+
+# Called by a connector when a part goes on the wire (it holds a place in the window): from then on, the
+# carrier may have it.
+OnWire = Callable[[], None] | None

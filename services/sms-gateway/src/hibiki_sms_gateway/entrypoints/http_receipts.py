@@ -6,7 +6,7 @@ import hmac
 
 from aiohttp import web
 
-from hibiki_sms_gateway.adapters.kannel_connector import DLR_STATES
+from hibiki_sms_gateway.adapters.kannel_connector import DLR_STATES, KANNEL
 from hibiki_sms_gateway.domain.receipts import Receipt
 from hibiki_sms_gateway.service_layer.receipts import ReceiptBook
 
@@ -24,7 +24,7 @@ def receipt_routes(receipts: ReceiptBook, token: str) -> list[web.RouteDef]:
             raise web.HTTPBadRequest(text="id and a numeric type are required")
         state = DLR_STATES.get(int(kind))
         if state is not None:  # intermediate reports (buffered, submitted) are acknowledged and ignored
-            await receipts.record(Receipt(message_id, state, ""))
+            await receipts.record(KANNEL, [Receipt(message_id, state, "")])
         return web.Response(text="ok")
 
     return [web.get(RECEIPT_PATH, receive)]

@@ -2,9 +2,13 @@
 
 Admission is set-based: one transaction per consumed batch checks the request_ids, claims the events, loads
 the boxes, screens the recipients and stores each request as REJECTED (with its SmsRejected in the outbox) or
-SUBMITTING, in the same few statements whatever the batch size. Only then are parts submitted, every request
-of the batch concurrently (the SMPP window bounds them). Outcomes (ACCEPTED, FAILED or UNCERTAIN with their
-result) are recorded together: one transaction for those that finish within a short window of each other.
+QUEUED (owned by this process), in the same few statements whatever the batch size. Then every request of
+the batch is sent concurrently: each is marked SUBMITTING just before its parts go on the wire (marks share
+group commits), with at most `in_flight` (the SMPP window) marked and not yet on the wire, so a crash leaves
+at most that many that never reached the carrier — the queued ones are sent by whoever takes them over
+(service_layer/recovery.py), those on the wire are settled by their receipts. Outcomes
+(ACCEPTED, FAILED or UNCERTAIN with their result) are recorded together: one transaction for those that
+finish within a short window of each other; an outcome that cannot be recorded is kept and retried.
 A redelivered event is claimed already, and a request_id seen before is never admitted again, so no request
 is sent twice.
 """
@@ -12,23 +16,32 @@ is sent twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from hibiki_runtime.consumer import Inbound, Rejection
+from hibiki_runtime.db import AutocommitConnection, engine_of
 from hibiki_runtime.outbox import enqueue_all
 from hibiki_runtime.unit_of_work import ConsumerUnitOfWork
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hibiki_sms_gateway.adapters import results
 from hibiki_sms_gateway.adapters.box_repository import BoxRepository
-from hibiki_sms_gateway.adapters.message_repository import MessageRepository, StateChange, TenantRecipient
+from hibiki_sms_gateway.adapters.message_repository import (
+    MessageRepository,
+    StateChange,
+    TenantRecipient,
+    mark_submitting,
+)
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
+from hibiki_sms_gateway.adapters.receipt_repository import PartId, ReceiptRepository, SubmittedParts
 from hibiki_sms_gateway.adapters.short_link_repository import ShortLinkRepository
-from hibiki_sms_gateway.domain.carrier import Carrier, CarrierResolver
+from hibiki_sms_gateway.domain.carrier import Carrier, CarrierResolver, parse_carrier
 from hibiki_sms_gateway.domain.commands import SendSms
 from hibiki_sms_gateway.domain.concatenation import ucs2_parts
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
@@ -98,7 +111,7 @@ class _Outcome:
     state: MessageState
     reason: str
     detail: str
-    carrier_message_ids: list[str]
+    parts: list[PartId]
     attempts: int
     at: datetime
 
@@ -117,6 +130,9 @@ class Dispatcher:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         short_links: ShortLinkPolicy | None = None,
         outcome_window_seconds: float = 0.05,
+        *,
+        owner: str = "local",
+        in_flight: int = 10,
     ) -> None:
         self._sessions = sessions
         self._resolver = resolver
@@ -130,6 +146,15 @@ class Dispatcher:
         self._short_links = short_links
         # How long a finished send waits for others to share its transaction (delays its result that long).
         self._outcome_window = outcome_window_seconds
+        # The process that sends what it admits (see service_layer/recovery.py).
+        self.owner = owner
+        # Messages marked SUBMITTING and not yet on the wire: what a crash can leave uncertain (see _send).
+        self._ahead = asyncio.Semaphore(in_flight)
+        self._submitting = _SubmittingMarks(engine_of(sessions), owner, clock)
+        # Request ids this process is sending now (recovery leaves them alone).
+        self.sending: set[str] = set()
+        # Outcomes whose recording failed: retried (retry_unrecorded), never dropped silently.
+        self._unrecorded: list[_Outcome] = []
 
     async def handle(self, requests: Sequence[_Request]) -> Sequence[Rejection]:
         """One batch of sms.requests from admission until every outcome is recorded."""
@@ -138,7 +163,7 @@ class Dispatcher:
         return admission.rejections
 
     async def admit(self, requests: Sequence[_Request]) -> Admission:
-        """Claim and screen a batch in one transaction: its rejections, and the messages now SUBMITTING."""
+        """Claim and screen a batch in one transaction: its rejections, and the messages now QUEUED."""
         async with ConsumerUnitOfWork(self._sessions, CONSUMER, self._notify) as work:
             messages = MessageRepository(work.session)
             fresh = await self._claim_new(work, messages, requests)
@@ -182,13 +207,14 @@ class Dispatcher:
     async def _admit(
         self, work: ConsumerUnitOfWork, messages: MessageRepository, fresh: Sequence[_Request]
     ) -> list[_Admitted]:
-        """Store each request as SUBMITTING (returned, to be sent) or REJECTED (with its result)."""
+        """Store each request as QUEUED (returned, to be sent) or REJECTED (with its result)."""
         if not fresh:
             return []
         now = self._clock()
         screening = await self._load_screening(work.session, messages, fresh, now)
-        decisions = [await self._decide(request, screening, now) for request in fresh]
-        stored = await messages.add_all([decision.message for decision in decisions])
+        # Carrier lookups overlap; one number's are coalesced, so a recipient's requests decide in order.
+        decisions = await asyncio.gather(*(self._decide(request, screening, now) for request in fresh))
+        stored = await messages.add_all([decision.message for decision in decisions], owner=self.owner)
         admitted: list[_Admitted] = []
         rejected: list[results.Outgoing] = []
         links: list[ShortLink] = []
@@ -252,9 +278,7 @@ class Dispatcher:
             request_id=request.command.request_id,
             tenant_id=request.tenant_id,
             recipient=recipient,
-            state=advance(
-                MessageState.REQUESTED, MessageState.REJECTED if refusal else MessageState.SUBMITTING
-            ),
+            state=advance(MessageState.REQUESTED, MessageState.REJECTED if refusal else MessageState.QUEUED),
             reason=refusal.reason.value if refusal else "",
             carrier=carrier.value if carrier else "",
             attempts=0,
@@ -291,52 +315,104 @@ class Dispatcher:
         return recipient, carrier, None
 
     # -- sending -------------------------------------------------------------------------------------
+    async def resume(self, messages: Sequence[SmsMessage]) -> None:
+        """Send queued messages this process took over (recovery): admitted before, never on the wire."""
+        admitted = []
+        for message in messages:
+            carrier = parse_carrier(message.carrier)
+            if carrier is not None:
+                admitted.append(_Admitted(message, carrier, message.request_id))
+        await self._send_all(admitted)
+
+    async def close(self) -> None:
+        """Release the connection the SUBMITTING marks use (at shutdown)."""
+        await self._submitting.close()
+
+    async def retry_unrecorded(self) -> None:
+        """Record again the outcomes whose recording failed (run periodically)."""
+        outcomes, self._unrecorded = self._unrecorded, []
+        await self._record(outcomes)
+
     async def _send_all(self, admitted: Sequence[_Admitted]) -> None:
         """Send every admitted message; record outcomes in one transaction per window of finished sends."""
-        sends = {asyncio.create_task(self._send(entry)): entry for entry in admitted}
-        pending = set(sends)
+        self.sending.update(entry.message.request_id for entry in admitted)
+        finished = _Finished()
+        tasks = []
+        for entry in admitted:
+            task = asyncio.create_task(self._send(entry))
+            task.add_done_callback(partial(finished.add, entry))
+            tasks.append(task)
+        remaining = len(tasks)
         try:
-            while pending:
-                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if pending:
-                    more, pending = await asyncio.wait(pending, timeout=self._outcome_window)
-                    finished |= more
+            while remaining:
+                await finished.at_least(1)
+                with contextlib.suppress(TimeoutError):  # let others finish and share the commit
+                    await asyncio.wait_for(finished.at_least(remaining), self._outcome_window)
+                group = finished.take()
+                remaining -= len(group)
                 outcomes: list[_Outcome] = []
-                for task, entry in sends.items():
-                    if task not in finished:
+                for entry, task in group:
+                    if task.cancelled():
                         continue
                     if (error := task.exception()) is not None:
-                        # Left SUBMITTING: the recovery sweep reports it as uncertain instead of resending it.
+                        # QUEUED: recovery sends it again; SUBMITTING: its receipt or the sweep settles it.
                         log.error(
                             "request %s could not be finished", entry.message.request_id, exc_info=error
                         )
-                    else:
-                        outcomes.append(task.result())
+                    elif (outcome := task.result()) is not None:
+                        outcomes.append(outcome)
                 await self._record(outcomes)
         finally:
-            for task in pending:
+            for task in tasks:
                 task.cancel()
+            self.sending.difference_update(entry.message.request_id for entry in admitted)
 
-    async def _send(self, entry: _Admitted) -> _Outcome:
-        """Submit every part; ACCEPTED once all were taken, else FAILED or UNCERTAIN."""
+    async def _send(self, entry: _Admitted) -> _Outcome | None:
+        """Mark the message SUBMITTING just before its parts go out, then submit every part; ACCEPTED once all
+        were taken, else FAILED or UNCERTAIN. None when another process took the message over.
+
+        At most `in_flight` messages are marked and not yet on the wire (waiting for the carrier's bucket or
+        for a place in the SMPP window): what a crash can leave uncertain. A place frees when the message's
+        first part goes on the wire, so the window stays full while the next messages are marked.
+        """
+        await self._ahead.acquire()
+        released = False
+
+        def on_wire() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._ahead.release()
+
+        try:
+            if not await self._submitting.mark(entry.message.request_id):
+                log.warning("request %s is no longer this process's to send", entry.message.request_id)
+                return None
+            return await self._submit_parts(entry, on_wire)
+        finally:
+            on_wire()
+
+    async def _submit_parts(self, entry: _Admitted, on_wire: Callable[[], None]) -> _Outcome:
         message = entry.message
         reference = zlib.crc32(message.request_id.encode()) & 0xFF
-        ids: list[str] = []
+        parts: list[PartId] = []
         attempts = 0
         try:
             async with asyncio.timeout(self._send_budget):
                 for part in ucs2_parts(message.snapshot.rendered_text, reference):
-                    sent = await self._sender.send(entry.carrier, message.recipient, part)
-                    ids.append(sent.message_id)
+                    sent = await self._sender.send(entry.carrier, message.recipient, part, on_wire)
+                    parts.append(PartId(sent.connector, sent.message_id))
                     attempts += sent.attempts
         except TimeoutError:
             budget = UncertainSubmitError("send_budget", f"parts still pending after {self._send_budget}s")
-            return self._given_up(entry, PartNotSent(budget, 1), ids, attempts)
+            return self._given_up(entry, PartNotSent(budget, 1), parts, attempts)
         except PartNotSent as failure:
-            return self._given_up(entry, failure, ids, attempts)
-        return _Outcome(entry, MessageState.ACCEPTED, "accepted", "", ids, attempts, self._clock())
+            return self._given_up(entry, failure, parts, attempts)
+        return _Outcome(entry, MessageState.ACCEPTED, "accepted", "", parts, attempts, self._clock())
 
-    def _given_up(self, entry: _Admitted, failure: PartNotSent, ids: list[str], attempts: int) -> _Outcome:
+    def _given_up(
+        self, entry: _Admitted, failure: PartNotSent, parts: list[PartId], attempts: int
+    ) -> _Outcome:
         """FAILED when the carrier refused or retries ran out; UNCERTAIN when the SMSC may have the part."""
         error = failure.cause
         if isinstance(error, UncertainSubmitError):
@@ -347,18 +423,20 @@ class Dispatcher:
         else:
             state, reason = MessageState.FAILED, "retries_exhausted"
         detail = f"{error.code}: {error.detail}"
-        if ids:
-            detail += f" (after {len(ids)} of {entry.message.snapshot.segments} parts were accepted)"
-        return _Outcome(entry, state, reason, detail, ids, attempts + failure.attempts, self._clock())
+        if parts:
+            detail += f" (after {len(parts)} of {entry.message.snapshot.segments} parts were accepted)"
+        return _Outcome(entry, state, reason, detail, parts, attempts + failure.attempts, self._clock())
 
     async def _record(self, outcomes: Sequence[_Outcome]) -> None:
-        """Record finished sends together; a failure leaves them SUBMITTING, for the recovery sweep."""
+        """Record finished sends together; a failure keeps them for retry_unrecorded (and counts them)."""
         if not outcomes:
             return
         try:
             settled = await self._store_outcomes(outcomes)
         except Exception:
-            log.exception("outcomes of %d requests could not be recorded", len(outcomes))
+            log.exception("outcomes of %d requests could not be recorded; retrying", len(outcomes))
+            self._metrics.outcomes_unrecorded.inc(len(outcomes))
+            self._unrecorded.extend(outcomes)
             return
         self._notify()
         for outcome in settled:
@@ -367,16 +445,8 @@ class Dispatcher:
             if not accepted:
                 request_id = outcome.entry.message.request_id
                 log.warning("request %s failed: %s (%s)", request_id, outcome.reason, outcome.detail)
-        accepted_ids = [
-            message_id
-            for outcome in settled
-            if outcome.state == MessageState.ACCEPTED
-            for message_id in outcome.carrier_message_ids
-        ]
-        try:
-            await self._apply_early_receipts(accepted_ids)
-        except Exception:
-            log.exception("early receipts could not be applied; the maintenance sweep retries them")
+        # Receipts that beat the commit of their part are stored already: they can be matched now.
+        self._receipts.parts_stored()
 
     async def _store_outcomes(self, outcomes: Sequence[_Outcome]) -> list[_Outcome]:
         """Store parts, new states and results in one transaction; returns the outcomes that were stored."""
@@ -387,22 +457,80 @@ class Dispatcher:
             submitting = await messages.lock_in_state(
                 [o.entry.message.request_id for o in outcomes], MessageState.SUBMITTING
             )
-            await messages.add_parts_of(
-                {o.entry.message.request_id: o.carrier_message_ids for o in outcomes if o.carrier_message_ids}
-            )
             settled = [o for o in outcomes if o.entry.message.request_id in submitting]
+            # Parts of every outcome, settled meanwhile or not: a receipt can still tell the truth.
+            await ReceiptRepository(session).add_parts(
+                [SubmittedParts(o.entry.message.request_id, o.parts, o.at) for o in outcomes if o.parts]
+            )
             await messages.change_states([_state_change(o) for o in settled])
             await enqueue_all(session, [_result(o) for o in settled])
         return settled
 
-    async def _apply_early_receipts(self, carrier_message_ids: Sequence[str]) -> None:
-        """Settle messages whose receipt arrived before their acceptance was committed."""
-        if not carrier_message_ids:
-            return
-        async with self._sessions() as session:
-            early = await MessageRepository(session).unapplied_receipts_among(carrier_message_ids)
-        if early:
-            await self._receipts.apply(early)
+
+class _SubmittingMarks:
+    """Marks messages SUBMITTING in group commits: every mark asked for while one runs goes into the next, so
+    a window of messages costs a statement or two, not one each. The marks are on the critical path of every
+    send, so they use a connection of their own in autocommit mode: one round trip per group."""
+
+    def __init__(self, engine: AsyncEngine, owner: str, clock: Callable[[], datetime]) -> None:
+        self._connection = AutocommitConnection(engine)
+        self._owner = owner
+        self._clock = clock
+        self._waiting: dict[str, asyncio.Future[bool]] = {}
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def mark(self, request_id: str) -> bool:
+        """True once the message is SUBMITTING for this owner; False when it is not this owner's any more."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush(), name="sms-mark-submitting")
+        return await future
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+    async def _flush(self) -> None:
+        try:
+            await asyncio.sleep(0)  # the marks asked for in this turn of the loop share the first statement
+            while self._waiting:
+                group, self._waiting = self._waiting, {}
+                try:
+                    ids, now = list(group), self._clock()
+                    marked = await self._connection.run(
+                        partial(mark_submitting, request_ids=ids, owner=self._owner, now=now)
+                    )
+                except Exception as error:
+                    for future in group.values():
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for request_id, future in group.items():
+                    if not future.done():
+                        future.set_result(request_id in marked)
+        finally:
+            self._flushing = None
+
+
+class _Finished:
+    """Sends that finished, in the order they did, for the recorder to take in groups."""
+
+    def __init__(self) -> None:
+        self._done: list[tuple[_Admitted, asyncio.Task[_Outcome | None]]] = []
+        self._changed = asyncio.Event()
+
+    def add(self, entry: _Admitted, task: asyncio.Task[_Outcome | None]) -> None:
+        self._done.append((entry, task))
+        self._changed.set()
+
+    async def at_least(self, count: int) -> None:
+        while len(self._done) < count:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def take(self) -> list[tuple[_Admitted, asyncio.Task[_Outcome | None]]]:
+        taken, self._done = self._done, []
+        return taken
 
 
 def _state_change(outcome: _Outcome) -> StateChange:
@@ -419,7 +547,8 @@ def _state_change(outcome: _Outcome) -> StateChange:
 def _result(outcome: _Outcome) -> results.Outgoing:
     entry = outcome.entry
     if outcome.state == MessageState.ACCEPTED:
-        return results.accepted(entry.message, outcome.carrier_message_ids, entry.cause, outcome.at)
+        ids = [part.carrier_message_id for part in outcome.parts]
+        return results.accepted(entry.message, ids, entry.cause, outcome.at)
     return results.failed(
         entry.message, outcome.reason, outcome.detail, outcome.attempts, entry.cause, outcome.at
     )
@@ -428,10 +557,10 @@ def _result(outcome: _Outcome) -> results.Outgoing:
 class PipelinedDispatch:
     """The sms.requests consumer: admits a batch, then sends it while the next batch is admitted.
 
-    The consumer commits a batch's offsets once it is admitted: its messages are SUBMITTING in the database
-    and its events claimed, so a crash during the sends has the same outcome as before the commit (the
-    recovery sweep reports the messages as uncertain; none is sent twice). At most `depth` batches are sending
-    at once; `drain` waits for them at shutdown, after the consumer has stopped.
+    The consumer commits a batch's offsets once it is admitted: its messages are QUEUED in the database and
+    its events claimed, so a crash during the sends has the same outcome as before the commit (recovery sends
+    the queued ones; none is sent twice). At most `depth` batches are sending at once; `drain` waits for them
+    at shutdown, after the consumer has stopped.
     """
 
     def __init__(self, dispatcher: Dispatcher, depth: int = 2) -> None:
@@ -449,6 +578,13 @@ class PipelinedDispatch:
         self._sending.append(task)
         return admission.rejections
 
+    def resume(self, messages: Sequence[SmsMessage]) -> None:
+        """Send messages recovery took over, beside the consumed batches (drain waits for them too)."""
+        if messages:
+            task = asyncio.create_task(self._dispatcher.resume(messages), name="sms-send-taken-over")
+            task.add_done_callback(_log_failure)
+            self._sending.append(task)
+
     async def drain(self) -> None:
         """Wait until every admitted batch is sent and its outcomes recorded."""
         if self._sending:
@@ -458,5 +594,5 @@ class PipelinedDispatch:
 
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and (error := task.exception()) is not None:
-        # Its messages stay SUBMITTING: the recovery sweep reports them as uncertain instead of resending.
+        # Queued messages are sent again by recovery; submitting ones settled by their receipts or the sweep.
         log.error("a batch of SMS could not be finished", exc_info=error)

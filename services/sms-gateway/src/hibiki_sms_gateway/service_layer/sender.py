@@ -6,6 +6,8 @@ uncertain one (the SMSC may have the part) ends the attempt at once, so a part i
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from hibiki_sms_gateway.adapters.metrics import BREAKER_STATES, SmsMetrics
 from hibiki_sms_gateway.domain.carrier import Carrier
 from hibiki_sms_gateway.domain.concatenation import Part
 from hibiki_sms_gateway.domain.submission import (
+    OnWire,
     PermanentSubmitError,
     SubmitError,
     TemporarySubmitError,
@@ -34,7 +37,10 @@ from hibiki_sms_gateway.domain.submission import (
 
 
 class Connector(Protocol):
-    async def submit(self, destination_e164: str, part: Part) -> str: ...
+    # Parts and receipts are keyed by it: carrier message ids are unique per SMSC account only.
+    name: str
+
+    async def submit(self, destination_e164: str, part: Part, on_wire: OnWire = None) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class SendPolicy:
 class SentPart:
     message_id: str
     attempts: int
+    connector: str
 
 
 class PartNotSent(Exception):
@@ -74,11 +81,8 @@ class PartSender:
         self._connectors = connectors
         self._metrics = metrics
         self._policy = policy
-        rates = policy.rate_per_second or {}
-        self._buckets = {
-            carrier: AsyncLimiter(rates.get(carrier, policy.default_rate_per_second), 1.0)
-            for carrier in Carrier
-        }
+        self._buckets: dict[Carrier, AsyncLimiter] = {}
+        self.share(1.0)
         # Throttling and permanent refusals say nothing about the connector's health.
         self._breakers = AsyncCircuitBreakerFactory(
             default_threshold=policy.breaker_threshold,
@@ -87,12 +91,33 @@ class PartSender:
         )
         self._breakers.add_listener(self._on_breaker_event)
 
-    async def send(self, carrier: Carrier, destination_e164: str, part: Part) -> SentPart:
+    def share(self, fraction: float) -> None:
+        """Send at `fraction` of every carrier's configured rate: the configured rate is the deployment's,
+        and this replica takes its part (by the sms.requests partitions it owns), anew at each rebalance."""
+        rates = self._policy.rate_per_second or {}
+        self._buckets = {
+            carrier: _bucket(rates.get(carrier, self._policy.default_rate_per_second) * fraction)
+            for carrier in Carrier
+        }
+
+    async def send(
+        self, carrier: Carrier, destination_e164: str, part: Part, on_wire: OnWire = None
+    ) -> SentPart:
         """Submit `part`, retrying temporary errors; PartNotSent with the last error when giving up."""
+        connector = self._connectors[carrier][1].name
+        try:  # the common case, without the retry machinery's cost
+            return SentPart(await self._submit_once(carrier, destination_e164, part, on_wire), 1, connector)
+        except TemporarySubmitError as error:
+            if self._policy.attempts <= 1:
+                raise PartNotSent(error, 1) from error
+            self._metrics.retries.labels(carrier.value, error.code).inc()
+        except SubmitError as error:
+            raise PartNotSent(error, 1) from error
+        await asyncio.sleep(self._policy.initial_backoff * (1 + random.random()))
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._policy.attempts),
+            stop=stop_after_attempt(self._policy.attempts - 1),
             wait=wait_exponential_jitter(
-                multiplier=self._policy.initial_backoff,
+                multiplier=self._policy.initial_backoff * 2,
                 max=self._policy.max_backoff,
                 jitter=self._policy.initial_backoff,
             ),
@@ -101,19 +126,21 @@ class PartSender:
             reraise=True,
         )
         try:
-            message_id: str = await retrying(self._submit_once, carrier, destination_e164, part)
+            message_id: str = await retrying(self._submit_once, carrier, destination_e164, part, on_wire)
         except SubmitError as error:
-            raise PartNotSent(error, retrying.statistics.get("attempt_number", 1)) from error
-        return SentPart(message_id, retrying.statistics.get("attempt_number", 1))
+            raise PartNotSent(error, 1 + retrying.statistics.get("attempt_number", 1)) from error
+        return SentPart(message_id, 1 + retrying.statistics.get("attempt_number", 1), connector)
 
-    async def _submit_once(self, carrier: Carrier, destination_e164: str, part: Part) -> str:
+    async def _submit_once(
+        self, carrier: Carrier, destination_e164: str, part: Part, on_wire: OnWire = None
+    ) -> str:
         name, connector = self._connectors[carrier]
         metrics = self._metrics
         async with self._buckets[carrier]:
             started = time.perf_counter()
             try:
                 async with await self._breakers.get_breaker(name):
-                    message_id = await connector.submit(destination_e164, part)
+                    message_id = await connector.submit(destination_e164, part, on_wire)
             except OpenedState as error:
                 metrics.submits.labels(carrier.value, "breaker_open").inc()
                 raise BreakerOpen("breaker_open", str(error)) from error
@@ -135,3 +162,10 @@ class PartSender:
     def _on_breaker_event(self, name: str, event_type: str, event: Any) -> None:
         if event_type == "state_changed":
             self._metrics.breaker_state.labels(name).set(BREAKER_STATES.get(event.state, 0))
+
+
+def _bucket(per_second: float) -> AsyncLimiter:
+    """A token bucket of `per_second` parts a second (bursts up to one second's worth, at least one part)."""
+    if per_second >= 1:
+        return AsyncLimiter(per_second, 1.0)
+    return AsyncLimiter(1, 1 / per_second)

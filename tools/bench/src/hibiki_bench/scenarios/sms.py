@@ -4,9 +4,12 @@ and the rate a per-carrier throttle lets through."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Hashable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -28,13 +31,14 @@ from hibiki_bench.stats import steady_rate
 BOX = "900"
 TEXT = "お電話ありがとうございました。"
 URL = "https://example.jp/r"
-FAST_PREFIX, THROTTLED_PREFIX = "+8190", "+8180"
+FAST_PREFIX, THROTTLED_PREFIX, RECEIPT_PREFIX = "+8190", "+8180", "+8170"
 THROTTLED_CARRIER = "softbank"
-# Accept without receipts: the benchmark measures the submit path, not receipt handling.
+# Accept without receipts where the submit path is measured; a receipt for every message where receipts are.
 SCENARIO = {
     "rules": [
         {"prefix": FAST_PREFIX, "carrier": "docomo", "behaviour": "accept"},
         {"prefix": THROTTLED_PREFIX, "carrier": THROTTLED_CARRIER, "behaviour": "accept"},
+        {"prefix": RECEIPT_PREFIX, "carrier": "docomo", "behaviour": "deliver", "delay": 0.0},
     ]
 }
 
@@ -111,16 +115,53 @@ async def throttled_rate(bootstrap: str, per_second: int, seconds: float, run_id
     return steady_rate(accepted, skip_seconds=1.0)
 
 
+@dataclass(frozen=True)
+class ReceiptRates:
+    accepted: float  # requests per second, sms.requests → SmsAccepted
+    delivered: float  # requests per second, sms.requests → SmsDelivered (the receipt stored and applied)
+
+
+async def delivered_rate(bootstrap: str, messages: int, run_id: str) -> ReceiptRates:
+    """Requests per second to SmsAccepted and to SmsDelivered when the SMSC sends a receipt for each."""
+    ids = [f"{run_id}{i}" for i in range(messages)]
+    request_ids: set[Hashable] = set(ids)
+
+    def accepted(record: ConsumerRecord[bytes, bytes]) -> Hashable | None:
+        return _result_kind(run_id, record, "sms_accepted")
+
+    def delivered(record: ConsumerRecord[bytes, bytes]) -> Hashable | None:
+        return _result_kind(run_id, record, "sms_delivered")
+
+    async with (
+        producer(bootstrap) as client,
+        TopicWatcher(bootstrap, SMS_RESULTS, accepted) as accepts,
+        TopicWatcher(bootstrap, SMS_RESULTS, delivered) as receipts,
+    ):
+        began = time.perf_counter()
+        records = (sms_requested(r, BOX, recipient(RECEIPT_PREFIX, i)) for i, r in enumerate(ids))
+        await send_all(client, SMS_REQUESTS, records)
+        last_accepted = await accepts.wait_for(request_ids, within=240)
+        last_delivered = await receipts.wait_for(request_ids, within=240)
+    return ReceiptRates(messages / (last_accepted - began), messages / (last_delivered - began))
+
+
+def _result_kind(run_id: str, record: ConsumerRecord[bytes, bytes], kind: str) -> Hashable | None:
+    if not record.key or not record.key.startswith(run_id.encode()) or record.value is None:
+        return None
+    result = sms_results_pb2.SmsResult.FromString(record.value)
+    return result.request_id if result.WhichOneof("body") == kind else None
+
+
 async def bare_smpp_rate(smsc_port: int, messages: int, window: int) -> float:
     """Submits per second of the service's own SMPP connector alone (same window, same simulator)."""
 
-    async def ignore(_receipt: Receipt) -> None:
+    async def ignore(_receipts: Sequence[Receipt]) -> None:
         return None
 
     connector = SmppConnector(
         SmppAccount("127.0.0.1", smsc_port, "bench", "bench"),
         source_addr="Hibiki",
-        on_receipt=ignore,
+        on_receipts=ignore,
         window=window,
     )
     await connector.start()
@@ -132,3 +173,67 @@ async def bare_smpp_rate(smsc_port: int, messages: int, window: int) -> float:
         return messages / (time.perf_counter() - began)
     finally:
         await connector.stop()
+
+
+@dataclass(frozen=True)
+class CrashOutcome:
+    duplicates: int  # handsets that got the same message twice
+    uncertain: int  # requests whose fate stayed unknown (reported uncertain_after_crash, no receipt)
+    unfinished: int  # requests without a final result when the patience ran out
+    converged_seconds: float  # from the restart until every request had its final result
+
+
+_FINAL = ("sms_delivered", "sms_undelivered", "sms_rejected", "sms_failed")
+
+
+async def crash_burst(
+    bootstrap: str,
+    messages: int,
+    run_id: str,
+    kill: Callable[[], None],
+    restart: Callable[[], Awaitable[None]],
+    received: Callable[[], Sequence[str]],
+    patience: float = 120,
+) -> CrashOutcome:
+    """A burst of requests (a receipt for each); kill -9 once a third were accepted, restart, and wait until
+    every request has a final result. `received` lists the destinations of every message the SMSC took."""
+    ids = [f"{run_id}{i}" for i in range(messages)]
+    destinations = {recipient(RECEIPT_PREFIX, 500_000 + i) for i in range(messages)}
+    finals: dict[str, str] = {}
+    all_final = asyncio.Event()
+
+    def accepted(record: ConsumerRecord[bytes, bytes]) -> Hashable | None:
+        return _result_kind(run_id, record, "sms_accepted")
+
+    def final(record: ConsumerRecord[bytes, bytes]) -> Hashable | None:
+        if not record.key or not record.key.startswith(run_id.encode()) or record.value is None:
+            return None
+        result = sms_results_pb2.SmsResult.FromString(record.value)
+        kind = result.WhichOneof("body") or ""
+        if kind in _FINAL and finals.get(result.request_id) not in ("sms_delivered", "sms_undelivered"):
+            finals[result.request_id] = kind  # a receipt outranks an earlier "uncertain" failure
+            if len(finals) == messages:
+                all_final.set()
+        return None
+
+    async with (
+        producer(bootstrap) as client,
+        TopicWatcher(bootstrap, SMS_RESULTS, accepted) as accepts,
+        TopicWatcher(bootstrap, SMS_RESULTS, final),
+    ):
+        records = (sms_requested(r, BOX, recipient(RECEIPT_PREFIX, 500_000 + i)) for i, r in enumerate(ids))
+        await send_all(client, SMS_REQUESTS, records)
+        await accepts.wait_for(messages // 3, within=240)
+        kill()
+        await restart()
+        restarted = time.perf_counter()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_final.wait(), patience)
+        converged = time.perf_counter() - restarted
+    sent = Counter(d for d in received() if d in destinations)
+    return CrashOutcome(
+        duplicates=sum(1 for times in sent.values() if times > 1),
+        uncertain=sum(1 for kind in finals.values() if kind == "sms_failed"),
+        unfinished=messages - len(finals),
+        converged_seconds=converged,
+    )
