@@ -14,10 +14,10 @@ RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 PROTO_OUT := libs/contracts/src
 PROTO_FILES = $(shell find proto -name '*.proto' | sort)
 
-.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser audit clean bench soak
+.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser sip-phone audit clean bench soak
 
 help:
-	@echo "make run    start broker, databases, the four services and simulators (Ctrl-C stops all)"
+	@echo "make run    start broker, databases, the services, simulators and the SIP gateway (Ctrl-C stops all)"
 	@echo "make test   run the whole suite: unit tests and integration tests (real broker, real PostgreSQL)"
 	@echo "make lint   ruff, mypy, buf lint and buf breaking"
 	@echo "make proto  regenerate Python code from proto/"
@@ -55,13 +55,13 @@ proto-check: install
 run: install
 	@$(RUN) hibiki-dev run
 
-test: install proto-check browser
+test: install proto-check browser sip-phone
 	@$(RUN) pytest -p no:cacheprovider --basetemp="$$(mktemp -d /tmp/hibiki-test.XXXXXX)" libs tools services tests
 
 test-unit: install
 	@$(RUN) pytest -p no:cacheprovider -m "not integration" libs tools services
 
-test-integration: install browser
+test-integration: install browser sip-phone
 	@$(RUN) pytest -p no:cacheprovider tests/integration
 
 lint: install
@@ -88,6 +88,9 @@ k8s-check: install
 
 browser:
 	@scripts/install-browser.sh
+
+sip-phone:
+	@scripts/install-sip-phone.sh
 
 obs-check: install
 	@deploy/observability/check.sh

@@ -137,6 +137,8 @@ async def test_dry_run_of_wrong_digit_timeout_right_digit_returns_the_seed_repro
         [INVALID_TEXT, "g-menu"],
         [TIMEOUT_TEXT, "g-menu"],
     ]
+    defaults = [s.action.play_and_collect.prompts[0].guidance_id for s in run.steps[1:3]]
+    assert defaults == ["system:invalid_input", "system:input_timeout"]  # audio in guidance-tts
     reasons = [s.action.play_and_collect.reason for s in run.steps[:3]]
     assert reasons == [
         call_actions_pb2.PROMPT_REASON_INITIAL,
@@ -390,11 +392,16 @@ async def test_a_landline_caller_keys_a_mobile_number_corrects_it_confirms_and_o
         await read_until(kafka.bootstrap_servers, CALL_ACTIONS, lambda rs: len(actions_of_call(rs)) >= 6)
     )
     collects = [a.play_and_collect for a in actions if a.WhichOneof("body") == "play_and_collect"]
-    readbacks = [c.prompts[0].text for c in collects if c.prompts[0].text]
-    assert readbacks == [
-        "090-1234-5678 でよろしければ 1 を、訂正は 2 を",
-        "080-1111-2222 でよろしければ 1 を、訂正は 2 を",
+    readbacks = [
+        "".join(p.text for p in c.prompts)
+        for c in collects
+        if c.prompts[-1].guidance_id == "system:readback_confirm"
     ]
+    assert readbacks == [
+        "090-1234-5678でよろしければ1を、訂正は2を押してください。",
+        "080-1111-2222でよろしければ1を、訂正は2を押してください。",
+    ]
+    assert all(p.guidance_id for c in collects for p in c.prompts)  # audio the platform can fetch
     assert actions[-1].hangup.reason == "completed"
     requests = requests_of_call(
         await read_until(kafka.bootstrap_servers, SMS_REQUESTS, lambda rs: bool(requests_of_call(rs)))

@@ -26,16 +26,17 @@ from hibiki.reporting.v1 import report_service_pb2_grpc as report_grpc
 from hibiki_devstack import demo
 from hibiki_devstack.cli import UP_LINE, busy_ports
 from hibiki_devstack.infra import free_port
+from hibiki_devstack.sip_phone import SipPhone
 
-GRPC_GUIDANCE, GRPC_REPORTING, HTTP_REPORTING, SMPP = 50051, 50054, 9104, 2775
+GRPC_GUIDANCE, GRPC_REPORTING, HTTP_REPORTING, SMPP, SIP = 50051, 50054, 9104, 2775, 5060
 
 
 def free_port_offset() -> int:
     """An offset that moves every port of the run onto ports free right now (never the defaults)."""
     for _ in range(50):
         offset = random.randrange(2000, 6000)
-        ports = [p + offset for p in (*range(50051, 50055), *range(9101, 9105), SMPP)]
-        if not busy_ports(ports):
+        ports = [p + offset for p in (*range(50051, 50056), *range(9101, 9106), SMPP)]
+        if not busy_ports(ports, udp=[SIP + offset]):
             return offset
     raise RuntimeError("no free port offset found")
 
@@ -114,6 +115,32 @@ async def delete_menu_guidance(run: DevRun) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+async def call_the_printed_address(run: DevRun, work: Path, caller: str) -> int:
+    """Dial the SIP URI `make run` printed, press 1 during the menu, hear the thanks; the call's outcome."""
+    printed = next(line for line in run.output if "call it: sip:" in line)
+    uri = printed.split("call it: ", 1)[1].split()[0]
+    assert uri == f"sip:{demo.DIALED_NUMBER}@127.0.0.1:{SIP + run.offset}", printed
+    async with SipPhone(work / "softphone", caller) as phone:
+        await phone.dial(uri)
+        await phone.established(timeout=20)
+        await asyncio.sleep(1.5)
+        await phone.press("1")  # barge-in: the key stops the menu
+        await phone.closed(timeout=30)  # the flow thanks the caller and hangs up
+    metadata = (("authorization", f"Bearer {dev_token(run.data_dir, 'viewer')}"),)
+    request = report_pb.ListCallsRequest(range=tokyo_days(), caller_number=caller)
+    deadline = time.monotonic() + 30
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{GRPC_REPORTING + run.offset}") as channel:
+        reports = report_grpc.ReportServiceStub(channel)
+        while True:
+            calls = (await reports.ListCalls(request, metadata=metadata, timeout=10)).calls
+            if (
+                calls and calls[0].outcome != report_pb.CALL_OUTCOME_IN_PROGRESS
+            ) or time.monotonic() > deadline:
+                assert len(calls) == 1, calls
+                return int(calls[0].outcome)
+            await asyncio.sleep(0.5)
+
+
 def tokyo_days() -> report_pb.DateRange:
     today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
     # a run that crosses midnight in Tokyo counts on two days
@@ -144,8 +171,12 @@ async def test_make_run_provisions_the_demo_tenant_fills_the_report_and_stops_cl
         children = run.children()
         names = " ".join(" ".join(child.cmdline()) for child in children)
         for part in ("tansu", "smsc_simulator", "hibiki_guidance_tts", "hibiki_routing", "hibiki_sms_gateway",
-                     "hibiki_reporting", "hibiki-telephony-sim"):  # fmt: skip
+                     "hibiki_reporting", "hibiki_media_gateway", "hibiki-telephony-sim"):  # fmt: skip
             assert part in names, part
+        # A softphone calls the SIP address printed at start-up, presses 1 and gets the SMS.
+        assert (
+            await call_the_printed_address(run, tmp_path, "+819077700001") == report_pb.CALL_OUTCOME_SMS_SENT
+        )
         lines = run.provisioning_lines()
         kinds = ["audio", "guidance", "audio", "guidance", "SMS", "flow", "published"]
         assert [line.split()[1] for line in lines] == kinds, lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import AsyncIterator
 
@@ -16,6 +17,8 @@ from hibiki.guidance.v1 import guidance_service_pb2 as pb
 from hibiki.guidance.v1 import guidance_service_pb2_grpc
 from hibiki_devstack.infra import Postgres
 from hibiki_devstack.stack import ServiceSpec, Stack
+from hibiki_telephony_sim.audio import GuidanceAudioSource
+from hibiki_telephony_sim.behaviour import PromptRef
 
 from tests.integration.conftest import start_service
 
@@ -283,3 +286,66 @@ async def test_guidance_used_by_a_published_flow_cannot_be_deleted(client) -> No
     del usage.guidance_ids[:]
     assert (await client.SetGuidanceUsage(usage, metadata=PLATFORM_A)).applied
     await client.DeleteOriginalGuidance(pb.DeleteOriginalGuidanceRequest(id=guidance.id), metadata=OPERATOR_A)
+
+
+async def test_system_prompts_are_served_by_id_to_players_of_each_tenant(client, guidance_tts) -> None:
+    url = f"http://127.0.0.1:{guidance_tts.http_port}/audio"
+    platform = {"Authorization": "Bearer token-platform"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/system:digit-7.wav", headers=platform) as reply:
+            assert reply.status == 200 and reply.content_type == "audio/wav"
+            digit = await reply.read()
+        async with http.get(f"{url}/system:digit-7.wav?format=pcm16", headers=platform) as reply:
+            assert reply.status == 200 and soundfile.info(io.BytesIO(await reply.read())).subtype == "PCM_16"
+        async with http.get(f"{url}/system:welcome.wav", headers=platform) as reply:
+            assert reply.status == 404 and "system:digit-0" in await reply.text()
+        async with http.get(f"{url}/system:digit-7.wav") as reply:
+            assert reply.status == 401
+    assert soundfile.info(io.BytesIO(digit)).subtype == "ULAW" and rms(digit) > 0.02
+
+    # the tenant's own system guidance, editable like any other; tenant B is untouched
+    confirm = (
+        await client.GetOriginalGuidance(
+            pb.GetOriginalGuidanceRequest(id="system:readback_confirm"), metadata=OPERATOR_A
+        )
+    ).original_guidance
+    assert confirm.system and confirm.type == pb.GUIDANCE_TYPE_PB_ROUTING
+    edited = (
+        await client.UpdateAudioFile(
+            pb.UpdateAudioFileRequest(
+                id=confirm.audio_file_id, text="でよろしければ1を、違う場合は2を押してください。"
+            ),
+            metadata=OPERATOR_A,
+        )
+    ).audio_file
+    stream = client.StreamAudio(
+        pb.StreamAudioRequest(guidance_id="system:readback_confirm"), metadata=PLATFORM_A
+    )
+    streamed = b"".join([chunk.data async for chunk in stream])
+    assert hashlib.sha256(streamed).hexdigest() == edited.content_hash
+    other = (
+        await client.GetOriginalGuidance(
+            pb.GetOriginalGuidanceRequest(id="system:readback_confirm"), metadata=OPERATOR_B
+        )
+    ).original_guidance
+    assert other.id != confirm.id
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        async for _ in client.StreamAudio(
+            pb.StreamAudioRequest(audio_file_id="system:welcome"), metadata=PLATFORM_A
+        ):
+            pass
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # a media server (the telephony simulator) plays a number read back: every clip fetched, none failing
+    readback = [
+        PromptRef("system:pause") if d == "-" else PromptRef(f"system:digit-{d}") for d in "090-1234-5678"
+    ]
+    source = GuidanceAudioSource(
+        f"127.0.0.1:{guidance_tts.grpc_port}", "token-platform", nominal_seconds=60.0
+    )
+    try:
+        played = await source.play([*readback, PromptRef("system:readback_confirm")])
+    finally:
+        await source.close()
+    assert played.errors == [] and len(played.fetched) == 12
+    assert 5.0 < played.seconds < 15.0  # eleven short digits, two pauses, the question

@@ -308,6 +308,47 @@ async def test_finalization_status_and_metrics(
     assert "hibiki_reporting_final_through_timestamp_seconds" in metrics
 
 
+async def test_a_call_the_platform_lost_is_a_platform_failure_not_abandoned(
+    ingested: object, broker: Broker, reporting: ServiceSpec, client: pb_grpc.ReportServiceStub
+) -> None:
+    # The day before the recorded sequence, so that its figures stay as the other tests expect them.
+    day0 = DAY1 - timedelta(days=1)
+    caller = "+819077776666"
+    lost = Recorder(TENANT)
+    lost.started("lost-1", day0, SHOP, caller)
+    lost.prompt("lost-1", 1, day0 + timedelta(seconds=1), "main")
+    lost.lost("lost-1", day0 + timedelta(seconds=40))  # media-gateway's `<call_id>:lost:ended`
+    for topic in ("call.events", "call.actions"):
+        await produce(broker.bootstrap_servers, topic, [(k, m) for t, k, m in lost.records if t == topic])
+    one_day = pb.DateRange(start_date=day0.date().isoformat(), end_date=day0.date().isoformat())
+    deadline = time.monotonic() + 30
+    while True:
+        reply = await client.GetDailyReport(pb.GetDailyReportRequest(range=one_day), metadata=VIEWER)
+        if [row.platform_failures for row in reply.rows] == [1] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    (row,) = reply.rows
+    assert (row.calls, row.abandoned_calls, row.platform_failures, row.abandonment_rate) == (1, 0, 1, 0.0)
+    listed = await client.ListCalls(
+        pb.ListCallsRequest(range=one_day, outcome=pb.CALL_OUTCOME_PLATFORM_FAILURE), metadata=VIEWER
+    )
+    assert [(c.call_id, c.end_reason, c.abandoned_stage) for c in listed.calls] == [
+        ("lost-1", "platform_failure", "")
+    ]
+    trace = await client.TraceCaller(
+        pb.TraceCallerRequest(caller_number=caller, range=one_day), metadata=VIEWER
+    )
+    assert "システム障害により通話が切断されました" in trace.summary
+    url = f"http://127.0.0.1:{reporting.http_port}/reports/daily.csv"
+    query = {"from": one_day.start_date, "to": one_day.end_date, "encoding": "cp932"}
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": "Bearer token-a-viewer"}) as http,
+        http.get(url, params=query) as csv_reply,
+    ):
+        (exported,) = csv.DictReader(io.StringIO((await csv_reply.read()).decode("cp932")))
+    assert (exported["途中放棄数"], exported["通話切断(システム障害)数"]) == ("0", "1")
+
+
 async def test_killed_mid_ingestion_the_restarted_service_reports_exactly(
     ingested: object,
     broker: Broker,

@@ -10,18 +10,28 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 import soundfile
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from hibiki.guidance.v1 import guidance_service_pb2 as pb
+from hibiki.guidance.v1 import guidance_service_pb2_grpc
 from hibiki_guidance_tts.adapters.metrics import GuidanceMetrics
 from hibiki_guidance_tts.adapters.synthesizer import ProcessPoolSynthesizer
 from hibiki_guidance_tts.domain.model import AudioFormat, GuidanceType, GuidanceUser
+from hibiki_guidance_tts.entrypoints.grpc_api import GuidanceServicer
+from hibiki_guidance_tts.entrypoints.http_api import add_audio_route
 from hibiki_guidance_tts.entrypoints.main import MIGRATIONS
 from hibiki_guidance_tts.service_layer.audio_library import AudioLibrary
 from hibiki_guidance_tts.service_layer.guidance_catalog import GuidanceCatalog
 from hibiki_guidance_tts.service_layer.unit_of_work import UnitOfWork
+from hibiki_runtime.auth import StaticTokenAuthenticator
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from hibiki_runtime.grpc_server import create_server
+from hibiki_runtime.metrics import RuntimeMetrics
 from prometheus_client import CollectorRegistry
 
 A, B = "tenant-a", "tenant-b"
@@ -234,3 +244,200 @@ async def test_preview_synthesizes_without_storing(service: Service) -> None:
     assert audio.duration_ms > 0
     files, _ = await service.library.search(A, "", 0, "")
     assert files == []
+
+
+# ---- system prompts (system:<name>) ------------------------------------------------------------------
+
+MULAW, PCM16 = AudioFormat.MULAW_8K, AudioFormat.PCM16
+
+
+def duration(wav: bytes) -> float:
+    return float(soundfile.info(io.BytesIO(wav)).duration)
+
+
+async def test_a_system_prompt_is_synthesized_on_its_first_fetch_and_served_from_storage_after(
+    service: Service,
+) -> None:
+    syntheses, lookups = service.syntheses, "hibiki_guidance_tts_wav_cache_lookups_total"
+
+    first = await service.catalog.wav(A, MULAW, guidance_id="system:digit-7")
+    assert service.syntheses == syntheses + 1
+    hits = service.metric(lookups, result="hit")
+    again = await service.catalog.wav(A, MULAW, audio_file_id="system:digit-7")  # either id field works
+    pcm = await service.catalog.wav(A, PCM16, guidance_id="system:digit-7")
+
+    assert service.syntheses == syntheses + 1  # nothing synthesized again
+    assert again.data == first.data and service.metric(lookups, result="hit") == hits + 1
+    assert soundfile.info(io.BytesIO(pcm.data)).subtype == "PCM_16"
+    guidance = await service.catalog.get(A, "system:digit-7")
+    audio_file = await service.library.get(A, guidance.audio_file_id)
+    assert (guidance.system, guidance.type, audio_file.text) == (True, GuidanceType.ANNOUNCEMENT, "ナナ")
+    assert hashlib.sha256(first.data).hexdigest() == audio_file.content_hash
+    # a digit is cut to its speech (Open JTalk pads each end with ~0.3 s), so 11 of them make one number
+    assert audio_file.trim_silence and duration(first.data) < 0.5
+
+
+async def test_the_seed_defaults_resolve_to_the_guidances_the_tenant_starts_with(service: Service) -> None:
+    await service.catalog.provision_tenant(A)
+    syntheses = service.syntheses
+    guidances, _ = await service.catalog.search(A, GuidanceType.INVALID_INPUT, "", 0, "")
+
+    by_alias = await service.catalog.wav(A, MULAW, guidance_id="system:invalid_input")
+    by_id = await service.catalog.wav(A, MULAW, guidance_id=guidances[0].id)
+
+    assert by_alias.data == by_id.data and service.syntheses == syntheses
+    assert (await service.catalog.get(A, "system:input_timeout")).type is GuidanceType.INPUT_TIMEOUT
+
+
+async def test_an_edited_system_prompt_text_is_what_plays_and_only_in_that_tenant(service: Service) -> None:
+    before = await service.catalog.wav(A, MULAW, guidance_id="system:readback_confirm")
+    guidance = await service.catalog.get(A, "system:readback_confirm")
+    edited = await service.library.update(
+        A, guidance.audio_file_id, "でよろしければ1を、番号を入れ直す場合は2を押してください。", 0
+    )
+
+    after = await service.catalog.wav(A, MULAW, guidance_id="system:readback_confirm")
+    other_tenant = await service.catalog.wav(B, MULAW, guidance_id="system:readback_confirm")
+
+    assert hashlib.sha256(after.data).hexdigest() == edited.content_hash
+    assert after.data != before.data and other_tenant.data == before.data
+    assert (await service.catalog.get(B, "system:readback_confirm")).id != guidance.id
+    with pytest.raises(NotFound):  # tenant B reaches its own system prompts only
+        await service.catalog.wav(B, MULAW, guidance_id=guidance.id)
+    digit = await service.catalog.get(A, "system:digit-0")
+    revised = await service.library.update(A, digit.audio_file_id, "レイ", 0)
+    assert revised.trim_silence and revised.duration_ms < 500  # new text, cut the same way
+
+
+async def test_the_pause_is_300_ms_of_silence_without_synthesis_or_storage(service: Service) -> None:
+    syntheses = service.syntheses
+    for audio_format, subtype in ((MULAW, "ULAW"), (PCM16, "PCM_16")):
+        wav = await service.catalog.wav(A, audio_format, audio_file_id="system:pause")
+        info = soundfile.info(io.BytesIO(wav.data))
+        samples, _ = soundfile.read(io.BytesIO(wav.data))
+        assert (info.subtype, info.samplerate, info.duration) == (subtype, 8000, 0.3)
+        assert not np.any(samples)
+    assert service.syntheses == syntheses
+    assert (await service.library.search(A, "", 0, ""))[0] == []
+    with pytest.raises(NotFound, match="silence, not a guidance"):
+        await service.catalog.get(A, "system:pause")
+
+
+async def test_unknown_system_prompts_are_not_found_with_the_known_ones_listed(service: Service) -> None:
+    for unknown in ("system:digit-10", "system:welcome"):
+        with pytest.raises(NotFound, match=f"no system prompt '{unknown}'; system prompts are system:"):
+            await service.catalog.wav(A, MULAW, guidance_id=unknown)
+        with pytest.raises(NotFound):
+            await service.catalog.wav_by_id(A, MULAW, unknown)
+
+
+async def test_a_tenant_name_in_the_way_of_a_system_prompt_is_reported(service: Service) -> None:
+    await service.library.create(A, "番号未使用アナウンス(標準)", "自前のアナウンスです。")
+    with pytest.raises(FailedPrecondition, match="rename it"):
+        await service.catalog.wav(A, MULAW, guidance_id="system:not_in_service")
+    await service.catalog.wav(B, MULAW, guidance_id="system:not_in_service")
+
+
+async def test_two_replicas_fetching_a_new_system_prompt_at_once_create_it_once(service: Service) -> None:
+    other_replica = GuidanceCatalog(service.unit_of_work, service.library)
+
+    first, second = await asyncio.gather(
+        service.catalog.wav(B, MULAW, guidance_id="system:digit-3"),
+        other_replica.wav(B, MULAW, guidance_id="system:digit-3"),
+    )
+
+    assert first.data == second.data
+    guidances, _ = await service.catalog.search(B, None, "数字読み上げ", 0, "")
+    files, _ = await service.library.search(B, "数字読み上げ", 0, "")
+    assert [g.name for g in guidances] == [f.name for f in files] == ["数字読み上げ 3(標準)"]
+
+
+TOKENS = {
+    "platform-a": {"tenant_id": A, "role": "platform"},
+    "platform-b": {"tenant_id": B, "role": "platform"},
+    "viewer-a": {"tenant_id": A, "role": "viewer"},
+}
+
+
+@dataclass
+class Edges:
+    grpc: guidance_service_pb2_grpc.GuidanceServiceStub
+    http: TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def edges(service: Service) -> AsyncIterator[Edges]:
+    """The service's gRPC and HTTP edges on free ports of 127.0.0.1, with static tokens."""
+    authenticator = StaticTokenAuthenticator(TOKENS)
+    metrics = GuidanceMetrics(CollectorRegistry())
+    servicer = GuidanceServicer(service.library, service.catalog, metrics)
+    server, port, _ = create_server(
+        "127.0.0.1:0",
+        registrars=[
+            (
+                "GuidanceService",
+                partial(guidance_service_pb2_grpc.add_GuidanceServiceServicer_to_server, servicer),
+            )
+        ],
+        authenticator=authenticator,
+        metrics=RuntimeMetrics("guidance-tts-test", CollectorRegistry()),
+    )
+    await server.start()
+    app = web.Application()
+    add_audio_route(app, service.catalog, authenticator, metrics)
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+        TestClient(TestServer(app, host="127.0.0.1")) as http,
+    ):
+        yield Edges(guidance_service_pb2_grpc.GuidanceServiceStub(channel), http)
+    await server.stop(None)
+
+
+async def streamed(edges: Edges, token: str, **source: str) -> bytes:
+    request = pb.StreamAudioRequest(format=pb.AUDIO_FORMAT_WAV_MULAW_8K, **source)
+    stream = edges.grpc.StreamAudio(request, metadata=(("authorization", f"Bearer {token}"),))
+    return b"".join([chunk.data async for chunk in stream])
+
+
+async def test_players_fetch_system_prompts_by_id_over_grpc_and_http(edges: Edges) -> None:
+    digit = await streamed(edges, "platform-a", guidance_id="system:digit-7")
+    pause = await streamed(edges, "platform-a", audio_file_id="system:pause")
+    assert 0.2 < duration(digit) < 0.5 and duration(pause) == 0.3
+
+    platform_a = {"Authorization": "Bearer platform-a"}
+    async with edges.http.get("/audio/system:digit-7.wav", headers=platform_a) as reply:
+        assert (reply.status, reply.content_type) == (200, "audio/wav")
+        assert await reply.read() == digit
+    async with edges.http.get("/audio/system:pause.wav?format=pcm16", headers=platform_a) as reply:
+        assert soundfile.info(io.BytesIO(await reply.read())).subtype == "PCM_16"
+    async with edges.http.get("/audio/system:readback_confirm.wav", headers=platform_a) as reply:
+        assert reply.status == 200 and duration(await reply.read()) > 2.0
+
+
+async def test_unknown_system_prompts_are_not_found_and_tokens_decide_the_tenant(
+    edges: Edges, service: Service
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await streamed(edges, "platform-a", guidance_id="system:welcome")
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "no system prompt 'system:welcome'" in (error.value.details() or "")
+    async with edges.http.get(
+        "/audio/system:welcome.wav", headers={"Authorization": "Bearer platform-a"}
+    ) as reply:
+        assert reply.status == 404 and "system:digit-0" in await reply.text()
+    async with edges.http.get("/audio/system:digit-1.wav") as reply:
+        assert reply.status == 401
+    async with edges.http.get(
+        "/audio/system:digit-1.wav", headers={"Authorization": "Bearer viewer-a"}
+    ) as reply:
+        assert reply.status == 403
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await streamed(edges, "viewer-a", guidance_id="system:digit-1")
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    await streamed(edges, "platform-b", guidance_id="system:digit-1")
+    tenant_b = (await service.catalog.get(B, "system:digit-1")).id
+    assert (await service.catalog.search(A, None, "数字読み上げ", 0, ""))[0] == []  # A's was not created
+    with pytest.raises(grpc.aio.AioRpcError) as other_tenant:
+        await streamed(edges, "platform-a", guidance_id=tenant_b)
+    assert other_tenant.value.code() == grpc.StatusCode.NOT_FOUND

@@ -10,7 +10,6 @@ from hibiki_guidance_tts.domain.model import (
     audio_cache_key,
 )
 from hibiki_guidance_tts.domain.rules import (
-    SYSTEM_GUIDANCES,
     check_audio_file_deletable,
     check_guidance_deletable,
     check_guidance_source,
@@ -18,7 +17,8 @@ from hibiki_guidance_tts.domain.rules import (
     check_system_guidance_name,
     check_usage,
 )
-from hibiki_runtime.errors import Aborted, FailedPrecondition, InvalidArgument
+from hibiki_guidance_tts.domain.system_prompts import SYSTEM_GUIDANCES, SystemGuidance, system_prompt
+from hibiki_runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
@@ -27,17 +27,37 @@ def guidance(name: str = "メインメニュー", *, system: bool = False) -> Or
     return OriginalGuidance("g1", "tenant-a", GuidanceType.PB_ROUTING, name, True, "f1", system, 1, NOW, NOW)
 
 
-def test_system_guidances_hold_the_seed_default_texts() -> None:
-    texts = {spec.type: spec.text for spec in SYSTEM_GUIDANCES}
+def test_every_tenant_starts_with_the_seed_default_texts() -> None:
+    texts = {spec.type: spec.text for spec in SYSTEM_GUIDANCES if spec.with_tenant}
     assert texts == {
         GuidanceType.INVALID_INPUT: "入力が間違っています。案内をお聞きいただきもう一度入力してください。",
         GuidanceType.INPUT_TIMEOUT: "入力が確認できません。案内をお聞きいただきもう一度入力してください。",
     }
 
 
+def test_system_prompt_ids_name_the_seed_texts_the_digits_a_pause_and_the_read_back_question() -> None:
+    def spoken(prompt_id: str) -> str:
+        spec = system_prompt(prompt_id)
+        return spec.text if isinstance(spec, SystemGuidance) else f"{spec.duration_ms} ms silence"
+
+    assert spoken("system:invalid_input").startswith("入力が間違っています。")
+    assert spoken("system:input_timeout").startswith("入力が確認できません。")
+    assert spoken("system:not_in_service") == "おかけになった電話番号は現在使われておりません。"
+    assert spoken("system:readback_confirm") == "でよろしければ1を、訂正は2を押してください。"
+    assert [spoken(f"system:digit-{d}") for d in range(10)] == [
+        "ゼロ", "イチ", "ニー", "サン", "ヨン", "ゴー", "ロク", "ナナ", "ハチ", "キュー"
+    ]  # fmt: skip
+    assert spoken("system:pause") == "300 ms silence"
+    names = {spec.name for spec in SYSTEM_GUIDANCES}
+    assert len(names) == len(SYSTEM_GUIDANCES)  # names are unique per tenant
+    for unknown in ("system:digit-10", "system:", "system:Invalid_Input"):
+        with pytest.raises(NotFound, match="system prompts are system:invalid_input"):
+            system_prompt(unknown)
+
+
 def test_system_ids_are_stable_per_tenant_and_differ_between_tenants() -> None:
     spec = SYSTEM_GUIDANCES[0]
-    assert spec.guidance_id("tenant-a") == spec.guidance_id("tenant-a")
+    assert spec.guidance_id("tenant-a") == "6d7b5700-1c87-5abf-b465-c399e9410105"  # stored rows use it
     assert spec.guidance_id("tenant-a") != spec.guidance_id("tenant-b")
     assert spec.guidance_id("tenant-a") != spec.audio_file_id("tenant-a")
 
@@ -92,8 +112,11 @@ def test_cache_key_changes_with_text_and_every_voice_setting() -> None:
         audio_cache_key("こんにちは", VoiceSettings(engine="e/2")),
         audio_cache_key("こんにちは", VoiceSettings(engine="e/1", speed=1.2)),
         audio_cache_key("こんにちは", VoiceSettings(engine="e/1", half_tone=1.0)),
+        audio_cache_key("こんにちは", voice, trim_silence=True),
     ]
-    assert len({base, *variants}) == 5
+    assert len({base, *variants}) == 6
+    # stored audio is found by its key: the key of a text must never change
+    assert base == "1f21c31251f0b281aab57d08fe75db25d66de6985bbccdb040b7b0a9404e8c91"
 
 
 def test_usage_record_names_its_user_and_only_known_guidances() -> None:

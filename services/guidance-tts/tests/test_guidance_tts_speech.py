@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 import soundfile
-from hibiki_guidance_tts.adapters.speech import NothingToSay, render
+from hibiki_guidance_tts.adapters.speech import NothingToSay, render, silence
 
 SHORT = "入力が確認できません。"
 LONG = "入力が確認できません。案内をお聞きいただきもう一度入力してください。お電話ありがとうございました。"
@@ -49,3 +49,19 @@ def test_same_text_renders_the_same_bytes_so_the_hash_identifies_the_audio() -> 
 def test_text_without_anything_speakable_is_reported() -> None:
     with pytest.raises(NothingToSay):
         render("※★", 1.0, 0.0)
+
+
+def test_trimming_cuts_the_padding_but_keeps_all_of_the_speech() -> None:
+    padded, trimmed = render("ナナ", 1.0, 0.0), render("ナナ", 1.0, 0.0, trim_silence=True)
+    assert padded.duration_ms - trimmed.duration_ms > 400  # about 0.3 s at each end, 50 ms kept
+    energy = [float(np.sum(decode(r.pcm16_wav)[0] ** 2)) for r in (padded, trimmed)]
+    assert energy[1] == pytest.approx(energy[0], rel=0.01)
+
+
+def test_silence_is_silent_telephony_audio_of_the_asked_length() -> None:
+    rendered = silence(300)
+    for wav, subtype in ((rendered.mulaw_wav, "ULAW"), (rendered.pcm16_wav, "PCM_16")):
+        samples, info = decode(wav)
+        assert (info.subtype, info.samplerate, info.duration) == (subtype, 8000, 0.3)
+        assert not np.any(samples)
+    assert rendered.duration_ms == 300

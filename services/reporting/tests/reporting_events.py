@@ -74,6 +74,12 @@ class Recorder:
         body = events.CallEnded(reason=reason, during_action_id=f"{call_id}:{during_step}")
         self.call_event(call_id, at, "call_ended", body, "ended")
 
+    def lost(self, call_id: str, at: datetime) -> None:
+        """media-gateway's report of a call whose process stopped: no action named, its own event id."""
+        call_id = self.prefix + call_id
+        body = events.CallEnded(reason=events.END_REASON_PLATFORM_FAILURE)
+        self.call_event(call_id, at, "call_ended", body, "lost:ended")
+
     def action(self, call_id: str, step: int, at: datetime, name: str, body: Message) -> None:
         call_id = self.prefix + call_id
         action_id = f"{call_id}:{step}"

@@ -180,9 +180,9 @@ async def test_csv_stream_has_exact_figures(sessions) -> None:
     lines = b"".join(chunks).decode("cp932").splitlines()
     assert len(lines) == 4
     assert lines[1].startswith(f"2026-11-09,'{SHOP},6,1,16.7,0,4,2,1,1,0,")
-    assert lines[1].endswith(",1,確定")
+    assert lines[1].endswith(",1,確定,0")  # … SMS送信失敗数, 状態, 通話切断(システム障害)数
     assert lines[3].startswith(f"2026-11-10,'{SHOP},1,0,0.0,0,1,0,0,0,1,")
-    assert lines[3].endswith(",0,速報")
+    assert lines[3].endswith(",0,速報,0")
 
 
 async def test_retention_keeps_day_89_and_deletes_day_91(sessions) -> None:

@@ -42,7 +42,17 @@ def sample_flow(menu: MenuNode | None = None, entry: str = "menu") -> FlowDefini
 
 
 def _prompts(prompts: tuple[Prompt, ...]) -> str:
-    return ",".join(p.guidance_id or f"text:{p.text[:5]}" for p in prompts)
+    """Guidance ids; a number read back clip by clip shows as its digits ("090-1234-5678")."""
+    shown: list[str] = []
+    spelling = False
+    for prompt in prompts:
+        spelled = prompt.guidance_id.startswith("system:digit-") or prompt.guidance_id == "system:pause"
+        if spelled and spelling:
+            shown[-1] += prompt.text
+        else:
+            shown.append(prompt.text if spelled else prompt.guidance_id)
+        spelling = spelled
+    return ",".join(shown)
 
 
 def describe(output: Output) -> str:

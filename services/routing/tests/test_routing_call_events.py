@@ -34,7 +34,7 @@ def metrics(registry: CollectorRegistry) -> RoutingMetrics:
 
 @pytest.fixture
 def handler(sessions: async_sessionmaker[AsyncSession], metrics: RoutingMetrics) -> CallEventsHandler:
-    return CallEventsHandler(sessions, lambda: None, "使われておりません", metrics)
+    return CallEventsHandler(sessions, lambda: None, metrics)
 
 
 async def published_flow(sessions: async_sessionmaker[AsyncSession]) -> tuple[FlowService, Flow]:
@@ -88,9 +88,9 @@ async def test_actions_carry_route_reason_attempts_flow_and_version(
     assert (collect.route_id, collect.route_name) == ("menu", "メインメニュー")
     assert collect.reason == call_actions_pb2.PROMPT_REASON_INVALID_INPUT
     assert (collect.invalid_attempts, collect.timeout_attempts) == (1, 0)
-    assert [p.guidance_id or p.text for p in collect.prompts] == [
-        "入力が間違っています。案内をお聞きいただきもう一度入力してください。",
-        "g-menu",
+    assert [(p.guidance_id, p.text) for p in collect.prompts] == [
+        ("system:invalid_input", "入力が間違っています。案内をお聞きいただきもう一度入力してください。"),
+        ("g-menu", ""),
     ]
     assert reprompt.envelope.causation_id == "c2:digits:1"
     labels = {"kind": "invalid", "outcome": "reprompt"}

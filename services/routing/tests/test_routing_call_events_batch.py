@@ -45,9 +45,7 @@ async def handler(database: tuple[AsyncEngine, async_sessionmaker[AsyncSession]]
     flow = await flows.create(Flow("", TENANT, "代表番号", DIALED, definition))
     await flows.publish(TENANT, flow.id, flow.revision, "test")
     await BlocklistService(sessions).add(TENANT, BlockedNumber(BLOCKED))
-    return CallEventsHandler(
-        sessions, lambda: None, "使われておりません", RoutingMetrics(CollectorRegistry())
-    )
+    return CallEventsHandler(sessions, lambda: None, RoutingMetrics(CollectorRegistry()))
 
 
 def started(call_id: str, caller: str = CALLER) -> call_events_pb2.CallEvent:

@@ -10,7 +10,7 @@ from hibiki_routing.adapters.tables import call_states
 from hibiki_routing.domain.calls import CallState
 from hibiki_routing.domain.dry_run import Keys, Silence, dry_run
 from hibiki_routing.domain.editing import Flow
-from hibiki_routing.domain.flows import DEFAULT_INPUT_TIMEOUT_TEXT, DEFAULT_INVALID_INPUT_TEXT, MenuNode
+from hibiki_routing.domain.flows import MenuNode
 from hibiki_routing.service_layer.flows import FlowService
 from hibiki_runtime.errors import FailedPrecondition, InvalidArgument
 from hibiki_runtime.outbox import outbox
@@ -27,8 +27,8 @@ CLOSED_AT = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
 # The seed's guidance example: the mistake's guidance, then the original prompt again.
 SEED_REPROMPTS = [
     "collect menu initial [g-menu] i0 t0",
-    f"collect menu invalid_input [text:{DEFAULT_INVALID_INPUT_TEXT[:5]},g-menu] i1 t0",
-    f"collect menu timeout [text:{DEFAULT_INPUT_TIMEOUT_TEXT[:5]},g-menu] i1 t1",
+    "collect menu invalid_input [system:invalid_input,g-menu] i1 t0",
+    "collect menu timeout [system:input_timeout,g-menu] i1 t1",
     f"sms box 100 to {CALLER}",
     "hangup completed [g-sms-sent]",
 ]

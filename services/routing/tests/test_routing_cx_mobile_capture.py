@@ -13,14 +13,19 @@ from hibiki_routing.domain.calls import CallState, PlayAndCollect, SendSms
 from hibiki_routing.domain.dry_run import Keys, Silence, dry_run
 from hibiki_routing.domain.editing import Flow
 from hibiki_routing.domain.flows import (
-    DEFAULT_INPUT_TIMEOUT_TEXT,
-    DEFAULT_INVALID_INPUT_TEXT,
     FlowDefinition,
     MobileNumberCapture,
     Node,
     SendSmsNode,
 )
-from hibiki_routing.domain.mobile_capture import can_receive_sms, keyed_mobile_number, readback_text
+from hibiki_routing.domain.mobile_capture import (
+    CONFIRM_DIGIT,
+    CORRECT_DIGIT,
+    can_receive_sms,
+    keyed_mobile_number,
+    readback,
+)
+from hibiki_routing.domain.system_prompts import READBACK_CONFIRM
 from hibiki_routing.service_layer.call_events import CallEventsHandler
 from hibiki_routing.service_layer.flows import FlowService
 from prometheus_client import CollectorRegistry
@@ -32,6 +37,7 @@ from services.routing.tests.routing_flows import DIALED, describe, sample_flow
 AT = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 LANDLINE = "+81612345678"
 CAPTURE = MobileNumberCapture("g-capture", fallback_node_id="fallback")
+CONFIRM = "system:readback_confirm"
 
 
 def capturing_flow(capture: MobileNumberCapture = CAPTURE) -> FlowDefinition:
@@ -71,7 +77,13 @@ def test_a_keyed_number_must_be_an_11_digit_mobile_and_is_read_back_in_groups() 
     assert [keyed_mobile_number(d) for d in ("0312345678#", "05012345678", "0901234567", "9012345678#")] == [
         None
     ] * 4
-    assert readback_text("+819012345678") == "090-1234-5678 でよろしければ 1 を、訂正は 2 を"
+    spoken = readback("+819012345678")
+    assert "".join(p.text for p in spoken) == "090-1234-5678でよろしければ1を、訂正は2を押してください。"
+    assert [p.guidance_id for p in spoken[:5]] == [
+        "system:digit-0", "system:digit-9", "system:digit-0", "system:pause", "system:digit-1"
+    ]  # fmt: skip
+    assert spoken[-1] == READBACK_CONFIRM and len(spoken) == 14
+    assert f"{CONFIRM_DIGIT}を" in READBACK_CONFIRM.text and f"{CORRECT_DIGIT}を" in READBACK_CONFIRM.text
 
 
 def test_a_landline_caller_keys_corrects_once_confirms_and_gets_exactly_one_sms() -> None:
@@ -85,16 +97,16 @@ def test_a_landline_caller_keys_corrects_once_confirms_and_gets_exactly_one_sms(
     assert [describe(o) for o in steps] == [
         "collect menu initial [g-menu] i0 t0",
         "collect sms initial [g-capture] i0 t0",
-        "collect sms initial [text:090-1] i0 t0",
+        f"collect sms initial [090-1234-5678,{CONFIRM}] i0 t0",
         "collect sms initial [g-capture] i0 t0",
-        "collect sms initial [text:080-8] i0 t0",
+        f"collect sms initial [080-8765-4321,{CONFIRM}] i0 t0",
         "sms box 100 to +818087654321",
         "hangup completed [g-sms-sent]",
     ]
     entry, readback = steps[1], steps[4]
     assert isinstance(entry, PlayAndCollect) and (entry.max_digits, entry.terminator) == (11, "#")
     assert isinstance(readback, PlayAndCollect) and readback.max_digits == 1
-    assert readback.prompts[0].text == "080-8765-4321 でよろしければ 1 を、訂正は 2 を"
+    assert "".join(p.text for p in readback.prompts[:13]) == "080-8765-4321"
     (sms,) = [o for o in steps if isinstance(o, SendSms)]
     assert sms.recipient_captured and sms.recipient == "+818087654321"
     assert run.state.ended and run.state.capture_phase is None
@@ -104,10 +116,10 @@ def test_invalid_entries_and_timeouts_follow_the_route_rules_and_fall_back_past_
     assert outputs(LANDLINE, Keys("1"), Keys("0312345678#"), Keys("09012345678"), Silence(), Keys("7")) == [
         "collect menu initial [g-menu] i0 t0",
         "collect sms initial [g-capture] i0 t0",
-        f"collect sms invalid_input [text:{DEFAULT_INVALID_INPUT_TEXT[:5]},g-capture] i1 t0",
-        "collect sms initial [text:090-1] i1 t0",
-        f"collect sms timeout [text:{DEFAULT_INPUT_TIMEOUT_TEXT[:5]},text:090-1] i1 t1",
-        f"collect sms invalid_input [text:{DEFAULT_INVALID_INPUT_TEXT[:5]},text:090-1] i2 t1",
+        "collect sms invalid_input [system:invalid_input,g-capture] i1 t0",
+        f"collect sms initial [090-1234-5678,{CONFIRM}] i1 t0",
+        f"collect sms timeout [system:input_timeout,090-1234-5678,{CONFIRM}] i1 t1",
+        f"collect sms invalid_input [system:invalid_input,090-1234-5678,{CONFIRM}] i2 t1",
     ]
     assert outputs(LANDLINE, Keys("1"), Keys("1#"), Keys("2#"), Keys("3#"))[-2:] == [
         "play fallback [g-fallback]",
@@ -148,9 +160,7 @@ async def test_the_capture_survives_between_events_and_one_request_goes_to_the_c
         Flow("", "tenant-a", "代表番号", DIALED, replace(capturing_flow(), entry_node_id="hours"))
     )
     await service.publish("tenant-a", flow.id, flow.revision, "test")
-    handler = CallEventsHandler(
-        sessions, lambda: None, "使われておりません", RoutingMetrics(CollectorRegistry())
-    )
+    handler = CallEventsHandler(sessions, lambda: None, RoutingMetrics(CollectorRegistry()))
     started = call_events_pb2.CallStarted(dialed_number=DIALED, caller_number=LANDLINE)
     # One event per batch: every step reads the capture back from the database.
     for message in (
@@ -168,7 +178,8 @@ async def test_the_capture_survives_between_events_and_one_request_goes_to_the_c
     (request,) = requests
     body = request.sms_requested
     assert (body.recipient, body.recipient_captured, request.request_id) == ("+817011112222", True, "cap:6")
-    assert [a.play_and_collect.prompts[0].text for a in actions[2:5:2]] == [
-        "090-1234-5678 でよろしければ 1 を、訂正は 2 を",
-        "070-1111-2222 でよろしければ 1 を、訂正は 2 を",
+    assert ["".join(p.text for p in a.play_and_collect.prompts) for a in actions[2:5:2]] == [
+        "090-1234-5678でよろしければ1を、訂正は2を押してください。",
+        "070-1111-2222でよろしければ1を、訂正は2を押してください。",
     ]
+    assert all(p.guidance_id for a in actions for p in a.play_and_collect.prompts)

@@ -81,7 +81,7 @@ async def test_the_call_handler_rejects_withheld_and_blocklisted_callers_of_the_
     await blocklist.add(TENANT, BlockedNumber(BLOCKED, "いたずら電話"))
     await blocklist.add("tenant-b", BlockedNumber(CALLER))  # another tenant's list does not apply here
     registry = CollectorRegistry()
-    handler = CallEventsHandler(sessions, lambda: None, "使われておりません", RoutingMetrics(registry))
+    handler = CallEventsHandler(sessions, lambda: None, RoutingMetrics(registry))
 
     await handler(deliveries(started("w", "", withheld=True), started("b", BLOCKED), started("ok", CALLER)))
 

@@ -57,8 +57,8 @@ def run(
 
 
 INITIAL = "collect menu initial [g-menu] i0 t0"
-INVALID = "text:入力が間違"
-TIMEOUT = "text:入力が確認"
+INVALID = "system:invalid_input"
+TIMEOUT = "system:input_timeout"
 SMS_SENT = ["sms box 100 to +819012345678", "hangup completed [g-sms-sent]"]
 FALLBACK = ["play fallback [g-fallback]"]
 
@@ -171,8 +171,8 @@ def test_counters_are_kept_per_route() -> None:
 
 
 def test_unknown_number_hears_not_in_service_and_is_hung_up() -> None:
-    decision = not_in_service(replace(new_call(), flow_id="", flow_version=0), "使われておりません")
-    assert [describe(o) for o in decision.outputs] == ["hangup not_in_service [text:使われてお]"]
+    decision = not_in_service(replace(new_call(), flow_id="", flow_version=0))
+    assert [describe(o) for o in decision.outputs] == ["hangup not_in_service [system:not_in_service]"]
     assert decision.steps[0].number == 1 and decision.state.ended
 
 

@@ -18,12 +18,13 @@ from hibiki.sms.v1 import sms_requests_pb2, sms_results_pb2
 from hibiki_runtime.consumer import Inbound
 from hibiki_runtime.db import create_engine, session_factory, upgrade_to_head
 from hibiki_runtime.events import SMS_REQUESTS, new_envelope
+from hibiki_runtime.instances import InstanceRepository
 from hibiki_runtime.outbox import outbox
 from hibiki_sms_gateway.adapters.carrier_table import StaticCarrierTable
-from hibiki_sms_gateway.adapters.instance_repository import InstanceRepository
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
 from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount
+from hibiki_sms_gateway.adapters.tables import sms_instances
 from hibiki_sms_gateway.domain.carrier import Carrier
 from hibiki_sms_gateway.domain.commands import SendSms
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
@@ -119,7 +120,9 @@ class Gateway:
 async def register_alive(sessions: async_sessionmaker[AsyncSession], owner: str = OWNER) -> None:
     """The process the tests play heartbeats for a day: recovery never takes its messages for orphans."""
     async with sessions.begin() as session:
-        await InstanceRepository(session).register(owner, datetime.now(UTC) + timedelta(days=1))
+        await InstanceRepository(session, sms_instances).register(
+            owner, datetime.now(UTC) + timedelta(days=1)
+        )
 
 
 def build_gateway(

@@ -322,9 +322,15 @@ def test_the_start_up_guide_shows_the_token_and_the_reporting_endpoints() -> Non
     specs = {spec.name: spec for spec in default_services(100)}
     lines = "\n".join(
         what_to_look_at(
-            specs, {"operator": "tok-1"}, Path("/data"), "2026-11-26", "simulated callers: 0.5 calls/s"
+            specs,
+            {"operator": "tok-1"},
+            Path("/data"),
+            "2026-11-26",
+            "simulated callers: 0.5 calls/s",
+            sip_port=5160,
         )
     )
+    assert "sip:+81312345678@127.0.0.1:5160" in lines
     assert "export TOKEN=tok-1" in lines
     assert "http://127.0.0.1:9204/reports/daily.csv?from=2026-11-26&to=2026-11-26" in lines
     assert "127.0.0.1:50154 hibiki.reporting.v1.ReportService/GetDailyReport" in lines
@@ -339,6 +345,14 @@ def test_busy_ports_finds_a_port_in_use() -> None:
         port = held.getsockname()[1]
         assert busy_ports([port]) == [port]
     assert busy_ports([port]) == []
+
+
+def test_busy_ports_finds_a_udp_port_in_use_for_sip() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        assert busy_ports([], udp=[port]) == [port]
+        assert busy_ports([port]) == []  # TCP alone does not see it
 
 
 def test_a_spec_with_a_command_runs_that_command(tmp_path: Path) -> None:

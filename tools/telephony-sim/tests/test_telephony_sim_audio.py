@@ -25,6 +25,12 @@ def wav(seconds: float, sample_rate: int, subtype: str) -> bytes:
 
 # 1.5 s of 8 kHz μ-law audio as guidance-tts writes it (a 58-byte header), streamed in three chunks
 AUDIO = wav(1.5, 8000, "ULAW")
+# guidance-tts's system prompts (system:<name>): short digit clips and a 0.3 s pause
+SYSTEM_AUDIO = {
+    **{f"system:digit-{d}": wav(0.4, 8000, "ULAW") for d in "0123456789"},
+    "system:pause": wav(0.3, 8000, "ULAW"),
+    "system:readback_confirm": wav(3.9, 8000, "ULAW"),
+}
 
 
 class FakeGuidance(guidance_service_pb2_grpc.GuidanceServiceServicer):
@@ -45,12 +51,17 @@ class FakeGuidance(guidance_service_pb2_grpc.GuidanceServiceServicer):
         if request.guidance_id == "garbled":
             yield guidance_service_pb2.StreamAudioResponse(data=b"RIFF" + b"\0" * 60)
             return
-        for offset in range(0, len(AUDIO), 4096):
-            chunk = guidance_service_pb2.StreamAudioResponse(data=AUDIO[offset : offset + 4096])
+        audio = AUDIO
+        if request.guidance_id.startswith("system:"):
+            if request.guidance_id not in SYSTEM_AUDIO:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no system prompt {request.guidance_id!r}")
+            audio = SYSTEM_AUDIO[request.guidance_id]
+        for offset in range(0, len(audio), 4096):
+            chunk = guidance_service_pb2.StreamAudioResponse(data=audio[offset : offset + 4096])
             if offset == 0:
                 chunk.format = guidance_service_pb2.AUDIO_FORMAT_WAV_MULAW_8K
                 chunk.sample_rate = 8000
-                chunk.total_bytes = len(AUDIO)
+                chunk.total_bytes = len(audio)
             yield chunk
 
 
@@ -121,4 +132,30 @@ async def test_fetch_errors_are_reported_and_the_nominal_duration_is_played(
         assert played.seconds == 2.0 and played.errors and "UNREADABLE" in played.errors[0]
     finally:
         await wrong_token.close()
+        await source.close()
+
+
+async def test_system_prompts_are_fetched_by_their_ids_like_guidances(
+    guidance: tuple[str, FakeGuidance],
+) -> None:
+    endpoint, servicer = guidance
+    readback = [
+        PromptRef(guidance_id="system:pause", text="-")
+        if d == "-"
+        else PromptRef(f"system:digit-{d}", text=d)
+        for d in "090-1234-5678"
+    ]
+    readback.append(PromptRef("system:readback_confirm", text="でよろしければ1を、訂正は2を押してください。"))
+    source = GuidanceAudioSource(endpoint, TOKEN, nominal_seconds=2.0)
+    try:
+        played = await source.play(readback)
+        assert not played.errors
+        assert played.seconds == pytest.approx(11 * 0.4 + 2 * 0.3 + 3.9)
+        assert len(played.fetched) == len(servicer.requests) == 12  # ten digits, the pause, the question
+        assert {r.guidance_id for r in servicer.requests} == set(SYSTEM_AUDIO)
+        again = await source.play([PromptRef("system:digit-7", text="7")])
+        assert again.seconds == pytest.approx(0.4) and len(servicer.requests) == 12
+        unknown = await source.play([PromptRef("system:welcome", text="ようこそ")])
+        assert unknown.seconds == 2.0 and "NOT_FOUND" in unknown.errors[0]
+    finally:
         await source.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +55,12 @@ def timestamp_problem(stamp: timestamp_pb2.Timestamp) -> str:
     if not EARLIEST_TIMESTAMP <= at < LATEST_TIMESTAMP:
         return "must be between 1970 and 2199"
     return ""
+
+
+def traceparent_for(key: str) -> str:
+    """A W3C traceparent derived from a key (e.g. a call id), so that every event about it shares a trace."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"00-{digest[:32]}-{digest[32:48]}-01"
 
 
 def dlq_topic(topic: str) -> str:

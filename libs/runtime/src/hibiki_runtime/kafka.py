@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -47,6 +47,36 @@ def create_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
     )
+
+
+async def start_group_at_end(bootstrap_servers: str, group: str, topics: Iterable[str]) -> dict[str, int]:
+    """Commit the current end of `topics` for a consumer group that has no committed offsets yet, so that
+    it reads only what is written from now on — deterministically, unlike `auto_offset_reset="latest"`,
+    which resolves the end only after the group has joined (a record written meanwhile would be skipped).
+    A group that has committed before keeps its offsets. Returns the offsets committed, by "topic:partition".
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False, client_id=group
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # metadata of every topic, those created a moment ago included
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return {}
+        consumer.assign(partitions)
+        fresh = [tp for tp in partitions if await consumer.committed(tp) is None]
+        if not fresh:
+            return {}
+        ends = await consumer.end_offsets(fresh)
+        await consumer.commit({tp: ends[tp] for tp in fresh})
+        return {f"{tp.topic}:{tp.partition}": ends[tp] for tp in fresh}
+    finally:
+        await consumer.stop()
 
 
 async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int) -> list[str]:

@@ -90,6 +90,7 @@ class ServiceRuntime:
         self._registrars: list[tuple[str, Registrar]] = []
         self._startup_hooks: list[Hook] = []
         self._shutdown_hooks: list[Hook] = []
+        self._stopping_hooks: list[Hook] = []
         self._drain_hooks: list[Hook] = []
         self._task_factories: list[tuple[str, Hook]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,6 +152,11 @@ class ServiceRuntime:
     def on_startup(self, hook: Hook) -> None:
         """Run after migrations, before consuming and serving."""
         self._startup_hooks.append(hook)
+
+    def on_stopping(self, hook: Hook) -> None:
+        """Run first when the service stops, while the consumers still run: let work in progress that
+        needs more records finish (e.g. calls that still get actions), after taking no new work."""
+        self._stopping_hooks.append(hook)
 
     def on_drain(self, hook: Hook) -> None:
         """Run once the consumers stopped, before the outbox is relayed for the last time: finish work that
@@ -217,6 +223,11 @@ class ServiceRuntime:
         await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(self.settings.grpc_shutdown_grace_seconds)
+        for hook in self._stopping_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("finishing work at shutdown failed; continuing the shutdown")
         for subscriber in self.broker.subscribers:
             await subscriber.stop()  # waits for in-flight batches; they ack after their DB commit
         for hook in self._drain_hooks:

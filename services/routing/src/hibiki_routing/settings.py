@@ -10,8 +10,6 @@ class RoutingSettings(ServiceSettings):
     service_name: str = "routing"
     grpc_port: int = 50052
     http_port: int = 9102
-    # Played before hanging up on a dialed number without a published flow.
-    not_in_service_text: str = "おかけになった電話番号は現在使われておりません。"
     housekeeping_interval_seconds: float = Field(default=10.0, gt=0)
     # A call without events for this long counts as gone (its CallEnded was lost) for the gauge.
     call_active_minutes: float = Field(default=60.0, gt=0)

@@ -49,17 +49,23 @@ def _reason(value: sms_results_pb2.RejectReason.ValueType) -> str:
     return sms_results_pb2.RejectReason.Name(value).removeprefix("REJECT_REASON_").lower()
 
 
+def _outcome(value: pb.CallOutcome.ValueType) -> str:
+    """E.g. "platform_failure"; the number of an outcome that a newer reporting adds."""
+    known = pb.CallOutcome.DESCRIPTOR.values_by_number.get(value)
+    return known.name.removeprefix("CALL_OUTCOME_").lower() if known else str(value)
+
+
 DAILY_COLUMNS = [
-    "date", "dialed number", "calls 着信", "abandoned 途中放棄", "rate", "SMS requested",
-    "送信完了 accepted", "delivered", "undelivered", "rejected", "failed", "status",
+    "date", "dialed number", "calls 着信", "abandoned 途中放棄", "rate", "system failure 障害切断",
+    "SMS requested", "送信完了 accepted", "delivered", "undelivered", "rejected", "failed", "status",
 ]  # fmt: skip
 
 
 def _daily_row(r: pb.DailyReportRow) -> tuple[object, ...]:
     rejected = ", ".join(f"{_reason(x.reason)} {x.count}" for x in r.sms_rejected)
     return (
-        r.date, r.dialed_number, r.calls, r.abandoned_calls, f"{r.abandonment_rate:.0%}", r.sms_requested,
-        r.sms_accepted, r.sms_delivered, r.sms_undelivered, rejected, r.sms_failed,
+        r.date, r.dialed_number, r.calls, r.abandoned_calls, f"{r.abandonment_rate:.0%}", r.platform_failures,
+        r.sms_requested, r.sms_accepted, r.sms_delivered, r.sms_undelivered, rejected, r.sms_failed,
         "確定 final" if r.final else "速報 provisional",
     )  # fmt: skip
 
@@ -179,7 +185,7 @@ def _trace_view(reply: pb.TraceCallerResponse) -> list[object]:
                 local_time(t.call.start_time),
                 t.call.dialed_number,
                 _path(t.call),
-                pb.CallOutcome.Name(t.call.outcome).removeprefix("CALL_OUTCOME_").lower(),
+                _outcome(t.call.outcome),
             )
             for t in reply.calls
         ],

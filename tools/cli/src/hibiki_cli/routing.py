@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -308,6 +309,20 @@ def rollback(
     )
 
 
+def _spoken(prompts: Iterable[call_actions_pb2.Prompt]) -> str:
+    """What the caller hears, prompt by prompt; a number read back digit by digit reads "090-1234-5678"."""
+    words: list[str] = []
+    spelling = False
+    for prompt in prompts:
+        spelled = prompt.guidance_id.startswith("system:digit-") or prompt.guidance_id == "system:pause"
+        if spelled and spelling:
+            words[-1] += prompt.text
+        else:
+            words.append(prompt.text or prompt.guidance_id or prompt.audio_file_id)
+        spelling = spelled
+    return " + ".join(words)
+
+
 def _describe_step(step: pb.DryRunStep) -> str:
     if step.HasField("sms_request"):
         request = step.sms_request.sms_requested
@@ -316,7 +331,7 @@ def _describe_step(step: pb.DryRunStep) -> str:
     action = step.action
     kind = action.WhichOneof("body") or ""
     body = getattr(action, kind)
-    prompts = " + ".join(p.text or p.guidance_id for p in getattr(body, "prompts", []))
+    prompts = _spoken(getattr(body, "prompts", []))
     if kind == "play_and_collect":
         reason = call_actions_pb2.PromptReason.Name(body.reason).removeprefix("PROMPT_REASON_").lower()
         return f"play and collect on {body.route_id} ({reason}): {prompts}"

@@ -29,8 +29,11 @@ from hibiki_devstack import demo
 from hibiki_devstack.infra import Broker, kafka_broker, postgres_server, wait_for_port
 from hibiki_devstack.provision import ProvisioningFailed, provision_demo_tenant
 from hibiki_devstack.simulators import (
+    RTP_PORT,
+    SIP_PORT,
     SMPP_PORT,
     dev_smsc_scenario,
+    media_gateway_env,
     sms_gateway_env,
     smsc_simulator,
     telephony_simulator_script,
@@ -65,20 +68,30 @@ def write_dev_tokens(path: Path) -> dict[str, str]:
     return {entry["role"]: token for token, entry in tokens.items()}
 
 
-def busy_ports(ports: list[int]) -> list[int]:
-    """The ports among `ports` that something on 127.0.0.1 already holds."""
+def busy_ports(ports: list[int], udp: list[int] | None = None) -> list[int]:
+    """The ports among `ports` (TCP) and `udp` (UDP and TCP) that something on 127.0.0.1 already holds."""
     busy = []
-    for port in ports:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                busy.append(port)
+    for port, kinds in [
+        *((p, (socket.SOCK_STREAM,)) for p in ports),
+        *((p, (socket.SOCK_DGRAM, socket.SOCK_STREAM)) for p in udp or []),
+    ]:
+        for kind in kinds:
+            with socket.socket(socket.AF_INET, kind) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    busy.append(port)
+                    break
     return busy
 
 
 def what_to_look_at(
-    specs: dict[str, ServiceSpec], tokens: dict[str, str], data_dir: Path, today: str, traffic: str
+    specs: dict[str, ServiceSpec],
+    tokens: dict[str, str],
+    data_dir: Path,
+    today: str,
+    traffic: str,
+    sip_port: int = SIP_PORT,
 ) -> list[str]:
     """The lines printed once the system is up: token, demo number, example commands, metrics URLs."""
     report = specs["reporting"]
@@ -93,6 +106,8 @@ def what_to_look_at(
     ground_truth = data_dir / "ground-truth.jsonl"
     return [
         f"  demo tenant '{DEV_TENANT}': {number} plays a menu (1 = URL by SMS, 2 = operator); {traffic}",
+        f"  call it: sip:{number}@127.0.0.1:{sip_port} (UDP or TCP) from a softphone, e.g."
+        f" baresip -e 'd sip:{number}@127.0.0.1:{sip_port}' (see README: Call the demo)",
         f"  operator token: {tokens['operator']}   (all tokens: {data_dir / 'dev-tokens.json'})",
         "  try:",
         f"    export TOKEN={tokens['operator']}",
@@ -138,9 +153,10 @@ def _start_and_supervise(
 ) -> None:
     started = time.monotonic()
     specs = {spec.name: spec for spec in default_services(args.port_offset)}
-    smpp_port = SMPP_PORT + args.port_offset
+    smpp_port, sip_port = SMPP_PORT + args.port_offset, SIP_PORT + args.port_offset
     _refuse_busy_ports(
-        [args.broker_port, smpp_port, *(p for s in specs.values() for p in (s.grpc_port, s.http_port) if p)]
+        [args.broker_port, smpp_port, *(p for s in specs.values() for p in (s.grpc_port, s.http_port) if p)],
+        udp=[sip_port],
     )
     _say(f"Hibiki: starting the local system (data in {data_dir}, logs in {log_dir})")
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -154,6 +170,14 @@ def _start_and_supervise(
             "HIBIKI_GUIDANCE_TOKENS": json.dumps({DEV_TENANT: tokens["platform"]}),
         },
         "sms-gateway": sms_gateway_env(smpp_port, args.smsc_scenario),
+        "media-gateway": media_gateway_env(
+            sip_port,
+            RTP_PORT + args.port_offset,
+            specs["guidance-tts"].http_port or 0,
+            DEV_TENANT,
+            demo.DIALED_NUMBER,
+            tokens["platform"],
+        ),
     }
     if args.postgres:
         postgres = resources.enter_context(postgres_server(data_dir / "postgres"))
@@ -195,15 +219,15 @@ def _start_and_supervise(
 
     today = datetime.now(ZoneInfo("Asia/Tokyo")).date().isoformat()
     _say(f"{UP_LINE} in {time.monotonic() - started:.1f}s. Ctrl-C stops everything.")
-    for line in what_to_look_at(specs, tokens, data_dir, today, traffic):
+    for line in what_to_look_at(specs, tokens, data_dir, today, traffic, sip_port):
         _say(line)
     while True:
         time.sleep(0.5)
         services.check_alive()
 
 
-def _refuse_busy_ports(ports: list[int]) -> None:
-    busy = busy_ports(ports)
+def _refuse_busy_ports(ports: list[int], udp: list[int] | None = None) -> None:
+    busy = busy_ports(ports, udp)
     if busy:
         raise StartupFailed(
             f"ports already in use on 127.0.0.1: {', '.join(map(str, busy))} — another `make run`? "

@@ -35,6 +35,26 @@ def sms_gateway_env(smpp_port: int, scenario: Path) -> dict[str, str]:
     return {"HIBIKI_SMPP_PORT": str(smpp_port), "HIBIKI_SMS_CARRIER_TABLE_FILE": str(scenario)}
 
 
+SIP_PORT = 5060
+RTP_PORT = 40000
+RTP_PORTS = 200  # 100 calls
+
+
+def media_gateway_env(
+    sip_port: int, rtp_port: int, guidance_http_port: int, tenant: str, number: str, token: str
+) -> dict[str, str]:
+    """media-gateway settings: SIP and RTP on loopback, the demo tenant's number and guidance-tts token."""
+    tenants = {tenant: {"numbers": [number], "guidance_token": token}}
+    return {
+        "HIBIKI_SIP_HOST": "127.0.0.1",
+        "HIBIKI_SIP_PORT": str(sip_port),
+        "HIBIKI_RTP_PORT": str(rtp_port),
+        "HIBIKI_RTP_PORT_RANGE": str(RTP_PORTS),
+        "HIBIKI_GUIDANCE_URL": f"http://127.0.0.1:{guidance_http_port}",
+        "HIBIKI_MEDIA_TENANTS": json.dumps(tenants),
+    }
+
+
 def telephony_simulator_script() -> Path:
     """The `hibiki-telephony-sim` console script next to this interpreter."""
     return Path(sys.executable).with_name("hibiki-telephony-sim")

@@ -32,12 +32,13 @@ class ServiceSpec:
 
 
 def default_services(port_offset: int = 0) -> list[ServiceSpec]:
-    """The four services on their documented default ports (gRPC 50051–50054, HTTP 9101–9104)."""
+    """The services on their documented default ports (gRPC 50051–50055, HTTP 9101–9105)."""
     names = [
         ("guidance-tts", "hibiki_guidance_tts"),
         ("routing", "hibiki_routing"),
         ("sms-gateway", "hibiki_sms_gateway"),
         ("reporting", "hibiki_reporting"),
+        ("media-gateway", "hibiki_media_gateway"),
     ]
     return [
         ServiceSpec(name, module, grpc_port=50051 + i + port_offset, http_port=9101 + i + port_offset)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 
 from google.protobuf.message import Message
 from hibiki.call.v1 import call_actions_pb2, call_events_pb2
-from hibiki_runtime.events import new_envelope
+from hibiki_runtime.events import new_envelope, traceparent_for
 
 from hibiki_telephony_sim.behaviour import (
     Action,
@@ -82,12 +81,6 @@ def action_from_proto(message: call_actions_pb2.CallAction) -> Action:
 def event_id(call_id: str, sequence: int, kind: str) -> str:
     """Deterministic id of the `sequence`-th event of a call: `<call_id>:<n>:<kind>`."""
     return f"{call_id}:{sequence}:{kind}"
-
-
-def traceparent_for(call_id: str) -> str:
-    """A W3C traceparent derived from the call id, so one call's events share a trace."""
-    digest = hashlib.sha256(call_id.encode()).hexdigest()
-    return f"00-{digest[:32]}-{digest[32:48]}-01"
 
 
 def call_started(

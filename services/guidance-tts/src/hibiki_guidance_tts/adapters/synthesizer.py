@@ -13,7 +13,12 @@ from hibiki_runtime.errors import InvalidArgument, ResourceExhausted
 
 from hibiki_guidance_tts.adapters import speech
 from hibiki_guidance_tts.adapters.metrics import GuidanceMetrics
-from hibiki_guidance_tts.domain.model import SynthesizedAudio, VoiceSettings, audio_cache_key
+from hibiki_guidance_tts.domain.model import (
+    SynthesizedAudio,
+    VoiceSettings,
+    audio_cache_key,
+    silence_cache_key,
+)
 
 ENGINE = f"pyopenjtalk-plus/{version('pyopenjtalk-plus')}"
 
@@ -56,7 +61,7 @@ class ProcessPoolSynthesizer:
     async def stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def synthesize(self, text: str) -> SynthesizedAudio:
+    async def synthesize(self, text: str, *, trim_silence: bool = False) -> SynthesizedAudio:
         if self._admitted >= self._capacity:
             self._metrics.rejected.inc()
             raise ResourceExhausted(
@@ -69,7 +74,7 @@ class ProcessPoolSynthesizer:
                 started = time.perf_counter()
                 pool = self._pool
                 rendered = await asyncio.get_running_loop().run_in_executor(
-                    pool, speech.render, text, self.voice.speed, self.voice.half_tone
+                    pool, speech.render, text, self.voice.speed, self.voice.half_tone, trim_silence
                 )
                 self._metrics.synthesis_seconds.observe(time.perf_counter() - started)
         except speech.NothingToSay as error:
@@ -82,11 +87,19 @@ class ProcessPoolSynthesizer:
         finally:
             self._admitted -= 1
             self._metrics.queue_depth.set(self._admitted)
-        return SynthesizedAudio(
-            cache_key=audio_cache_key(text, self.voice),
-            mulaw_wav=rendered.mulaw_wav,
-            pcm16_wav=rendered.pcm16_wav,
-            pcm16_sample_rate=speech.PCM16_RATE,
-            duration_ms=rendered.duration_ms,
-            content_hash=rendered.content_hash,
-        )
+        return _audio(audio_cache_key(text, self.voice, trim_silence=trim_silence), rendered)
+
+    def silence(self, duration_ms: int) -> SynthesizedAudio:
+        """Silent audio needs no engine: it is encoded right here."""
+        return _audio(silence_cache_key(duration_ms), speech.silence(duration_ms))
+
+
+def _audio(cache_key: str, rendered: speech.Rendered) -> SynthesizedAudio:
+    return SynthesizedAudio(
+        cache_key=cache_key,
+        mulaw_wav=rendered.mulaw_wav,
+        pcm16_wav=rendered.pcm16_wav,
+        pcm16_sample_rate=speech.PCM16_RATE,
+        duration_ms=rendered.duration_ms,
+        content_hash=rendered.content_hash,
+    )

@@ -1,4 +1,4 @@
-"""Tables of guidance-tts (SQLAlchemy Core); migrations/versions/0002 creates them."""
+"""Tables of guidance-tts (SQLAlchemy Core); migrations/versions/0002 creates them, 0003 amends them."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ audio_files = sa.Table(
     sa.Column("system", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("trim_silence", sa.Boolean, nullable=False, server_default=sa.false()),  # migration 0003
     sa.UniqueConstraint("tenant_id", "name", name="uq_audio_files_tenant_name"),
     sa.ForeignKeyConstraint(
         ["tenant_id", "cache_key"],

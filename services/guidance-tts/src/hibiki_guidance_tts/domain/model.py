@@ -76,6 +76,8 @@ class AudioFile:
     system: bool
     created_at: datetime
     updated_at: datetime
+    # Leading and trailing silence cut (clips joined into one utterance); new texts are cut the same way.
+    trim_silence: bool = False
 
     def with_audio(self, text: str, audio: SynthesizedAudio, now: datetime) -> AudioFile:
         """The next revision of this file, speaking `text`."""
@@ -112,11 +114,24 @@ class GuidanceUser:
     display_name: str
 
 
-def audio_cache_key(text: str, voice: VoiceSettings) -> str:
+def audio_cache_key(text: str, voice: VoiceSettings, *, trim_silence: bool = False) -> str:
     """Content address of the audio of `text` spoken with `voice`: identical inputs reuse stored audio."""
-    material = json.dumps(
-        {"text": text, "engine": voice.engine, "speed": voice.speed, "half_tone": voice.half_tone},
-        ensure_ascii=False,
-        sort_keys=True,
-    )
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+    material: dict[str, object] = {
+        "text": text,
+        "engine": voice.engine,
+        "speed": voice.speed,
+        "half_tone": voice.half_tone,
+    }
+    if trim_silence:  # only then: keys of untrimmed audio stay what they always were
+        material["trim_silence"] = True
+    return _sha256(material)
+
+
+def silence_cache_key(duration_ms: int) -> str:
+    """Content address of a silent clip."""
+    return _sha256({"silence_ms": duration_ms})
+
+
+def _sha256(material: dict[str, object]) -> str:
+    encoded = json.dumps(material, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(encoded).hexdigest()

@@ -20,8 +20,12 @@ from hibiki_guidance_tts.domain.model import (
 class Synthesizer(Protocol):
     voice: VoiceSettings
 
-    async def synthesize(self, text: str) -> SynthesizedAudio:
+    async def synthesize(self, text: str, *, trim_silence: bool = False) -> SynthesizedAudio:
         """Speech for `text` in both formats; ResourceExhausted when the queue is full."""
+        ...
+
+    def silence(self, duration_ms: int) -> SynthesizedAudio:
+        """`duration_ms` of silence in both formats."""
         ...
 
 

@@ -1,53 +1,15 @@
-"""Rules of the guidance catalogue: system guidances, what may be changed or deleted, and revisions."""
+"""Rules of the guidance catalogue: what may be changed or deleted, and revisions."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 
 from hibiki_runtime.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument
 
-from hibiki_guidance_tts.domain.model import AudioFile, GuidanceType, GuidanceUser, OriginalGuidance
-
-# Ids of system items are derived from the tenant, so concurrent first uses on two replicas collide on the
-# primary key instead of creating duplicates.
-_SYSTEM_NAMESPACE = uuid.UUID("5b0f3c1e-7a52-4d4e-9a57-5f1f0d6c2a11")
-
-
-@dataclass(frozen=True)
-class SystemGuidance:
-    """A guidance every tenant starts with: the seed's default texts."""
-
-    key: str
-    type: GuidanceType
-    name: str
-    text: str
-
-    def guidance_id(self, tenant_id: str) -> str:
-        return str(uuid.uuid5(_SYSTEM_NAMESPACE, f"{tenant_id}/guidance/{self.key}"))
-
-    def audio_file_id(self, tenant_id: str) -> str:
-        return str(uuid.uuid5(_SYSTEM_NAMESPACE, f"{tenant_id}/audio/{self.key}"))
-
+from hibiki_guidance_tts.domain.model import AudioFile, GuidanceUser, OriginalGuidance
 
 USER_ID_MAX_CHARS = 128
 USER_NAME_MAX_CHARS = 200
-
-SYSTEM_GUIDANCES = (
-    SystemGuidance(
-        "invalid-input",
-        GuidanceType.INVALID_INPUT,
-        "入力ミス時ガイダンス(標準)",
-        "入力が間違っています。案内をお聞きいただきもう一度入力してください。",
-    ),
-    SystemGuidance(
-        "input-timeout",
-        GuidanceType.INPUT_TIMEOUT,
-        "入力タイムアウト時ガイダンス(標準)",
-        "入力が確認できません。案内をお聞きいただきもう一度入力してください。",
-    ),
-)
 
 
 def check_guidance_source(speech_synthesis: bool) -> None:

@@ -37,27 +37,42 @@ class AudioLibrary:
         self._wavs: LRUCache[tuple[str, str, AudioFormat], Wav] = LRUCache(
             maxsize=wav_cache_bytes, getsizeof=lambda wav: len(wav.data)
         )
+        self._silences: dict[int, SynthesizedAudio] = {}
 
-    async def speech(self, tenant_id: str, text: str) -> SynthesizedAudio:
+    async def speech(self, tenant_id: str, text: str, *, trim_silence: bool = False) -> SynthesizedAudio:
         """Audio of `text`: the stored audio of the same text and voice if any, else fresh speech."""
-        key = audio_cache_key(text, self._synthesizer.voice)
+        key = audio_cache_key(text, self._synthesizer.voice, trim_silence=trim_silence)
         async with self._uow() as uow:
             stored = await uow.audio.get(tenant_id, key)
         self._metrics.cache_lookups.labels("hit" if stored else "miss").inc()
         # Synthesis runs outside any transaction: it can take seconds.
-        return stored or await self._synthesizer.synthesize(text)
+        return stored or await self._synthesizer.synthesize(text, trim_silence=trim_silence)
+
+    def silence(self, duration_ms: int, audio_format: AudioFormat) -> Wav:
+        """A silent clip; the same for every tenant, encoded once per process."""
+        audio = self._silences.get(duration_ms)
+        if audio is None:
+            audio = self._silences[duration_ms] = self._synthesizer.silence(duration_ms)
+        return audio.wav(audio_format)
 
     async def preview(self, tenant_id: str, text: str) -> SynthesizedAudio:
         return await self.speech(tenant_id, clean_text("text", text))
 
     async def create(
-        self, tenant_id: str, name: str, text: str, *, file_id: str = "", system: bool = False
+        self,
+        tenant_id: str,
+        name: str,
+        text: str,
+        *,
+        file_id: str = "",
+        system: bool = False,
+        trim_silence: bool = False,
     ) -> AudioFile:
         name, text = clean_name("name", name), clean_text("text", text)
         async with self._uow() as uow:
             if await uow.audio_files.name_taken(tenant_id, name):
                 raise AlreadyExists(f"an audio file named {name!r} already exists")
-        audio = await self.speech(tenant_id, text)
+        audio = await self.speech(tenant_id, text, trim_silence=trim_silence)
         now = datetime.now(UTC)
         audio_file = AudioFile(
             id=file_id or str(uuid.uuid4()),
@@ -71,6 +86,7 @@ class AudioLibrary:
             system=system,
             created_at=now,
             updated_at=now,
+            trim_silence=trim_silence,
         )
         for attempt in (1, 2):
             try:
@@ -109,7 +125,7 @@ class AudioLibrary:
         check_revision("expected_revision", current.revision, expected_revision)
         if text == current.text:
             return current
-        audio = await self.speech(tenant_id, text)
+        audio = await self.speech(tenant_id, text, trim_silence=current.trim_silence)
         revised = current.with_audio(text, audio, datetime.now(UTC))
         async with self._uow() as uow:
             await self._keep(uow, tenant_id, audio)

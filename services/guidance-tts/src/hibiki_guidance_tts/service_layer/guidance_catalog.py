@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -13,13 +14,18 @@ from sqlalchemy.exc import IntegrityError
 
 from hibiki_guidance_tts.domain.model import AudioFormat, GuidanceType, GuidanceUser, OriginalGuidance, Wav
 from hibiki_guidance_tts.domain.rules import (
-    SYSTEM_GUIDANCES,
-    SystemGuidance,
     check_guidance_deletable,
     check_guidance_source,
     check_revision,
     check_system_guidance_name,
     check_usage,
+)
+from hibiki_guidance_tts.domain.system_prompts import (
+    SYSTEM_GUIDANCES,
+    SystemGuidance,
+    SystemSilence,
+    is_system_id,
+    system_prompt,
 )
 from hibiki_guidance_tts.domain.text_rules import clean_name
 from hibiki_guidance_tts.service_layer.audio_library import AudioLibrary
@@ -32,18 +38,38 @@ class GuidanceCatalog:
         self._uow = unit_of_work
         self._library = library
         self._provisioned: set[str] = set()  # tenants whose system guidances this process has seen
-        self._provisioning = asyncio.Lock()  # replicas race on primary keys instead
+        self._system_guidances: set[tuple[str, str]] = set()  # (tenant, key) known to exist
+        # One provisioning at a time in this process (its synthesis is one request in the queue);
+        # replicas race on primary keys instead.
+        self._provisioning = asyncio.Lock()
 
     async def provision_tenant(self, tenant_id: str) -> None:
-        """Give a tenant the system guidances on first use (idempotent, safe across replicas)."""
+        """Give a tenant its first system guidances on first use (idempotent, safe across replicas)."""
         if tenant_id in self._provisioned:
             return
         async with self._provisioning:
             if tenant_id in self._provisioned:
                 return
             for spec in SYSTEM_GUIDANCES:
-                await self._provision(tenant_id, spec)
+                if spec.with_tenant:
+                    await self._provision(tenant_id, spec)
             self._provisioned.add(tenant_id)
+
+    async def system_guidance_id(self, tenant_id: str, prompt_id: str) -> str:
+        """The tenant's guidance behind a `system:<name>` id, created and synthesized on its first use."""
+        spec = system_prompt(prompt_id)
+        if isinstance(spec, SystemSilence):
+            raise NotFound(f"{prompt_id} is silence, not a guidance; only its audio can be fetched")
+        known = (tenant_id, spec.key)
+        if known not in self._system_guidances:
+            async with self._provisioning:
+                if known not in self._system_guidances and not await self._provision(tenant_id, spec):
+                    raise FailedPrecondition(
+                        f"system prompt {prompt_id} cannot be created: this tenant already has an audio file "
+                        f"or guidance named {spec.name!r}; rename it"
+                    )
+                self._system_guidances.add(known)
+        return spec.guidance_id(tenant_id)
 
     async def create(
         self,
@@ -81,6 +107,8 @@ class GuidanceCatalog:
         return guidance
 
     async def get(self, tenant_id: str, guidance_id: str) -> OriginalGuidance:
+        if is_system_id(guidance_id):
+            guidance_id = await self.system_guidance_id(tenant_id, guidance_id)
         async with self._uow() as uow:
             return await _existing(uow, tenant_id, guidance_id)
 
@@ -141,11 +169,26 @@ class GuidanceCatalog:
     async def wav(
         self, tenant_id: str, audio_format: AudioFormat, *, guidance_id: str = "", audio_file_id: str = ""
     ) -> Wav:
-        """Stored audio of a guidance or of an audio file of the tenant."""
+        """Stored audio of a guidance or of an audio file of the tenant, or of a system prompt (either id)."""
+        prompt_id = guidance_id or audio_file_id
+        if is_system_id(prompt_id):
+            spec = system_prompt(prompt_id)
+            if isinstance(spec, SystemSilence):
+                return self._library.silence(spec.duration_ms, audio_format)
+            guidance_id = await self.system_guidance_id(tenant_id, prompt_id)
         async with self._uow() as uow:
             if guidance_id:
                 audio_file_id = (await _existing(uow, tenant_id, guidance_id)).audio_file_id
             return await self._library.wav_of(uow, tenant_id, audio_file_id, audio_format)
+
+    async def wav_by_id(self, tenant_id: str, audio_format: AudioFormat, item_id: str) -> Wav:
+        """Audio of whatever `item_id` names: an audio file, a guidance or a system prompt."""
+        try:
+            return await self.wav(tenant_id, audio_format, audio_file_id=item_id)
+        except NotFound:
+            if is_system_id(item_id):
+                raise
+            return await self.wav(tenant_id, audio_format, guidance_id=item_id)
 
     async def record_usage(
         self, tenant_id: str, user: GuidanceUser, version: int, guidance_ids: Sequence[str]
@@ -162,33 +205,45 @@ class GuidanceCatalog:
                 ) from error
         return applied
 
-    async def _provision(self, tenant_id: str, spec: SystemGuidance) -> None:
+    async def _provision(self, tenant_id: str, spec: SystemGuidance) -> bool:
+        """Create the tenant's system guidance `spec` unless it exists; False if its name is taken."""
         guidance_id, file_id = spec.guidance_id(tenant_id), spec.audio_file_id(tenant_id)
         async with self._uow() as uow:
             if await uow.guidances.get(tenant_id, guidance_id) is not None:
-                return
+                return True
             has_file = await uow.audio_files.get(tenant_id, file_id) is not None
-        try:
-            if not has_file:
-                await self._library.create(tenant_id, spec.name, spec.text, file_id=file_id, system=True)
-            now = datetime.now(UTC)
-            async with self._uow() as uow:
-                system_guidance = OriginalGuidance(
-                    id=guidance_id,
-                    tenant_id=tenant_id,
-                    type=spec.type,
-                    name=spec.name,
-                    speech_synthesis=True,
-                    audio_file_id=file_id,
+        # Another replica may create it at the same time, or the tenant may use the name: checked below.
+        if not has_file:
+            with suppress(AlreadyExists, IntegrityError):
+                await self._library.create(
+                    tenant_id,
+                    spec.name,
+                    spec.text,
+                    file_id=file_id,
                     system=True,
-                    revision=1,
-                    created_at=now,
-                    updated_at=now,
+                    trim_silence=spec.trim_silence,
                 )
+        now = datetime.now(UTC)
+        system_guidance = OriginalGuidance(
+            id=guidance_id,
+            tenant_id=tenant_id,
+            type=spec.type,
+            name=spec.name,
+            speech_synthesis=True,
+            audio_file_id=file_id,
+            system=True,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+        )
+        with suppress(IntegrityError):
+            async with self._uow() as uow:
+                if await uow.audio_files.get(tenant_id, file_id) is None:
+                    return False
                 await uow.guidances.add(system_guidance)
                 await uow.commit()
-        except (AlreadyExists, IntegrityError):
-            pass  # another replica provisioned the tenant at the same time
+        async with self._uow() as uow:
+            return await uow.guidances.get(tenant_id, guidance_id) is not None
 
 
 async def _existing(uow: UnitOfWork, tenant_id: str, guidance_id: str) -> OriginalGuidance:

@@ -31,6 +31,7 @@ def call_row(tenant_id: str, record: CallRecord) -> dict[str, Any]:
         "outcome": record.outcome.value,
         "path": [asdict(step) for step in record.path],
         "abandonment": asdict(record.abandonment) if record.abandonment else None,
+        "end_reason": record.end_reason,
     }
 
 
@@ -50,6 +51,7 @@ def call_record(row: Any) -> CallRecord:
             if abandonment
             else None
         ),
+        end_reason=row.end_reason,
     )
 
 

@@ -25,6 +25,8 @@ from sqlalchemy import (
 metadata = MetaData()
 
 _ID = 200
+# Longest EndReason name today: "platform_failure" (16); room for reasons a newer contract adds.
+END_REASON_LENGTH = 32
 _TENANT = stores(Envelope, "tenant_id")
 
 
@@ -59,6 +61,9 @@ call_records = Table(
     Column("outcome", String(20), nullable=False),
     Column("path", JSON, nullable=False),
     Column("abandonment", JSON),
+    # CallEnded's reason as the domain names it ("caller_hangup", "platform_failure", "unknown", …; "" while
+    # no end is known); added by migration 0004.
+    Column("end_reason", String(END_REASON_LENGTH), nullable=False, default="", server_default=""),
     Index("ix_call_records_tenant_day", "tenant_id", "report_date", "dialed_number"),
     Index("ix_call_records_tenant_caller", "tenant_id", "caller_number"),
 )

@@ -33,10 +33,15 @@ class CallOutcome(StrEnum):
     NOT_IN_SERVICE = "not_in_service"
     # Turned away by the dialed number's caller rejection (withheld number, blocklist): never abandoned.
     REJECTED = "rejected"
+    # Cut off by the platform before a terminal target (the call's media-gateway process stopped): the
+    # caller did not leave, so never abandoned.
+    PLATFORM_FAILURE = "platform_failure"
 
 
 # routing's hang-up reasons of rejected callers: "rejected_withheld", "rejected_blocklist".
 REJECTION_PREFIX = "rejected_"
+# CallEnded's reason (hibiki.call.v1.END_REASON_PLATFORM_FAILURE) when the platform lost the call.
+PLATFORM_FAILURE_END = "platform_failure"
 
 
 class AbandonedStage(StrEnum):
@@ -96,6 +101,9 @@ class CallRecord:
     path: tuple[RouteStep, ...]
     outcome: CallOutcome
     abandonment: Abandonment | None
+    # CallEnded's reason ("caller_hangup", "platform_failure", …; "unknown" for a number this version does
+    # not name); "" while no end is known.
+    end_reason: str = ""
 
     @property
     def report_date(self) -> date:
@@ -128,7 +136,7 @@ class _Facts:
     def __init__(self, facts: Iterable[CallFact]) -> None:
         ordered = sorted(set(facts), key=lambda fact: (fact.at, repr(fact)))
         self.started = next((f for f in ordered if isinstance(f, CallStarted)), None)
-        self.ended = next((f for f in ordered if isinstance(f, CallEnded)), None)
+        self.ended = _end_of([f for f in ordered if isinstance(f, CallEnded)])
         self.prompts: dict[int, PromptIssued] = {}
         self.targets: dict[int, TargetIssued] = {}
         self.digits: dict[str, str] = {}
@@ -151,6 +159,19 @@ class _Facts:
         self.first_seen = ordered[0].at
 
 
+def _end_of(ends: list[CallEnded]) -> CallEnded | None:
+    """The call's end: the earliest one its own media server reported, else the earliest at all.
+
+    A lost-call report (reason platform_failure, sent by another media-gateway process once the call's own
+    process looks dead) is a presumption; if the call's process did report an end after all, that end says
+    what happened, whichever arrives or occurred first.
+    """
+    observed = [end for end in ends if end.reason != PLATFORM_FAILURE_END]
+    if observed:
+        return observed[0]
+    return ends[0] if ends else None
+
+
 def materialize_call(call_id: str, facts: Iterable[CallFact]) -> CallRecord:
     """The call record that the facts seen so far describe."""
     known = _Facts(facts)
@@ -168,6 +189,7 @@ def materialize_call(call_id: str, facts: Iterable[CallFact]) -> CallRecord:
         path=_path(known),
         outcome=outcome,
         abandonment=_abandonment(known) if outcome is CallOutcome.ABANDONED else None,
+        end_reason=known.ended.reason if known.ended else "",
     )
 
 
@@ -179,8 +201,11 @@ def _rejected(known: _Facts) -> bool:
 def _outcome(known: _Facts) -> CallOutcome:
     # 途中放棄: the caller left while a prompt was waiting for input (or before the first one), i.e. before
     # a terminal target. If that target is merely late (a hang-up before the last action), its arrival
-    # folds the call again.
+    # folds the call again. A call the platform lost at that point is a platform failure instead: the
+    # caller did not leave. After a terminal target, the target decides, however the call ended.
     if known.ended and _waiting_for_input(known):
+        if known.ended.reason == PLATFORM_FAILURE_END:
+            return CallOutcome.PLATFORM_FAILURE
         return CallOutcome.ABANDONED
     kinds = {target.kind for target in known.targets.values()}
     if known.transferred or TargetKind.TRANSFER in kinds:

@@ -20,6 +20,11 @@ class CsvEncoding(StrEnum):
 # Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
+# Calls the platform cut off before a terminal target (never counted as 途中放棄).
+PLATFORM_FAILURES_HEADER = "通話切断(システム障害)数"
+
+# Columns added later go after 状態, so that sheets and macros reading earlier columns by position keep
+# working.
 HEADERS = (
     "日付",
     "着信番号",
@@ -35,6 +40,7 @@ HEADERS = (
     *(f"SMS送信不可({label})" for label in REJECT_REASON_LABELS.values()),
     "SMS送信失敗数",
     "状態",
+    PLATFORM_FAILURES_HEADER,
 )
 
 
@@ -62,6 +68,7 @@ def row_cells(figures: DailyFigures) -> list[str | int]:
         *(figures.sms_rejected.get(reason, 0) for reason in REJECT_REASON_LABELS),
         figures.sms_failed,
         "確定" if figures.final else "速報",
+        figures.platform_failures,
     ]
 
 

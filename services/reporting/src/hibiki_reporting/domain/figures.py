@@ -77,11 +77,14 @@ class DailyFigures:
     rejected_calls: int = 0
     # Part of `sms_requested`: sent to a mobile number the caller keyed in.
     sms_requested_to_captured_number: int = 0
+    # Part of `calls`; the platform cut them off before a terminal target, so no caller chose to leave.
+    platform_failures: int = 0
 
     @property
     def abandonment_rate(self) -> float:
-        answered = self.calls - self.rejected_calls
-        return self.abandoned_calls / answered if answered else 0.0
+        """Abandoned of the calls whose callers could abandon: rejected and lost calls are left out."""
+        could_abandon = self.calls - self.rejected_calls - self.platform_failures
+        return self.abandoned_calls / could_abandon if could_abandon else 0.0
 
     @property
     def sms_rejected_total(self) -> int:
@@ -107,6 +110,8 @@ def daily_figures(
             figures.abandoned_calls += call.count
         elif call.outcome is CallOutcome.REJECTED:
             figures.rejected_calls += call.count
+        elif call.outcome is CallOutcome.PLATFORM_FAILURE:
+            figures.platform_failures += call.count
     for message in sms:
         figures = row(message.day, message.dialed_number)
         figures.sms_requested += message.count

@@ -55,14 +55,25 @@ def answer_trace(calls: Sequence[CallRecord], sms: Sequence[SmsRecord]) -> Trace
             "ガイダンスの前に切断しています。",
         )
     if not sms:
-        return TraceAnswer(
-            TraceVerdict.NO_SMS_REQUESTED,
-            f"着信履歴は{len(calls)}件ありますが、SMSの送信履歴はありません。"
-            "ガイダンスでSMS送信の番号を選ばれていない可能性があります。",
-        )
+        return TraceAnswer(TraceVerdict.NO_SMS_REQUESTED, _no_sms_sentence(calls))
     latest = max(sms, key=lambda record: record.request_time or record.first_seen)
     verdict = _VERDICT_OF_STATUS[latest.status]
     return TraceAnswer(verdict, _sent_sentence(latest) + _result_sentence(latest) + _click_sentence(latest))
+
+
+def _no_sms_sentence(calls: Sequence[CallRecord]) -> str:
+    """Calls without an SMS: the caller did not choose it, or the platform cut the call off first."""
+    found = f"着信履歴は{len(calls)}件ありますが、SMSの送信履歴はありません。"
+    not_chosen = "ガイダンスでSMS送信の番号を選ばれていない可能性があります。"
+    lost = sum(1 for call in calls if call.outcome is CallOutcome.PLATFORM_FAILURE)
+    if not lost:
+        return found + not_chosen
+    if lost == len(calls):
+        return (
+            found + "システム障害により通話が切断されました（お客様の操作によるものではありません）。"
+            "お手数ですが、もう一度お電話いただくようご案内ください。"
+        )
+    return found + f"うち{lost}件はシステム障害により通話が切断されました。ほかの着信では" + not_chosen
 
 
 def _sent_sentence(record: SmsRecord) -> str:

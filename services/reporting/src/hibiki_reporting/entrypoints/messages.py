@@ -45,6 +45,7 @@ def daily_row(figures: DailyFigures) -> pb.DailyReportRow:
         abandoned_calls=figures.abandoned_calls,
         abandonment_rate=figures.abandonment_rate,
         rejected_calls=figures.rejected_calls,
+        platform_failures=figures.platform_failures,
         sms_requested_to_captured_number=figures.sms_requested_to_captured_number,
         sms_requested=figures.sms_requested,
         sms_accepted=figures.sms_accepted,
@@ -80,6 +81,7 @@ def call_message(record: CallRecord) -> pb.CallRecord:
         outcome=outcome_message(record.outcome),
         abandoned_route_id=abandonment.route_id if abandonment else "",
         abandoned_stage=abandonment.stage.value if abandonment else "",
+        end_reason=record.end_reason,
     )
 
 

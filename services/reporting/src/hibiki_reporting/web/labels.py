@@ -16,6 +16,7 @@ _OUTCOMES = {
     "abandoned": "途中放棄",
     "not_in_service": "番号未設定",
     "rejected": "着信拒否",
+    "platform_failure": "システム障害で切断",
 }
 _STAGES = {
     "prompt": "ガイダンス再生中",

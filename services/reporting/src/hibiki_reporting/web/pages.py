@@ -180,8 +180,8 @@ def _days(start: str, end: str, fields: tuple[str, str]) -> DayRange:
 
 
 def _totals(rows: list[Any]) -> dict[str, int]:
-    names = ("calls", "abandoned_calls", "sms_requested", "sms_accepted", "sms_delivered", "sms_undelivered",
-             "sms_rejected_total", "sms_failed")  # fmt: skip
+    names = ("calls", "abandoned_calls", "platform_failures", "sms_requested", "sms_accepted",
+             "sms_delivered", "sms_undelivered", "sms_rejected_total", "sms_failed")  # fmt: skip
     return {name: sum(getattr(row, name) for row in rows) for name in names}
 
 

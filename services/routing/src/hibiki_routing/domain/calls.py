@@ -10,10 +10,13 @@ from enum import Enum
 
 @dataclass(frozen=True)
 class Prompt:
-    """Something to play: a registered guidance, or text the media server may synthesize."""
+    """Audio to play: a guidance of the tenant or a system prompt (`system:<name>`), both in guidance-tts.
 
+    The text only says what the caller hears, for logs, traces and dry runs.
+    """
+
+    guidance_id: str
     text: str = ""
-    guidance_id: str = ""
 
 
 class PromptReason(Enum):

@@ -30,8 +30,6 @@ from .calls import (
     Transfer,
 )
 from .flows import (
-    DEFAULT_INPUT_TIMEOUT_TEXT,
-    DEFAULT_INVALID_INPUT_TEXT,
     AnnouncementNode,
     BusinessHoursNode,
     FlowDefinition,
@@ -50,8 +48,9 @@ from .mobile_capture import (
     confirmation,
     keyed_mobile_number,
     number_entry,
-    readback_text,
+    readback,
 )
+from .system_prompts import INPUT_TIMEOUT, INVALID_INPUT, NOT_IN_SERVICE
 
 # A validated flow never passes this many nodes without waiting; the guard protects against bad data.
 MAX_HOPS_PER_DECISION = 32
@@ -71,9 +70,9 @@ def start_call(
     return turn.decision(Outcome.ROUTED)
 
 
-def not_in_service(state: CallState, announcement: str) -> Decision:
+def not_in_service(state: CallState) -> Decision:
     """A dialed number without a published flow hears the not-in-service announcement and is hung up."""
-    hangup = HangUp(prompts=(Prompt(announcement),), reason="not_in_service")
+    hangup = HangUp(prompts=(NOT_IN_SERVICE,), reason="not_in_service")
     step = Step(state.step + 1, hangup)
     return Decision(replace(state, step=step.number, ended=True), (step,), Outcome.NOT_IN_SERVICE)
 
@@ -111,12 +110,12 @@ def decide(state: CallState, definition: FlowDefinition, event: CallEvent) -> De
     return turn.decision(Outcome.ROUTED)
 
 
-def _choice_prompts(choice: GuidanceChoice, default_text: str) -> tuple[Prompt, ...]:
+def _choice_prompts(choice: GuidanceChoice, default: Prompt) -> tuple[Prompt, ...]:
     if choice.kind is GuidanceChoiceKind.NONE:
         return ()
     if choice.kind is GuidanceChoiceKind.ORIGINAL_GUIDANCE:
-        return (Prompt(guidance_id=choice.guidance_id),)
-    return (Prompt(text=default_text),)
+        return _guidance(choice.guidance_id)
+    return (default,)
 
 
 def _guidance(guidance_id: str) -> tuple[Prompt, ...]:
@@ -214,25 +213,23 @@ class _Turn:
             return Decision(self.state, (), Outcome.IGNORED_STALE)
         confirming = self.state.capture_phase is CapturePhase.CONFIRM
         menu = confirmation(capture) if confirming else number_entry(capture)
-        readback = (Prompt(text=readback_text(self.state.captured_number)),) if confirming else None
+        spoken = readback(self.state.captured_number) if confirming else None
         if isinstance(event, InputTimedOut) and not event.partial_digits:
-            return self.input_timed_out(node, menu, readback)
+            return self.input_timed_out(node, menu, spoken)
         digits = event.digits if isinstance(event, DigitsEntered) else event.partial_digits
         if not confirming:
             number = keyed_mobile_number(digits)
             if number is None:
                 return self.invalid_input(node, menu)
             self.state = replace(self.state, capture_phase=CapturePhase.CONFIRM, captured_number=number)
-            self.prompt(
-                node, confirmation(capture), PromptReason.INITIAL, (), (Prompt(text=readback_text(number)),)
-            )
+            self.prompt(node, confirmation(capture), PromptReason.INITIAL, (), readback(number))
             return self.decision(Outcome.ROUTED)
         if digits == CORRECT_DIGIT:
             self.state = replace(self.state, capture_phase=CapturePhase.NUMBER, captured_number="")
             self.prompt(node, number_entry(capture), PromptReason.INITIAL, ())
             return self.decision(Outcome.ROUTED)
         if digits != CONFIRM_DIGIT:
-            return self.invalid_input(node, menu, readback)
+            return self.invalid_input(node, menu, spoken)
         number = self.state.captured_number
         self.state = replace(self.state, capture_phase=None, captured_number="")
         following = self._request_sms(node, kind, number, captured=True)
@@ -248,7 +245,7 @@ class _Turn:
         before: tuple[Prompt, ...],
         main: tuple[Prompt, ...] | None = None,
     ) -> None:
-        """Play `before`, then the menu's prompt (or `main`, e.g. a synthesized read-back), and collect."""
+        """Play `before`, then the menu's prompt (or `main`, e.g. a number read back), and collect."""
         self.emit(
             PlayAndCollect(
                 prompts=(*before, *(main if main is not None else _guidance(kind.prompt_guidance_id))),
@@ -271,7 +268,7 @@ class _Turn:
         if count >= kind.max_invalid_attempts:
             self.fall_back(node, kind)
             return self.decision(Outcome.FALLBACK_INVALID)
-        guidance = _choice_prompts(kind.invalid_input_guidance, DEFAULT_INVALID_INPUT_TEXT)
+        guidance = _choice_prompts(kind.invalid_input_guidance, INVALID_INPUT)
         self.prompt(node, kind, PromptReason.INVALID_INPUT, guidance, main)
         return self.decision(Outcome.REPROMPT_INVALID)
 
@@ -281,7 +278,7 @@ class _Turn:
         if count >= kind.max_timeout_attempts:
             self.fall_back(node, kind)
             return self.decision(Outcome.FALLBACK_TIMEOUT)
-        guidance = _choice_prompts(kind.input_timeout_guidance, DEFAULT_INPUT_TIMEOUT_TEXT)
+        guidance = _choice_prompts(kind.input_timeout_guidance, INPUT_TIMEOUT)
         self.prompt(node, kind, PromptReason.TIMEOUT, guidance, main)
         return self.decision(Outcome.REPROMPT_TIMEOUT)
 

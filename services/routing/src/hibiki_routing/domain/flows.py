@@ -7,9 +7,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 
-# The seed's default guidances (入力ミス時 / 入力タイムアウト時).
-DEFAULT_INVALID_INPUT_TEXT = "入力が間違っています。案内をお聞きいただきもう一度入力してください。"
-DEFAULT_INPUT_TIMEOUT_TEXT = "入力が確認できません。案内をお聞きいただきもう一度入力してください。"
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_FIRST_DIGIT_TIMEOUT = timedelta(seconds=5)
 DEFAULT_INTER_DIGIT_TIMEOUT = timedelta(seconds=3)
@@ -18,7 +15,7 @@ DEFAULT_INTER_DIGIT_TIMEOUT = timedelta(seconds=3)
 class GuidanceChoiceKind(Enum):
     """Which guidance plays on invalid input or input timeout."""
 
-    SYSTEM_DEFAULT = "system_default"
+    SYSTEM_DEFAULT = "system_default"  # the seed's text: system_prompts.INVALID_INPUT / INPUT_TIMEOUT
     ORIGINAL_GUIDANCE = "original_guidance"
     NONE = "none"
 

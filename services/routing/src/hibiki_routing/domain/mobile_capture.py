@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
+from .calls import Prompt
 from .flows import MenuNode, MobileNumberCapture
+from .system_prompts import PAUSE, READBACK_CONFIRM, digit
 
 # 070/080/090 numbers, the ones Japanese carriers deliver SMS to (sms-gateway applies the same rule).
 _MOBILE_E164 = re.compile(r"\+81[789]0[0-9]{8}")
@@ -24,11 +26,14 @@ def keyed_mobile_number(digits: str) -> str | None:
     return "+81" + national[1:] if _KEYED_MOBILE.fullmatch(national) else None
 
 
-def readback_text(e164: str) -> str:
-    """What the caller hears back, e.g. "090-1234-5678 でよろしければ 1 を、訂正は 2 を"."""
+def readback(e164: str) -> tuple[Prompt, ...]:
+    """The number read back digit by digit in groups of 3-4-4, then the question.
+
+    E.g. 090, pause, 1234, pause, 5678, "でよろしければ1を、訂正は2を押してください。": 14 prompts.
+    """
     national = "0" + e164.removeprefix("+81")
-    grouped = f"{national[:3]}-{national[3:7]}-{national[7:]}"
-    return f"{grouped} でよろしければ {CONFIRM_DIGIT} を、訂正は {CORRECT_DIGIT} を"
+    area, middle, last = national[:3], national[3:7], national[7:]
+    return (*map(digit, area), PAUSE, *map(digit, middle), PAUSE, *map(digit, last), READBACK_CONFIRM)
 
 
 def number_entry(capture: MobileNumberCapture) -> MenuNode:

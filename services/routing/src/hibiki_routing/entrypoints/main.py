@@ -31,7 +31,7 @@ def build_runtime(settings: RoutingSettings | None = None) -> ServiceRuntime:
     metrics = RoutingMetrics(runtime.metrics.registry)
     runtime.consume(
         call_events_consumer.TRANSLATORS,
-        CallEventsHandler(runtime.sessions, runtime.relay.notify, settings.not_in_service_text, metrics),
+        CallEventsHandler(runtime.sessions, runtime.relay.notify, metrics),
     )
     usage = None
     if settings.guidance_address:

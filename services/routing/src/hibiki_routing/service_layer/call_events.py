@@ -63,12 +63,10 @@ class CallEventsHandler:
         self,
         sessions: async_sessionmaker[AsyncSession],
         notify_outbox: Callable[[], None],
-        not_in_service_text: str,
         metrics: RoutingMetrics,
     ) -> None:
         self._sessions = sessions
         self._notify_outbox = notify_outbox
-        self._not_in_service_text = not_in_service_text
         self._metrics = metrics
         # Published versions never change, so parsed definitions can be kept.
         self._definitions: dict[tuple[str, int], FlowDefinition] = {}
@@ -144,7 +142,7 @@ class CallEventsHandler:
             start.sms_reachable_caller,
         )
         if live is None:
-            return not_in_service(state, self._not_in_service_text)
+            return not_in_service(state)
         blocklisted = (tenant_id, start.sms_reachable_caller) in lookups.blocked_callers
         return start_call(state, self._definition(state), start.at, Caller(start.withheld, blocklisted))
 

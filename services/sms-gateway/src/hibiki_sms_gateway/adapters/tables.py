@@ -5,6 +5,7 @@ from __future__ import annotations
 from hibiki.common.v1.envelope_pb2 import Envelope
 from hibiki.sms.v1.sms_requests_pb2 import SmsRequest, SmsRequested
 from hibiki_runtime.contract import stores
+from hibiki_runtime.instances import instances_table
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -121,13 +122,7 @@ sms_receipts = Table(
 
 # Live sms-gateway processes: each heartbeats here; messages it owns (queued or submitting) whose owner
 # stopped heartbeating are taken over by another (queued ones are sent, submitting ones reconciled).
-sms_instances = Table(
-    "sms_instances",
-    metadata,
-    Column("instance_id", String(64), primary_key=True),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
-)
+sms_instances = instances_table(metadata, "sms_instances")
 
 sms_opt_outs = Table(
     "sms_opt_outs",

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from hibiki.sms.v1 import sms_box_service_pb2, sms_box_service_pb2_grpc
 from hibiki_runtime.events import SMS_REQUESTS
+from hibiki_runtime.instances import Instance
 from hibiki_runtime.service import ServiceRuntime
 
 from hibiki_sms_gateway.adapters.carrier_table import StaticCarrierTable
@@ -18,6 +19,7 @@ from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.adapters.number_portability import NumberPortabilityLookup
 from hibiki_sms_gateway.adapters.smpp_connector import SmppConnector
 from hibiki_sms_gateway.adapters.smpp_receiver import SmppAccount
+from hibiki_sms_gateway.adapters.tables import sms_instances
 from hibiki_sms_gateway.domain.carrier import Carrier, CarrierResolver, parse_carrier
 from hibiki_sms_gateway.domain.cooldown import CooldownPolicy
 from hibiki_sms_gateway.entrypoints import sms_requests_consumer
@@ -26,7 +28,6 @@ from hibiki_sms_gateway.entrypoints.http_receipts import receipt_routes
 from hibiki_sms_gateway.entrypoints.http_short_links import short_link_routes
 from hibiki_sms_gateway.service_layer.boxes import BoxService
 from hibiki_sms_gateway.service_layer.dispatch import AdmissionPolicy, Dispatcher, PipelinedDispatch
-from hibiki_sms_gateway.service_layer.instances import Instance
 from hibiki_sms_gateway.service_layer.opt_outs import OptOutService
 from hibiki_sms_gateway.service_layer.receipts import ReceiptBook
 from hibiki_sms_gateway.service_layer.recovery import Recovery
@@ -160,7 +161,7 @@ def build_runtime(settings: SmsGatewaySettings | None = None) -> ServiceRuntime:
         if settings.sms_short_link_base_url
         else None
     )
-    instance = Instance(runtime.sessions)
+    instance = Instance(runtime.sessions, sms_instances)
     runtime.on_startup(instance.register)
     runtime.every("sms-heartbeat", settings.sms_heartbeat_seconds, instance.heartbeat, first_now=False)
     dispatcher = Dispatcher(

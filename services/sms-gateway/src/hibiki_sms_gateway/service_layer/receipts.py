@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hibiki_runtime.db import AutocommitConnection, engine_of
+from hibiki_runtime.instances import InstanceRepository
 from hibiki_runtime.outbox import enqueue_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hibiki_sms_gateway.adapters import results
-from hibiki_sms_gateway.adapters.instance_repository import InstanceRepository
 from hibiki_sms_gateway.adapters.message_repository import MessageRepository, StateChange
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
 from hibiki_sms_gateway.adapters.receipt_repository import (
@@ -35,6 +35,7 @@ from hibiki_sms_gateway.adapters.receipt_repository import (
     SubmittedParts,
     add_receipts,
 )
+from hibiki_sms_gateway.adapters.tables import sms_instances
 from hibiki_sms_gateway.domain.lifecycle import MessageState, advance
 from hibiki_sms_gateway.domain.receipts import Receipt, outcome_of
 from hibiki_sms_gateway.domain.reconciliation import Uncertain, reconcile
@@ -190,7 +191,7 @@ class ReceiptBook:
             ]
             if not waiting:
                 return 0
-            live = await InstanceRepository(session).live(now - self._instance_timeout)
+            live = await InstanceRepository(session, sms_instances).live(now - self._instance_timeout)
             candidates = await MessageRepository(session).unsettled_without_owner(live, now - MATCH_WINDOW)
             known = await receipts.parts_of([m.request_id for m, _ in candidates])
             uncertain = [

@@ -1,6 +1,6 @@
 """What happens to messages whose sending process stopped (kill -9, a lost node).
 
-Every process heartbeats (service_layer/instances.py); a message records the process that sends it.
+Every process heartbeats (hibiki_runtime.instances); a message records the process that sends it.
 - QUEUED messages of a stopped process never went on the wire: another process takes them over and sends
   them (so does their own process when a send of one never started, e.g. the database was away).
 - SUBMITTING messages of a stopped process may or may not be at the SMSC. At most one SMPP window of them
@@ -18,13 +18,14 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from hibiki_runtime.instances import InstanceRepository
 from hibiki_runtime.outbox import enqueue_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hibiki_sms_gateway.adapters import results
-from hibiki_sms_gateway.adapters.instance_repository import InstanceRepository
 from hibiki_sms_gateway.adapters.message_repository import MessageRepository, StateChange
 from hibiki_sms_gateway.adapters.metrics import SmsMetrics
+from hibiki_sms_gateway.adapters.tables import sms_instances
 from hibiki_sms_gateway.domain.lifecycle import MessageState, advance
 from hibiki_sms_gateway.domain.sms_message import SmsMessage
 
@@ -62,7 +63,7 @@ class Recovery:
         process's, to be sent."""
         now = self._clock()
         async with self._sessions.begin() as session:
-            live = await InstanceRepository(session).live(now - self._instance_timeout)
+            live = await InstanceRepository(session, sms_instances).live(now - self._instance_timeout)
             taken = await MessageRepository(session).take_over_queued(
                 live | {self._instance_id}, self._instance_id, now, own_stalled_before=now - own_stalled_after
             )
@@ -75,7 +76,7 @@ class Recovery:
         """Settle as uncertain the submitting messages no process will finish; returns how many."""
         now = self._clock()
         async with self._sessions.begin() as session:
-            live = await InstanceRepository(session).live(now - self._instance_timeout)
+            live = await InstanceRepository(session, sms_instances).live(now - self._instance_timeout)
             messages = MessageRepository(session)
             receiving_long_enough = now - self._started >= self._reconcile_grace
             orphans = await messages.submitting_without_owner(

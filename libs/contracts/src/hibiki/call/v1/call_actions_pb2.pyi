@@ -110,7 +110,10 @@ Global___CallAction: _TypeAlias = CallAction  # noqa: Y015
 
 @_typing.final
 class Prompt(_message.Message):
-    """One thing to play to the caller."""
+    """One thing to play to the caller. Every prompt names audio: `guidance_id` or `audio_file_id` is set, and
+    the media server fetches that audio from guidance-tts (`GET /audio/{id}.wav?format=mulaw|pcm16` or
+    `GuidanceService.StreamAudio`) with a token of the call's tenant. A prompt with neither plays nothing.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -118,10 +121,16 @@ class Prompt(_message.Message):
     AUDIO_FILE_ID_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     guidance_id: _builtins.str
-    """Original guidance or audio file to play; the media server fetches its audio from guidance-tts."""
+    """A guidance of the tenant, or a system prompt every tenant has (guidance-tts serves the tenant's own,
+    editable version): `system:invalid_input`, `system:input_timeout` (the seed's default mistake
+    guidances), `system:not_in_service`, `system:digit-0` … `system:digit-9` (one spoken digit),
+    `system:pause` (about 300 ms of silence) and `system:readback_confirm` (the question after a number
+    read back: 「でよろしければ1を、訂正は2を押してください。」). An unknown `system:` name is NOT_FOUND.
+    """
     audio_file_id: _builtins.str
+    """An audio file of the tenant (system prompt ids are accepted here too)."""
     text: _builtins.str
-    """The guidance text, for logs, traces and text-to-speech fallbacks."""
+    """What the prompt says, for logs and traces (a digit clip's text is the digit, e.g. "7"); never played."""
     def __init__(
         self,
         *,

@@ -47,6 +47,11 @@ class _EndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EndReason.V
     END_REASON_SYSTEM_HANGUP: _EndReason.ValueType  # 2
     END_REASON_TRANSFERRED: _EndReason.ValueType  # 3
     END_REASON_NETWORK_ERROR: _EndReason.ValueType  # 4
+    """The line failed, a transfer failed, or the IVR stopped sending actions."""
+    END_REASON_PLATFORM_FAILURE: _EndReason.ValueType  # 5
+    """The platform lost the call: the media-gateway process carrying it stopped (crash, lost node, shutdown
+    with calls still up). Reported once for each call it held, when the loss is noticed.
+    """
 
 class EndReason(_EndReason, metaclass=_EndReasonEnumTypeWrapper):
     """Why a call ended."""
@@ -56,6 +61,11 @@ END_REASON_CALLER_HANGUP: EndReason.ValueType  # 1
 END_REASON_SYSTEM_HANGUP: EndReason.ValueType  # 2
 END_REASON_TRANSFERRED: EndReason.ValueType  # 3
 END_REASON_NETWORK_ERROR: EndReason.ValueType  # 4
+"""The line failed, a transfer failed, or the IVR stopped sending actions."""
+END_REASON_PLATFORM_FAILURE: EndReason.ValueType  # 5
+"""The platform lost the call: the media-gateway process carrying it stopped (crash, lost node, shutdown
+with calls still up). Reported once for each call it held, when the loss is noticed.
+"""
 Global___EndReason: _TypeAlias = EndReason  # noqa: Y015
 
 @_typing.final

@@ -36,6 +36,10 @@ class _CallOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallOutco
     CALL_OUTCOME_NOT_IN_SERVICE: _CallOutcome.ValueType  # 6
     CALL_OUTCOME_REJECTED: _CallOutcome.ValueType  # 7
     """Turned away before the flow: withheld number (非通知) or the tenant's blocklist."""
+    CALL_OUTCOME_PLATFORM_FAILURE: _CallOutcome.ValueType  # 8
+    """Cut off by the platform (CallEnded reason PLATFORM_FAILURE) before a terminal target: the caller did not
+    abandon, so the call is never ABANDONED whatever it was waiting for.
+    """
 
 class CallOutcome(_CallOutcome, metaclass=_CallOutcomeEnumTypeWrapper):
     """How a call ended."""
@@ -49,6 +53,10 @@ CALL_OUTCOME_ABANDONED: CallOutcome.ValueType  # 5
 CALL_OUTCOME_NOT_IN_SERVICE: CallOutcome.ValueType  # 6
 CALL_OUTCOME_REJECTED: CallOutcome.ValueType  # 7
 """Turned away before the flow: withheld number (非通知) or the tenant's blocklist."""
+CALL_OUTCOME_PLATFORM_FAILURE: CallOutcome.ValueType  # 8
+"""Cut off by the platform (CallEnded reason PLATFORM_FAILURE) before a terminal target: the caller did not
+abandon, so the call is never ABANDONED whatever it was waiting for.
+"""
 Global___CallOutcome: _TypeAlias = CallOutcome  # noqa: Y015
 
 class _SmsStatus:
@@ -207,11 +215,15 @@ class DailyReportRow(_message.Message):
     FINAL_FIELD_NUMBER: _builtins.int
     REJECTED_CALLS_FIELD_NUMBER: _builtins.int
     SMS_REQUESTED_TO_CAPTURED_NUMBER_FIELD_NUMBER: _builtins.int
+    PLATFORM_FAILURES_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     dialed_number: _builtins.str
     calls: _builtins.int
     abandoned_calls: _builtins.int
     abandonment_rate: _builtins.float
+    """abandoned_calls / (calls - rejected_calls - platform_failures): of the calls whose callers could
+    abandon, how many did; 0 when there are none.
+    """
     sms_requested: _builtins.int
     sms_accepted: _builtins.int
     sms_delivered: _builtins.int
@@ -225,6 +237,12 @@ class DailyReportRow(_message.Message):
     """
     sms_requested_to_captured_number: _builtins.int
     """Of sms_requested: SMS sent to a mobile number the caller keyed in (their own could not receive SMS)."""
+    platform_failures: _builtins.int
+    """Calls the platform lost (CallEnded reason PLATFORM_FAILURE, e.g. the media-gateway process carrying them
+    stopped) before they reached a terminal target: part of `calls`, never abandoned, and left out of
+    abandonment_rate's denominator like rejected_calls. A call lost after its terminal target (SMS requested,
+    transfer, announcement, hang-up) keeps that outcome and is not counted here.
+    """
     @_builtins.property
     def sms_rejected(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectionCount]: ...
     def __init__(
@@ -244,10 +262,11 @@ class DailyReportRow(_message.Message):
         final: _builtins.bool = ...,
         rejected_calls: _builtins.int = ...,
         sms_requested_to_captured_number: _builtins.int = ...,
+        platform_failures: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_calls", b"abandoned_calls", "abandonment_rate", b"abandonment_rate", "calls", b"calls", "date", b"date", "dialed_number", b"dialed_number", "final", b"final", "rejected_calls", b"rejected_calls", "sms_accepted", b"sms_accepted", "sms_delivered", b"sms_delivered", "sms_failed", b"sms_failed", "sms_rejected", b"sms_rejected", "sms_requested", b"sms_requested", "sms_requested_to_captured_number", b"sms_requested_to_captured_number", "sms_undelivered", b"sms_undelivered"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_calls", b"abandoned_calls", "abandonment_rate", b"abandonment_rate", "calls", b"calls", "date", b"date", "dialed_number", b"dialed_number", "final", b"final", "platform_failures", b"platform_failures", "rejected_calls", b"rejected_calls", "sms_accepted", b"sms_accepted", "sms_delivered", b"sms_delivered", "sms_failed", b"sms_failed", "sms_rejected", b"sms_rejected", "sms_requested", b"sms_requested", "sms_requested_to_captured_number", b"sms_requested_to_captured_number", "sms_undelivered", b"sms_undelivered"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -418,6 +437,7 @@ class CallRecord(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     ABANDONED_ROUTE_ID_FIELD_NUMBER: _builtins.int
     ABANDONED_STAGE_FIELD_NUMBER: _builtins.int
+    END_REASON_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     dialed_number: _builtins.str
     caller_number: _builtins.str
@@ -425,6 +445,11 @@ class CallRecord(_message.Message):
     abandoned_route_id: _builtins.str
     """For abandoned calls: the route and stage ("prompt", "invalid_input", "timeout") where the caller hung up."""
     abandoned_stage: _builtins.str
+    end_reason: _builtins.str
+    """Why the call ended, as hibiki.call.v1.EndReason without its prefix, lower case: "caller_hangup",
+    "system_hangup", "transferred", "network_error", "platform_failure"; "unknown" for a reason this version
+    does not name; empty while no end was reported (or for calls recorded before end reasons were kept).
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -443,10 +468,11 @@ class CallRecord(_message.Message):
         outcome: Global___CallOutcome.ValueType = ...,
         abandoned_route_id: _builtins.str = ...,
         abandoned_stage: _builtins.str = ...,
+        end_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_route_id", b"abandoned_route_id", "abandoned_stage", b"abandoned_stage", "call_id", b"call_id", "caller_number", b"caller_number", "dialed_number", b"dialed_number", "end_time", b"end_time", "outcome", b"outcome", "path", b"path", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_route_id", b"abandoned_route_id", "abandoned_stage", b"abandoned_stage", "call_id", b"call_id", "caller_number", b"caller_number", "dialed_number", b"dialed_number", "end_reason", b"end_reason", "end_time", b"end_time", "outcome", b"outcome", "path", b"path", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,3 @@
+from hibiki_media_gateway.entrypoints.main import main
+
+main()

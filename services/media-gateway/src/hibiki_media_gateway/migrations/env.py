@@ -1,0 +1,3 @@
+from hibiki_runtime.db import run_migrations_online
+
+run_migrations_online()

@@ -1,0 +1,149 @@
+"""The SIP engine against another PJSIP process as the caller: answer, keys by RFC 4733 and by SIP INFO,
+μ-law prompts played one after the other to the end, hang-up."""
+
+from __future__ import annotations
+
+import math
+import queue
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hibiki_devstack.infra import free_port
+from hibiki_media_gateway.adapters.sip_engine import (
+    Closed,
+    Confirmed,
+    Incoming,
+    Key,
+    PlaybackEnded,
+    SipConfig,
+    SipEngine,
+    SipEvent,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+CALLER = r"""
+import sys, time, pjsua2 as pj
+target, info_key, rfc_key = sys.argv[1], sys.argv[2], sys.argv[3]
+ep = pj.Endpoint(); ep.libCreate()
+cfg = pj.EpConfig(); cfg.uaConfig.threadCnt = 0; cfg.uaConfig.mainThreadOnly = True
+cfg.logConfig.level = 1; cfg.logConfig.consoleLevel = 1; cfg.medConfig.noVad = True
+ep.libInit(cfg)
+tc = pj.TransportConfig(); tc.port = 0; tc.boundAddress = "127.0.0.1"
+ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc); ep.libStart(); ep.audDevManager().setNullDev()
+acc_cfg = pj.AccountConfig(); acc_cfg.idUri = "sip:+819012340000@127.0.0.1"
+acc_cfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+acc_cfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+acc = pj.Account(); acc.create(acc_cfg)
+state = {"confirmed": False, "gone": False}
+class Call(pj.Call):
+    def onCallState(self, prm):
+        info = self.getInfo()
+        state["confirmed"] |= info.state == pj.PJSIP_INV_STATE_CONFIRMED
+        state["gone"] |= info.state == pj.PJSIP_INV_STATE_DISCONNECTED
+call = Call(acc)
+call.makeCall(target, pj.CallOpParam(True))
+deadline = time.time() + 20
+while not state["confirmed"] and time.time() < deadline:
+    ep.libHandleEvents(10)
+if not state["confirmed"]:
+    sys.exit("not answered")
+for _ in range(50): ep.libHandleEvents(10)
+by_info = pj.CallSendDtmfParam(); by_info.method = pj.PJSUA_DTMF_METHOD_SIP_INFO; by_info.digits = info_key
+call.sendDtmf(by_info)
+for _ in range(50): ep.libHandleEvents(10)
+call.dialDtmf(rfc_key)  # RFC 4733
+while not state["gone"] and time.time() < deadline:
+    ep.libHandleEvents(10)
+del call
+ep.libDestroy()
+print("hung up" if state["gone"] else "still up")
+"""
+
+
+def mulaw_tone(path: Path, seconds: float) -> Path:
+    """An 8 kHz G.711 μ-law WAV of a 440 Hz tone (guidance-tts's telephony format)."""
+    samples = [int(12000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(int(8000 * seconds))]
+    data = bytes(_ulaw(sample) for sample in samples)
+    fmt = struct.pack("<HHIIHHH", 7, 1, 8000, 8000, 1, 8, 0)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"fact" + struct.pack("<II", 4, len(data)) + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+    return path
+
+
+def _ulaw(sample: int) -> int:
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(0, magnitude.bit_length() - 8)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def next_event(events: queue.Queue[SipEvent], kind: type, within: float = 10.0) -> SipEvent:
+    deadline = time.monotonic() + within
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            event = events.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if isinstance(event, kind):
+            return event
+        seen.append(event)
+    raise AssertionError(f"no {kind.__name__} within {within}s; saw {seen}")
+
+
+def test_the_engine_answers_hears_keys_both_ways_plays_to_the_end_and_hangs_up(tmp_path: Path) -> None:
+    events: queue.Queue[SipEvent] = queue.Queue()
+    port = free_port()
+    engine = SipEngine(
+        SipConfig(port=port, tcp=False, rtp_port=free_port(), rtp_port_range=20, max_calls=4), events.put
+    )
+    engine.start()
+    script = tmp_path / "caller.py"
+    script.write_text(CALLER)
+    caller = subprocess.Popen(
+        [sys.executable, str(script), f"sip:+81312345678@127.0.0.1:{port}", "5", "#"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        invite = next_event(events, Incoming)
+        assert isinstance(invite, Incoming)
+        assert "+81312345678" in invite.request_uri and "+819012340000" in invite.from_
+        engine.answer(invite.line)
+        next_event(events, Confirmed)
+
+        assert next_event(events, Key) == Key(invite.line, "5")  # SIP INFO
+        assert next_event(events, Key) == Key(invite.line, "#")  # RFC 4733
+
+        started = time.monotonic()
+        engine.play(
+            invite.line, 1, [mulaw_tone(tmp_path / "a.wav", 0.6), mulaw_tone(tmp_path / "b.wav", 0.6)]
+        )
+        assert next_event(events, PlaybackEnded) == PlaybackEnded(invite.line, 1)
+        assert 1.0 <= time.monotonic() - started <= 2.5  # both prompts, one after the other
+
+        engine.hang_up(invite.line)
+        closed = next_event(events, Closed)
+        assert isinstance(closed, Closed) and closed.line == invite.line
+        output = caller.communicate(timeout=20)[0].decode()
+        assert "hung up" in output, output
+    finally:
+        caller.kill()
+        engine.stop()
+
+
+def test_a_port_in_use_stops_the_start_with_a_clear_error() -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind(("127.0.0.1", 0))
+        engine = SipEngine(SipConfig(port=held.getsockname()[1], tcp=False), lambda _event: None)
+        with pytest.raises(RuntimeError, match="PJSIP could not start"):
+            engine.start()
