@@ -22,6 +22,7 @@ from hibiki_media_gateway.adapters.sip_engine import (
     SipConfig,
     SipEngine,
     SipEvent,
+    TransferDone,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -31,11 +32,13 @@ import sys, time, pjsua2 as pj
 target, info_key, rfc_key = sys.argv[1], sys.argv[2], sys.argv[3]
 ep = pj.Endpoint(); ep.libCreate()
 cfg = pj.EpConfig(); cfg.uaConfig.threadCnt = 0; cfg.uaConfig.mainThreadOnly = True
-cfg.logConfig.level = 1; cfg.logConfig.consoleLevel = 1; cfg.medConfig.noVad = True
+cfg.logConfig.level = 4; cfg.logConfig.consoleLevel = 4; cfg.medConfig.noVad = True
 ep.libInit(cfg)
 tc = pj.TransportConfig(); tc.port = 0; tc.boundAddress = "127.0.0.1"
 ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc); ep.libStart(); ep.audDevManager().setNullDev()
 acc_cfg = pj.AccountConfig(); acc_cfg.idUri = "sip:+819012340000@127.0.0.1"
+rtp = acc_cfg.mediaConfig.transportConfig
+rtp.port, rtp.portRange = int(sys.argv[4]), 10
 acc_cfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
 acc_cfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
 acc = pj.Account(); acc.create(acc_cfg)
@@ -62,6 +65,49 @@ while not state["gone"] and time.time() < deadline:
 del call
 ep.libDestroy()
 print("hung up" if state["gone"] else "still up")
+"""
+
+
+PHONE = r"""
+import sys, time, pjsua2 as pj
+# "call <uri> <rtp port>" (hangs up 4 s after it is answered) or "answer <port file> <rtp port>"
+mode, arg, rtp_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ep = pj.Endpoint(); ep.libCreate()
+cfg = pj.EpConfig(); cfg.uaConfig.threadCnt = 0; cfg.uaConfig.mainThreadOnly = True
+cfg.logConfig.level = 1; cfg.logConfig.consoleLevel = 1; cfg.medConfig.noVad = True
+ep.libInit(cfg)
+tc = pj.TransportConfig(); tc.port = 0; tc.boundAddress = "127.0.0.1"
+tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc); ep.libStart(); ep.audDevManager().setNullDev()
+calls, seen = [], set()
+class Call(pj.Call):
+    def onCallState(self, prm):
+        seen.add(self.getInfo().state)
+class Account(pj.Account):
+    def onIncomingCall(self, prm):
+        call = Call(self, prm.callId); calls.append(call)
+        op = pj.CallOpParam(); op.statusCode = 200; call.answer(op)
+acc_cfg = pj.AccountConfig(); acc_cfg.idUri = "sip:phone@127.0.0.1"
+rtp = acc_cfg.mediaConfig.transportConfig
+rtp.port, rtp.portRange = rtp_port, 10
+acc_cfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+acc_cfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+acc = Account(); acc.create(acc_cfg)
+if mode == "answer":
+    open(arg, "w").write(str(ep.transportGetInfo(tid).localName.split(":")[1]))
+else:
+    call = Call(acc); calls.append(call); call.makeCall(arg, pj.CallOpParam(True))
+deadline, hang_at = time.time() + 30, None
+confirmed = pj.PJSIP_INV_STATE_CONFIRMED
+while time.time() < deadline and not (confirmed in seen and not any(c.isActive() for c in calls)):
+    ep.libHandleEvents(10)
+    if mode == "call" and confirmed in seen and hang_at is None:
+        hang_at = time.time() + 4
+    if hang_at and time.time() > hang_at:
+        calls[0].hangup(pj.CallOpParam(True)); hang_at = float("inf")
+ended = confirmed in seen and not any(c.isActive() for c in calls)
+calls.clear()
+ep.libDestroy()
+print("call ended" if ended else "call still up")
 """
 
 
@@ -108,7 +154,7 @@ def test_the_engine_answers_hears_keys_both_ways_plays_to_the_end_and_hangs_up(t
     script = tmp_path / "caller.py"
     script.write_text(CALLER)
     caller = subprocess.Popen(
-        [sys.executable, str(script), f"sip:+81312345678@127.0.0.1:{port}", "5", "#"],
+        [sys.executable, str(script), f"sip:+81312345678@127.0.0.1:{port}", "5", "#", str(free_port())],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -140,10 +186,74 @@ def test_the_engine_answers_hears_keys_both_ways_plays_to_the_end_and_hangs_up(t
 
 
 def test_a_port_in_use_stops_the_start_with_a_clear_error() -> None:
-    import socket
+    # In a process of its own: after a failed start PJSIP cannot be started again in the same process (the
+    # service exits instead).
+    check = (
+        "import socket\n"
+        "from hibiki_media_gateway.adapters.sip_engine import SipConfig, SipEngine\n"
+        "held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); held.bind(('127.0.0.1', 0))\n"
+        "engine = SipEngine(SipConfig(port=held.getsockname()[1], tcp=False), lambda _event: None)\n"
+        "try:\n"
+        "    engine.start()\n"
+        "except RuntimeError as error:\n"
+        "    print('refused:', error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert "refused: PJSIP could not start" in done.stdout, done.stdout + done.stderr
+    assert "Address already in use" in done.stdout, done.stdout
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
-        held.bind(("127.0.0.1", 0))
-        engine = SipEngine(SipConfig(port=held.getsockname()[1], tcp=False), lambda _event: None)
-        with pytest.raises(RuntimeError, match="PJSIP could not start"):
-            engine.start()
+
+def test_a_bridged_transfer_keeps_both_sides_connected_until_one_hangs_up(tmp_path: Path) -> None:
+    events: queue.Queue[SipEvent] = queue.Queue()
+    port = free_port()
+    config = SipConfig(port=port, tcp=False, rtp_port=free_port(), rtp_port_range=20, transfer_mode="bridge")
+    engine = SipEngine(config, events.put)
+    engine.start()
+    script, port_file = tmp_path / "phone.py", tmp_path / "operator.port"
+    script.write_text(PHONE)
+    operator = subprocess.Popen(
+        [sys.executable, str(script), "answer", str(port_file), str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    caller = None
+    try:
+        deadline = time.monotonic() + 10
+        while not port_file.exists() or not port_file.read_text():
+            assert time.monotonic() < deadline, "the operator phone did not start"
+            time.sleep(0.1)
+        caller = subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                "call",
+                f"sip:+81312345678@127.0.0.1:{port}",
+                str(free_port() + 20),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        invite = next_event(events, Incoming)
+        assert isinstance(invite, Incoming)
+        engine.answer(invite.line)
+        next_event(events, Confirmed)
+        engine.transfer(invite.line, f"sip:+81312340000@127.0.0.1:{port_file.read_text()}")
+        done = next_event(events, TransferDone)
+        assert isinstance(done, TransferDone) and done.succeeded, done
+        engine.hang_up(invite.line)  # what the call's session asks once transferred: the bridge stays
+        time.sleep(1.0)
+        assert events.empty() or not any(isinstance(e, Closed) for e in list(events.queue))
+
+        closed = next_event(events, Closed, within=15)  # the caller hangs up 4 s after it was answered
+        assert isinstance(closed, Closed) and closed.line == invite.line
+        try:
+            said = operator.communicate(timeout=20)[0].decode()
+        except subprocess.TimeoutExpired:
+            operator.kill()
+            said = "(still running) " + operator.communicate()[0].decode()
+        assert "call ended" in said, said  # the operator's side ended too
+    finally:
+        for process in (operator, caller):
+            if process is not None:
+                process.kill()
+        engine.stop()

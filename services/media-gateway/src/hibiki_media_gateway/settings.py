@@ -50,6 +50,8 @@ class MediaGatewaySettings(ServiceSettings):
     media_drain_seconds: float = Field(default=20.0, ge=0)
     # Where a transfer to a number goes (sip:<number>@<domain>); empty: back to the trunk that called.
     media_transfer_domain: str = ""
+    # "refer": blind transfer by REFER; "bridge": the gateway calls the destination and bridges the calls.
+    media_transfer_mode: str = Field(default="refer", pattern="^(refer|bridge)$")
 
     # This process among the replicas: names its call.actions consumer group (each replica reads every
     # action: a call lives in the replica that answered it). A StatefulSet's pod name keeps it stable.

@@ -44,6 +44,10 @@ class SipConfig:
     rtp_port_range: int = 2000  # how many ports from rtp_port may be used
     max_calls: int = 32
     user_agent: str = "hibiki-media-gateway"
+    # "refer": a blind transfer by REFER (the caller's side calls the destination; the gateway leaves).
+    # "bridge": the gateway calls the destination itself and bridges the two calls (for trunks that refuse
+    # REFER); the gateway stays in the media path until either side hangs up.
+    transfer_mode: str = "refer"
     pjsip_log_level: int = 1  # 0 none … 5 everything (sent to the "hibiki.media.pjsip" logger)
 
 
@@ -122,7 +126,12 @@ class SipEngine:
         if not self._ready.wait(timeout):
             raise RuntimeError("PJSIP did not start in time")
         if self._failure is not None:
-            raise RuntimeError(f"PJSIP could not start: {self._failure}") from self._failure
+            failure = self._failure
+            detail = failure.info() if isinstance(failure, pj.Error) else str(failure)
+            config = self.config
+            raise RuntimeError(
+                f"PJSIP could not start on {config.host} port {config.port}: {detail}"
+            ) from failure
 
     def stop(self, timeout: float = 10.0) -> None:
         """Hang up every call and shut PJSIP down."""
@@ -149,7 +158,8 @@ class SipEngine:
         self._queue(lambda: self._stop_playback(line))
 
     def transfer(self, line: int, destination: str) -> None:
-        """Blind transfer by REFER; TransferDone when the transferee reports the outcome."""
+        """Transfer (by REFER, or a bridged second call: `SipConfig.transfer_mode`); TransferDone when it is
+        known whether the destination took the call."""
         self._queue(lambda: self._transfer(line, destination))
 
     def hang_up(self, line: int) -> None:
@@ -175,7 +185,7 @@ class SipEngine:
             endpoint.libHandleEvents(_POLL_MS)
             self._retired.clear()
         for line in list(self._lines):
-            self._hang_up(line, 503)
+            self._hang_up(line, 503, bridged_too=True)
         for _ in range(40):  # let the BYEs go out
             endpoint.libHandleEvents(10)
         self._close()
@@ -192,8 +202,9 @@ class SipEngine:
         settings.uaConfig.userAgent = config.user_agent
         settings.logConfig.level = config.pjsip_log_level
         settings.logConfig.consoleLevel = config.pjsip_log_level
-        self._log_writer = _LogWriter()
-        settings.logConfig.writer = self._log_writer
+        # pjsua2 deletes its log writer in libDestroy: the writer is handed over (disowned), never deleted
+        # by Python as well.
+        settings.logConfig.writer = _LogWriter().__disown__()
         settings.logConfig.decor = 0
         media = settings.medConfig
         media.clockRate = 8000  # guidance audio is 8 kHz: no resampling
@@ -271,10 +282,10 @@ class SipEngine:
         param.statusCode = status
         found.call.answer(param)
 
-    def _hang_up(self, line: int, status: int) -> None:
+    def _hang_up(self, line: int, status: int, *, bridged_too: bool = False) -> None:
         found = self._lines.get(line)
-        if found is None:
-            return
+        if found is None or (found.leg is not None and found.leg_up and not bridged_too):
+            return  # a bridged call belongs to its two parties now: it ends when one of them hangs up
         self._stop_playback(line)
         param = pj.CallOpParam()
         param.statusCode = status
@@ -331,9 +342,17 @@ class SipEngine:
             return
         self._stop_playback(line)
         try:
-            found.call.xfer(destination, pj.CallOpParam(True))
+            if self.config.transfer_mode == "bridge":
+                assert self._account is not None
+                leg = _Call(self, self._account)
+                leg.line, leg.is_leg = line, True
+                found.leg = leg
+                leg.makeCall(destination, pj.CallOpParam(True))
+            else:
+                found.call.xfer(destination, pj.CallOpParam(True))
         except pj.Error as error:
             log.warning("transfer of line %d to %s refused: %s", line, destination, error.info())
+            found.leg = None
             self._deliver(TransferDone(line, False, error.status))
 
     # -- callbacks (PJSIP thread) ------------------------------------------------------------------------
@@ -359,6 +378,9 @@ class SipEngine:
 
     def _call_state(self, call: _Call) -> None:
         info = call.getInfo()
+        if call.is_leg:
+            self._leg_state(call, info)
+            return
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
             self._deliver(Confirmed(call.line))
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -367,7 +389,39 @@ class SipEngine:
                 if found.player is not None:
                     self._retired.append(found.player)
                 self._retired.append(found.call)  # dropped after this callback returns
+                if found.leg is not None:  # the caller left a bridged call: end the other side
+                    try:
+                        found.leg.hangup(pj.CallOpParam(True))
+                    except pj.Error as error:
+                        log.warning(
+                            "the bridged call of line %d did not hang up: %s", call.line, error.info()
+                        )
             self._deliver(Closed(call.line, info.lastStatusCode, info.lastReason))
+
+    def _leg_state(self, leg: _Call, info: pj.CallInfo) -> None:
+        """The second call of a bridged transfer: bridge once it is answered, report how it went."""
+        found = self._lines.get(leg.line)
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            if found is not None and found.leg is leg:
+                found.leg_up = True
+                self._connect_bridge(found)
+                self._deliver(TransferDone(leg.line, True, info.lastStatusCode))
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self._retired.append(leg)
+            if found is None or found.leg is not leg:
+                return
+            found.leg = None
+            if found.leg_up:  # the destination hung up: end the caller's side
+                found.leg_up = False
+                self._hang_up(leg.line, 200)
+            else:
+                self._deliver(TransferDone(leg.line, False, info.lastStatusCode))
+
+    def _connect_bridge(self, found: _Line) -> None:
+        if found.leg is None or found.audio is None or found.leg_audio is None:
+            return  # the other side's media is not up yet: its media callback comes back here
+        found.audio.startTransmit(found.leg_audio)
+        found.leg_audio.startTransmit(found.audio)
 
     def _media_state(self, call: _Call) -> None:
         found = self._lines.get(call.line)
@@ -377,12 +431,17 @@ class SipEngine:
             audio = call.getAudioMedia(-1)
         except pj.Error:
             return  # no active audio (yet)
+        if call.is_leg:
+            found.leg_audio = audio
+            if found.leg_up:
+                self._connect_bridge(found)
+            return
         found.audio = audio
         if found.player is not None:
             found.player.startTransmit(audio)
 
     def _key(self, call: _Call, key: str) -> None:
-        if call.line in self._lines:
+        if not call.is_leg and call.line in self._lines:
             self._deliver(Key(call.line, key))
 
     def _transfer_status(self, call: _Call, param: pj.OnCallTransferStatusParam) -> None:
@@ -408,6 +467,9 @@ class _Line:
     audio: pj.AudioMedia | None = None
     player: _Player | None = None
     queued: list[str] = field(default_factory=list)  # files still to play after the player's
+    leg: _Call | None = None  # the second call of a bridged transfer
+    leg_up: bool = False  # … answered, and bridged
+    leg_audio: pj.AudioMedia | None = None
 
 
 class _Account(pj.Account):  # type: ignore[misc]
@@ -420,10 +482,11 @@ class _Account(pj.Account):  # type: ignore[misc]
 
 
 class _Call(pj.Call):  # type: ignore[misc]
-    def __init__(self, engine: SipEngine, account: _Account, call_id: int) -> None:
+    def __init__(self, engine: SipEngine, account: _Account, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(account, call_id)
         self._engine = engine
         self.line = 0
+        self.is_leg = False  # the gateway's own call to a transfer destination
 
     def onCallState(self, param: pj.OnCallStateParam) -> None:
         self._engine._call_state(self)

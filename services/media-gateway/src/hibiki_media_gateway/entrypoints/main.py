@@ -39,6 +39,7 @@ def sip_config(settings: MediaGatewaySettings) -> SipConfig:
         rtp_port_range=settings.rtp_port_range,
         max_calls=settings.media_max_calls,
         pjsip_log_level=settings.pjsip_log_level,
+        transfer_mode=settings.media_transfer_mode,
     )
 
 

@@ -304,7 +304,10 @@ class Switchboard:
         except AudioUnavailable as error:
             self._metrics.prompts_missing.inc()
             log.warning("call %s: prompt %r skipped: %s", call.call_id, prompt.text[:40], error)
-            return None
+        except Exception:  # e.g. the cache directory is full: the call goes on without this prompt
+            self._metrics.prompts_missing.inc()
+            log.exception("call %s: prompt %r skipped", call.call_id, prompt.text[:40])
+        return None
 
     def _start_timer(self, call: LiveCall, timer: StartTimer) -> None:
         if call.timer is not None:
