@@ -14,7 +14,7 @@ RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 PROTO_OUT := libs/contracts/src
 PROTO_FILES = $(shell find proto -name '*.proto' | sort)
 
-.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser sip-phone audit clean bench soak
+.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser sip-phone sip-proxy audit clean bench soak
 
 help:
 	@echo "make run    start broker, databases, the services, simulators and the SIP gateway (Ctrl-C stops all)"
@@ -55,7 +55,7 @@ proto-check: install
 run: install
 	@$(RUN) hibiki-dev run
 
-test: install proto-check browser sip-phone
+test: install proto-check browser sip-phone sip-proxy
 	@$(RUN) pytest -p no:cacheprovider --basetemp="$$(mktemp -d /tmp/hibiki-test.XXXXXX)" libs tools services tests
 
 test-unit: install
@@ -82,7 +82,7 @@ audit: install
 	$(UV) export --locked --all-packages --all-groups --no-emit-workspace --format requirements-txt --quiet --output-file $(VENV)/audit-requirements.txt && \
 	$(RUN) pip-audit --disable-pip --require-hashes --progress-spinner off $(if $(filter strict,$(AUDIT)),--strict) -r $(VENV)/audit-requirements.txt
 
-k8s-check: install
+k8s-check: install sip-proxy
 	@command -v kubectl >/dev/null || { echo "k8s-check needs kubectl (Debian package kubectl, kustomize built in)"; exit 1; }
 	@$(RUN) pytest -p no:cacheprovider -q tests/deploy
 
@@ -91,6 +91,9 @@ browser:
 
 sip-phone:
 	@scripts/install-sip-phone.sh
+
+sip-proxy:
+	@scripts/install-kamailio.sh
 
 obs-check: install
 	@deploy/observability/check.sh

@@ -112,11 +112,28 @@ SERVICES = (
         domain_row="Domain: report freshness",
         domain_what="age of the newest applied event, finalization cutoff, retention",
     ),
+    Service(
+        "media-gateway",
+        domain_row="Domain: calls (SIP)",
+        domain_what="calls in progress, INVITEs by result, call events, endings, DTMF, prompt audio",
+    ),
 )
 
-# Domain panels: dashboard key ("overview-sms", "overview-ivr" or a service name) → list of Grafana panel
-# dicts (gridPos is assigned automatically). They replace the placeholder text of that dashboard's domain
-# row. Filled in the "Domain panels" section below, from the series of prometheus/rules/hibiki-domain-*.yml.
+# The live call path: a consumer lagging or an outbox stalled here leaves callers waiting in silence, so its
+# HibikiConsumerLagGrowing and HibikiOutboxRelayStalled page (critical); elsewhere they are warnings.
+LIVE_CONSUMERS = {
+    ("routing", "call.events"): "Live callers wait for routing decisions.",
+    ("media-gateway", "call.actions"): "Live callers wait for their next prompt, transfer or hang-up.",
+}
+LIVE_OUTBOXES = {
+    "routing": "Live callers do not get their next action.",
+    "media-gateway": "Routing does not hear what live callers do (keys, timeouts, hang-ups).",
+}
+
+# Domain panels: dashboard key ("overview-sms", "overview-ivr", "overview-media" or a service name) → list
+# of Grafana panel dicts (gridPos is assigned automatically). They replace the placeholder text of that
+# dashboard's domain row. Filled in the "Domain panels" section below, from the series of
+# prometheus/rules/hibiki-domain-*.yml.
 DOMAIN_PANELS: dict[str, list[dict[str, Any]]] = {}
 
 ALERT_GROUP = "hibiki.runtime.alerts"
@@ -257,6 +274,15 @@ def alert(
     return rule
 
 
+def _by_service(texts: dict[str, str]) -> str:
+    """An annotation template that says texts[service] for the alert's service label."""
+    branches = [
+        f'{{{{ {"if" if i == 0 else "else if"} eq $labels.service "{service}" }}}}{text}'
+        for i, (service, text) in enumerate(texts.items())
+    ]
+    return "".join(branches) + "{{ end }}"
+
+
 def alert_rules() -> dict[str, Any]:
     jobs = "|".join(s.name for s in SERVICES)
     error_budget = round(1 - AVAILABILITY_OBJECTIVE, 6)
@@ -316,23 +342,31 @@ def alert_rules() -> dict[str, Any]:
                 window=long,
             )
         )
-    # Routing lagging on call.events means live callers wait in silence: page. Any other lag: warning.
-    live_calls = '{service="routing", topic="call.events"}'
+    # A consumer of the live call path lagging means callers wait in silence: page. Any other lag: warning.
+    # One rule per severity (promtool refuses two alerts of one name with the same labels).
     lag = "service_topic:hibiki_consumer_lag_messages:sum"
-    for severity, selector, tail in (
-        ("critical", live_calls, ""),
-        ("warning", "", f"\nunless\n{lag}{live_calls}"),
-    ):
+    live_lags = [f'{{service="{service}", topic="{topic}"}}' for service, topic in LIVE_CONSUMERS]
+    growing = "\nor\n".join(
+        f"(\n  deriv({lag}{s}[10m]) > 0\n  and\n  {lag}{s} > {LAG_FLOOR_MESSAGES}\n)" for s in live_lags
+    )
+    lag_cases = [
+        ("critical", growing, " " + _by_service({svc: text for (svc, _), text in LIVE_CONSUMERS.items()})),
+        (
+            "warning",
+            f"(\n  deriv({lag}[10m]) > 0\n  and\n  {lag} > {LAG_FLOOR_MESSAGES}\n)"
+            + "".join(f"\nunless\n{lag}{s}" for s in live_lags),
+            "",
+        ),
+    ]
+    for severity, expr, impact in lag_cases:
         rules.append(
             alert(
                 "HibikiConsumerLagGrowing",
-                f"(\n  deriv({lag}{selector}[10m]) > 0\n  and\n"
-                f"  {lag}{selector} > {LAG_FLOOR_MESSAGES}\n){tail}",
+                expr,
                 severity,
                 "{{ $labels.service }} is falling behind on {{ $labels.topic }}",
                 "The consumer lag of {{ $labels.service }} on {{ $labels.topic }} has been growing for"
-                f" 10 minutes and is above {LAG_FLOOR_MESSAGES} messages."
-                + (" Live callers wait for routing decisions." if severity == "critical" else ""),
+                f" 10 minutes and is above {LAG_FLOOR_MESSAGES} messages.{impact}",
                 for_="10m",
             )
         )
@@ -381,24 +415,33 @@ def alert_rules() -> dict[str, Any]:
             for_="10m",
         ),
     ]
-    # A stalled routing outbox holds the actions of live calls (play, transfer, hang up): page. Others: warn.
+    # A stalled outbox on the live call path (routing's actions, media-gateway's call events): page.
+    # Others: warn.
     age = "service:hibiki_outbox_oldest_pending_age_seconds:max"
-    routing = '{service="routing"}'
-    for severity, selector, tail in (
-        ("critical", routing, ""),
-        ("warning", "", f"\nunless\n{age}{routing}"),
-    ):
+    live = "|".join(LIVE_OUTBOXES)
+    age_cases = [
+        (
+            "critical",
+            f'{age}{{service=~"{live}"}} > {OUTBOX_OLDEST_PENDING_SECONDS}',
+            " " + _by_service(LIVE_OUTBOXES),
+        ),
+        (
+            "warning",
+            f'{age} > {OUTBOX_OLDEST_PENDING_SECONDS}\nunless\n{age}{{service=~"{live}"}}',
+            "",
+        ),
+    ]
+    for severity, expr, impact in age_cases:
         rules.append(
             alert(
                 "HibikiOutboxRelayStalled",
-                f"{age}{selector} > {OUTBOX_OLDEST_PENDING_SECONDS}{tail}",
+                expr,
                 severity,
                 "{{ $labels.service }} has not relayed its outbox for {{ $value | humanizeDuration }}",
                 "The oldest outgoing event in the outbox of {{ $labels.service }} has been waiting"
                 " {{ $value | humanizeDuration }} (threshold"
                 f" {OUTBOX_OLDEST_PENDING_SECONDS}s), for 5 minutes: the relay fails or is blocked, and"
-                " downstream services do not see the events."
-                + (" Live callers do not get their next action." if severity == "critical" else ""),
+                f" downstream services do not see the events.{impact}",
                 for_="5m",
             )
         )
@@ -853,6 +896,88 @@ def report_panels(sel: str) -> list[dict[str, Any]]:
     ]
 
 
+MEDIA_LINES = 32  # HIBIKI_MEDIA_MAX_CALLS of a replica (deploy/k8s/base/media-gateway)
+MEDIA_BUSY_CALLS = 30  # as in hibiki-domain-media-gateway.yml (HibikiMediaGatewayBusy)
+
+
+def media_call_panels(sel: str = "") -> list[dict[str, Any]]:
+    m = _matchers(sel)
+    answered = _matchers(sel, '{result="answered"}')
+    return [
+        stat("Calls in progress", [(f"service:hibiki_media_calls_active:sum{m}", "calls")]),
+        stat(
+            "Calls answered / s", [(f"service_result:hibiki_media_calls:rate5m{answered}", "answered")], "rps"
+        ),
+        stat(
+            f"Busiest replica (of {MEDIA_LINES} lines)",
+            [(f"max(service_instance:hibiki_media_calls_active:max{m})", "calls")],
+            "short",
+            f"Calls in progress on the fullest replica (HibikiMediaGatewayBusy from {MEDIA_BUSY_CALLS}).",
+        ),
+        stat("Prompt audio p99", [(f"service:hibiki_media_prompt_audio_seconds:p99_rate5m{m}", "p99")], "s"),
+        timeseries(
+            "INVITEs / s by result",
+            [(f"service_result:hibiki_media_calls:rate5m{m}", "{{result}}")],
+            "rps",
+            "answered; refused: unknown_number (404: no tenant has the number), busy (486: no line left),"
+            " not_ready (503: starting or draining), failed (503: the call could not be recorded).",
+            stack=True,
+        ),
+        timeseries(
+            f"Calls in progress by replica (alert at {MEDIA_BUSY_CALLS} of {MEDIA_LINES})",
+            [(f"service_instance:hibiki_media_calls_active:max{m}", "{{instance}}")],
+            "short",
+        ),
+        timeseries(
+            "Call events / s by kind",
+            [(f"service_kind:hibiki_media_call_events:rate5m{m}", "{{kind}}")],
+            "rps",
+            "call.events written to the outbox: started, digits, input timed out, prompt finished,"
+            " transferred, ended.",
+            stack=True,
+        ),
+        timeseries(
+            "Calls ended / s by reason",
+            [(f"service_reason:hibiki_media_calls_ended:rate5m{m}", "{{reason}}")],
+            "rps",
+            "platform_failure: cut off by a replica's shutdown after the drain, or reported for a process"
+            " that stopped.",
+            stack=True,
+        ),
+    ]
+
+
+def media_detail_panels(sel: str = "") -> list[dict[str, Any]]:
+    m = _matchers(sel)
+    return [
+        timeseries("DTMF keys / s", [(f"service:hibiki_media_dtmf_keys:rate5m{m}", "keys")], "rps"),
+        timeseries(
+            "Prompt audio fetch duration",
+            [
+                (f"service:hibiki_media_prompt_audio_seconds:p50_rate5m{m}", "p50"),
+                (f"service:hibiki_media_prompt_audio_seconds:p99_rate5m{m}", "p99"),
+            ],
+            "s",
+            "Time to have a prompt's audio on disk before it plays: near zero from the cache, else a"
+            " request to guidance-tts.",
+        ),
+        timeseries(
+            "Prompts without audio (last 15 min)",
+            [(f"service:hibiki_media_prompts_without_audio:increase15m{m}", "skipped")],
+            "short",
+            "Prompts skipped because no audio was available: the caller heard silence.",
+        ),
+        timeseries(
+            "Calls lost and event writes failed",
+            [
+                (f"service:hibiki_media_lost_calls:increase15m{m}", "calls of stopped processes (15 min)"),
+                (f"service:hibiki_media_event_write_failures:increase2m{m}", "failed event commits (2 min)"),
+            ],
+            "short",
+        ),
+    ]
+
+
 SERVICE_SELECTOR = '{service="$service"}'
 DOMAIN_PANELS.update(
     {
@@ -868,6 +993,8 @@ DOMAIN_PANELS.update(
             *sms_retention_panels(SERVICE_SELECTOR),
         ],
         "reporting": report_panels(SERVICE_SELECTOR),
+        "overview-media": media_call_panels(),
+        "media-gateway": [*media_call_panels(SERVICE_SELECTOR), *media_detail_panels(SERVICE_SELECTOR)],
     }
 )
 
@@ -1037,6 +1164,9 @@ def overview() -> dict[str, Any]:
         ),
         domain_section(
             "overview-ivr", "Domain: IVR funnel", "calls, routing decisions and abandonment per route"
+        ),
+        domain_section(
+            "overview-media", "Domain: calls (SIP)", "calls in progress, INVITEs by result, endings by reason"
         ),
     ]
     return dashboard("hibiki-overview", "Hibiki / Overview", sections, [])

@@ -27,6 +27,12 @@ SERVICES: dict[str, tuple[str, int, int, tuple[str, ...]]] = {
         ("call.events", "call.actions", "sms.requests", "sms.results"),
     ),
 }
+# media-gateway: a StatefulSet on the nodes' network, in a namespace of its own (deploy/k8s/README.md,
+# "media-gateway"); the folder, image, StatefulSet name and `app` label are this string.
+MEDIA = "media-gateway"
+MEDIA_MODULE = "hibiki_media_gateway"
+NAMESPACE = "hibiki"
+MEDIA_NAMESPACE = "hibiki-media"
 OVERLAYS = ("overlays/dev", "overlays/prod")
 KAFKA = ("kafka/dev", "kafka/topics")
 # Everything a user applies, plus the base on its own.

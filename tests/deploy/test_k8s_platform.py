@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from hibiki_runtime.events import ALL_TOPICS, DLQ_SUFFIX
 
-from tests.deploy.conftest import KAFKA, SERVICES, Manifest, of_kind
+from tests.deploy.conftest import KAFKA, MEDIA, MEDIA_NAMESPACE, NAMESPACE, SERVICES, Manifest, of_kind
 
 Render = Callable[[str], list[Manifest]]
 BOOTSTRAP = "hibiki-kafka-bootstrap.kafka.svc:9092"
@@ -131,11 +131,16 @@ def test_prometheus_scrapes_the_metrics_port_of_every_service(rendered: Render) 
     objects = rendered("overlays/prod")
     (monitor,) = of_kind(objects, "ServiceMonitor").values()
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+    namespaces = (
+        monitor["spec"].get("namespaceSelector", {}).get("matchNames", [monitor["metadata"]["namespace"]])
+    )
     selected = {
         name
         for name, service in of_kind(objects, "Service").items()
         if monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        and service["metadata"]["namespace"] in namespaces
     }
-    assert selected == set(SERVICES)
+    assert selected == {*SERVICES, MEDIA}
+    assert set(namespaces) == {NAMESPACE, MEDIA_NAMESPACE}
     (rules,) = of_kind(objects, "PrometheusRule").values()
     assert rules["spec"]["groups"][0]["rules"]

@@ -21,7 +21,7 @@ RULE_TESTS_DIR = OBSERVABILITY / "prometheus" / "tests"
 DASHBOARDS_DIR = OBSERVABILITY / "grafana" / "dashboards"
 RUNBOOKS_DIR = ROOT / "docs" / "runbooks"
 
-SERVICES = ("guidance-tts", "routing", "sms-gateway", "reporting")
+SERVICES = ("guidance-tts", "routing", "sms-gateway", "reporting", "media-gateway")
 # Series Prometheus makes itself for every target.
 SYNTHETIC = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 

@@ -143,6 +143,32 @@ def test_ivr_funnel_dashboard_shows_decisions_input_errors_and_fallbacks() -> No
     assert "Abandonment per route" in _row_titles(dashboard)
 
 
+def test_media_gateway_dashboard_shows_calls_events_endings_keys_and_prompt_audio() -> None:
+    names = {n for e in dashboard_exprs(_dashboard("hibiki-media-gateway.json")) for n in metric_names(e)}
+    assert {
+        "service:hibiki_media_calls_active:sum",
+        "service_instance:hibiki_media_calls_active:max",
+        "service_result:hibiki_media_calls:rate5m",
+        "service_kind:hibiki_media_call_events:rate5m",
+        "service_reason:hibiki_media_calls_ended:rate5m",
+        "service:hibiki_media_dtmf_keys:rate5m",
+        "service:hibiki_media_prompt_audio_seconds:p99_rate5m",
+        "service:hibiki_media_prompts_without_audio:increase15m",
+    } <= names
+    overview = _row_titles(_dashboard("hibiki-overview.json"))
+    assert "Domain: calls (SIP)" in overview
+
+
+def test_media_busy_threshold_shown_on_panels_is_the_alerts() -> None:
+    generate = _generator()
+    (rule,) = [a for a in alerts() if a["alert"] == "HibikiMediaGatewayBusy"]
+    assert f"service_instance:hibiki_media_calls_active:max >= {generate.MEDIA_BUSY_CALLS}\n" in rule["expr"]
+    assert (
+        f"{generate.MEDIA_BUSY_CALLS} calls of its {generate.MEDIA_LINES}"
+        in rule["annotations"]["description"]
+    )
+
+
 def _generator() -> Any:
     spec = importlib.util.spec_from_file_location(
         "hibiki_observability_generate", OBSERVABILITY / "generate.py"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from hibiki_guidance_tts.adapters.metrics import GuidanceMetrics
+from hibiki_media_gateway.adapters.metrics import MediaMetrics
 from hibiki_reporting.adapters.metrics import ReportingMetrics
 from hibiki_routing.adapters.metrics import RoutingMetrics
 from hibiki_runtime.metrics import RuntimeMetrics
@@ -24,6 +25,7 @@ DOMAIN_METRICS: dict[str, Any] = {
     "routing": lambda registry: RoutingMetrics(registry),
     "sms-gateway": lambda registry: SmsMetrics(registry),
     "reporting": lambda registry: ReportingMetrics(registry, lambda: 0.0),
+    "media-gateway": lambda registry: MediaMetrics(registry),
 }
 
 

@@ -3,3 +3,4 @@ CREATE DATABASE guidance_tts;
 CREATE DATABASE routing;
 CREATE DATABASE sms_gateway;
 CREATE DATABASE reporting;
+CREATE DATABASE media_gateway;
