@@ -347,6 +347,22 @@ def test_busy_ports_finds_a_port_in_use() -> None:
     assert busy_ports([port]) == []
 
 
+def test_busy_ports_ignores_connections_left_in_time_wait_by_a_stopped_run() -> None:
+    # The server side closes first, as the SMSC simulator and the HTTP servers do at Ctrl-C: its end of the
+    # connection stays in TIME_WAIT for a minute after the listener is gone.
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()
+            client.recv(1)  # the server's FIN
+        assert busy_ports([port]) == [port]  # still listening
+    assert busy_ports([port]) == []
+
+
 def test_busy_ports_finds_a_udp_port_in_use_for_sip() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
         held.bind(("127.0.0.1", 0))

@@ -69,7 +69,11 @@ def write_dev_tokens(path: Path) -> dict[str, str]:
 
 
 def busy_ports(ports: list[int], udp: list[int] | None = None) -> list[int]:
-    """The ports among `ports` (TCP) and `udp` (UDP and TCP) that something on 127.0.0.1 already holds."""
+    """The ports among `ports` (TCP) and `udp` (UDP and TCP) that something on 127.0.0.1 already holds.
+
+    TCP is probed with SO_REUSEADDR, as the servers bind: connections of a stopped `make run` that linger in
+    TIME_WAIT do not hold a port, a socket that listens (or is bound without it) does.
+    """
     busy = []
     for port, kinds in [
         *((p, (socket.SOCK_STREAM,)) for p in ports),
@@ -77,6 +81,8 @@ def busy_ports(ports: list[int], udp: list[int] | None = None) -> list[int]:
     ]:
         for kind in kinds:
             with socket.socket(socket.AF_INET, kind) as sock:
+                if kind == socket.SOCK_STREAM:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind(("127.0.0.1", port))
                 except OSError:
