@@ -896,8 +896,8 @@ def report_panels(sel: str) -> list[dict[str, Any]]:
     ]
 
 
-MEDIA_LINES = 32  # HIBIKI_MEDIA_MAX_CALLS of a replica (deploy/k8s/base/media-gateway)
-MEDIA_BUSY_CALLS = 30  # as in hibiki-domain-media-gateway.yml (HibikiMediaGatewayBusy)
+MEDIA_LINES = 4  # HIBIKI_MEDIA_MAX_CALLS of a replica (deploy/k8s/base/media-gateway)
+MEDIA_BUSY_CALLS = 4  # as in hibiki-domain-media-gateway.yml (HibikiMediaGatewayBusy)
 
 
 def media_call_panels(sel: str = "") -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Every metric the Prometheus rules and Grafana dashboards use is exposed by the running services.
 
-Starts the four services as real processes (broker, PostgreSQL, sms-gateway against the SMSC simulator),
+Starts the services as real processes (broker, PostgreSQL, sms-gateway against the SMSC simulator),
 drives a little traffic through them (a call through a published flow, SMS delivered and undelivered, a
 synthesis preview), scrapes their /metrics and checks names, the labels the rules depend on, and the naming
 conventions.
@@ -31,7 +31,7 @@ from hibiki_devstack.stack import ServiceSpec, Stack
 from hibiki_runtime.events import CALL_EVENTS, SMS_REQUESTS, SMS_RESULTS
 from hibiki_runtime.logging import mask_phone_numbers
 
-from tests.integration.conftest import start_service
+from tests.integration.conftest import TENANT, start_service
 from tests.integration.kafka_io import produce, read_until
 from tests.integration.test_routing import menu_flow, pressed, started
 from tests.integration.test_sms_gateway import Smsc, sms_request
@@ -51,6 +51,7 @@ MODULES = {
     "sms-gateway": "hibiki_sms_gateway",
     "reporting": "hibiki_reporting",
 }
+MEDIA_MODULE = "hibiki_media_gateway"
 OPERATOR = (("authorization", "Bearer token-a-operator"),)
 SCENARIO = {
     "rules": [
@@ -112,10 +113,26 @@ def services(postgres: Postgres, stack: Stack, smsc: Smsc) -> Iterator[dict[str,
         name: start_service(stack, postgres, name, module, **lag, **extra.get(name, {}))
         for name, module in MODULES.items()
     }
+    # media-gateway answers SIP (no call is made here: its metrics are exposed from the start).
+    started_specs["media-gateway"] = start_service(
+        stack,
+        postgres,
+        "media-gateway",
+        MEDIA_MODULE,
+        **lag,
+        HIBIKI_SIP_PORT=str(free_port()),
+        HIBIKI_RTP_PORT=str(free_port()),
+        HIBIKI_RTP_PORT_RANGE="100",
+        HIBIKI_GUIDANCE_URL=f"http://127.0.0.1:{started_specs['guidance-tts'].http_port}",
+        HIBIKI_MEDIA_TENANTS=json.dumps(
+            {TENANT: {"numbers": ["+81312345678"], "guidance_token": "token-platform"}}
+        ),
+    )
     yield started_specs
     # Stopping waits for each graceful shutdown: in parallel.
-    with ThreadPoolExecutor(len(MODULES)) as pool:
-        list(pool.map(stack.stop_module, MODULES.values()))
+    modules = [*MODULES.values(), MEDIA_MODULE]
+    with ThreadPoolExecutor(len(modules)) as pool:
+        list(pool.map(stack.stop_module, modules))
 
 
 async def scrape(spec: ServiceSpec) -> str:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hibiki_devstack.infra import free_port
@@ -110,6 +111,62 @@ ep.libDestroy()
 print("call ended" if ended else "call still up")
 """
 
+# Short calls, SIP only. "reuse": holds two calls, then hangs up the first and dials a third in the same
+# turn: the gateway sees the BYE and the new INVITE in one poll, and the new call takes the slot the closed
+# one just left. "burst N": N calls, at most 4 at once and 40 started a second, each hung up once answered.
+SHORT_CALLS = r"""
+import collections, sys, time, pjsua2 as pj
+ep = pj.Endpoint(); ep.libCreate()
+cfg = pj.EpConfig(); cfg.uaConfig.threadCnt = 0; cfg.uaConfig.mainThreadOnly = True
+cfg.logConfig.level = 1; cfg.logConfig.consoleLevel = 1
+ep.libInit(cfg)
+tc = pj.TransportConfig(); tc.port = 0; tc.boundAddress = "127.0.0.1"
+ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc); ep.libStart(); ep.audDevManager().setNullDev()
+acc_cfg = pj.AccountConfig(); acc_cfg.idUri = "sip:+819012340000@127.0.0.1"
+acc_cfg.mediaConfig.useLoopMedTp = True  # no RTP sockets
+acc = pj.Account(); acc.create(acc_cfg)
+CONFIRMED, DISCONNECTED = pj.PJSIP_INV_STATE_CONFIRMED, pj.PJSIP_INV_STATE_DISCONNECTED
+class Call(pj.Call):
+    state, status, hung_up = 0, 0, False
+    def onCallState(self, prm):
+        info = self.getInfo(); self.state, self.status = info.state, info.lastStatusCode
+def dial():
+    call = Call(acc); call.makeCall(sys.argv[1], pj.CallOpParam(True)); calls.append(call); return call
+def poll_until(done, seconds=10):
+    deadline = time.time() + seconds
+    while not done() and time.time() < deadline:
+        ep.libHandleEvents(5)
+        for call in calls:
+            if sys.argv[2] == "burst" and call.state == CONFIRMED and not call.hung_up:
+                call.hung_up = True; call.hangup(pj.CallOpParam(True))
+        if sys.argv[2] == "burst" and len(calls) < total and len(calls) < (time.time() - began) * 40:
+            if sum(c.state != DISCONNECTED for c in calls) < 4:
+                try:
+                    dial()
+                except pj.Error:
+                    pass  # a slot is still being released: next turn
+calls = []
+if sys.argv[2] == "reuse":
+    dial(); dial()
+    poll_until(lambda: all(c.state in (CONFIRMED, DISCONNECTED) for c in calls))
+    calls[0].hangup(pj.CallOpParam(True))
+    third = dial()
+    poll_until(lambda: third.state in (CONFIRMED, DISCONNECTED))
+    print("third call:", third.status, flush=True)
+    del third
+else:
+    total, began = int(sys.argv[3]), time.time()
+    poll_until(lambda: len(calls) == total and all(c.state == DISCONNECTED for c in calls), 60)
+    print("answered:", collections.Counter(c.status for c in calls).most_common(), flush=True)
+for call in calls:
+    if call.isActive():
+        call.hangup(pj.CallOpParam(True))
+poll_until(lambda: all(c.state == DISCONNECTED for c in calls))
+del call
+calls.clear()
+ep.libDestroy()
+"""
+
 
 def mulaw_tone(path: Path, seconds: float) -> Path:
     """An 8 kHz G.711 μ-law WAV of a 440 Hz tone (guidance-tts's telephony format)."""
@@ -144,13 +201,19 @@ def next_event(events: queue.Queue[SipEvent], kind: type, within: float = 10.0) 
     raise AssertionError(f"no {kind.__name__} within {within}s; saw {seen}")
 
 
-def test_the_engine_answers_hears_keys_both_ways_plays_to_the_end_and_hangs_up(tmp_path: Path) -> None:
-    events: queue.Queue[SipEvent] = queue.Queue()
+def started_engine(events: queue.Queue[SipEvent], **config: Any) -> tuple[SipEngine, int]:
+    """A started engine on UDP only, with free SIP and RTP ports; returns it and its SIP port."""
     port = free_port()
     engine = SipEngine(
-        SipConfig(port=port, tcp=False, rtp_port=free_port(), rtp_port_range=20, max_calls=4), events.put
+        SipConfig(port=port, tcp=False, rtp_port=free_port(), rtp_port_range=20, **config), events.put
     )
     engine.start()
+    return engine, port
+
+
+def test_the_engine_answers_hears_keys_both_ways_plays_to_the_end_and_hangs_up(tmp_path: Path) -> None:
+    events: queue.Queue[SipEvent] = queue.Queue()
+    engine, port = started_engine(events, max_calls=4)
     script = tmp_path / "caller.py"
     script.write_text(CALLER)
     caller = subprocess.Popen(
@@ -205,10 +268,7 @@ def test_a_port_in_use_stops_the_start_with_a_clear_error() -> None:
 
 def test_a_bridged_transfer_keeps_both_sides_connected_until_one_hangs_up(tmp_path: Path) -> None:
     events: queue.Queue[SipEvent] = queue.Queue()
-    port = free_port()
-    config = SipConfig(port=port, tcp=False, rtp_port=free_port(), rtp_port_range=20, transfer_mode="bridge")
-    engine = SipEngine(config, events.put)
-    engine.start()
+    engine, port = started_engine(events, transfer_mode="bridge")
     script, port_file = tmp_path / "phone.py", tmp_path / "operator.port"
     script.write_text(PHONE)
     operator = subprocess.Popen(
@@ -257,3 +317,56 @@ def test_a_bridged_transfer_keeps_both_sides_connected_until_one_hangs_up(tmp_pa
             if process is not None:
                 process.kill()
         engine.stop()
+
+
+def short_calls(
+    tmp_path: Path, engine: SipEngine, port: int, events: queue.Queue[SipEvent], *args: str
+) -> str:
+    """Run the SHORT_CALLS caller against the engine, answering every call; its output, once every line the
+    engine opened was reported closed."""
+    script = tmp_path / "short_calls.py"
+    script.write_text(SHORT_CALLS)
+    caller = subprocess.Popen(
+        [sys.executable, str(script), f"sip:+81312345678@127.0.0.1:{port}", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        lines: set[int] = set()
+        deadline = time.monotonic() + 90
+        while caller.poll() is None or not events.empty():
+            assert time.monotonic() < deadline, "the caller did not finish"
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(event, Incoming):
+                lines.add(event.line)
+                engine.answer(event.line)
+            elif isinstance(event, Closed):
+                lines.discard(event.line)
+        assert not lines, f"lines never reported closed: {lines}"
+        return caller.communicate(timeout=10)[0].decode()
+    finally:
+        caller.kill()
+        engine.stop()
+
+
+def test_a_call_that_takes_the_slot_of_one_just_closed_is_answered_and_reported_closed(
+    tmp_path: Path,
+) -> None:
+    # pjsua2's ~Call hangs up whatever call holds its id: a closed call's object dropped after a new INVITE
+    # took its slot used to refuse that call with 603 and detach it (never Closed: the call stayed "active").
+    events: queue.Queue[SipEvent] = queue.Queue()
+    engine, port = started_engine(events, max_calls=2)
+    output = short_calls(tmp_path, engine, port, events, "reuse")
+    assert "third call: 200" in output, output
+
+
+def test_calls_hung_up_before_any_prompt_do_not_fill_the_bridge(tmp_path: Path) -> None:
+    # With the null sound device closed when idle, the bridge kept the ports of such calls: after ~250 of
+    # them every call was refused with 488.
+    events: queue.Queue[SipEvent] = queue.Queue()
+    engine, port = started_engine(events, max_calls=4)
+    output = short_calls(tmp_path, engine, port, events, "burst", "300")
+    assert "answered: [(200, 300)]" in output, output

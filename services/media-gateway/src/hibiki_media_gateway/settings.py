@@ -9,6 +9,7 @@ from pathlib import Path
 from hibiki_runtime.settings import ServiceSettings
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
+from hibiki_media_gateway.adapters.sip_engine import PJSUA_MAX_CALLS
 from hibiki_media_gateway.domain.numbers import e164
 
 
@@ -33,7 +34,9 @@ class MediaGatewaySettings(ServiceSettings):
     # RTP: each call takes two ports (RTP, RTCP) from [rtp_port, rtp_port + rtp_port_range).
     rtp_port: int = Field(default=40000, ge=1024, le=65000)
     rtp_port_range: int = Field(default=2000, ge=4)
-    media_max_calls: int = Field(default=32, ge=1, le=32)  # PJSIP's limit per process
+    # Calls at once per process. The pjsua2-python wheel is built with PJSIP's default PJSUA_MAX_CALLS (4):
+    # PJSIP would refuse a fifth call itself, unseen and uncounted, so the service refuses it first (486).
+    media_max_calls: int = Field(default=PJSUA_MAX_CALLS, ge=1, le=PJSUA_MAX_CALLS)
     pjsip_log_level: int = Field(default=1, ge=0, le=6)
 
     # {"<tenant>": {"numbers": ["+81312345678", ...], "guidance_token": "..."}}, or the same in a file.

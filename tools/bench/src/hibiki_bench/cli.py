@@ -10,22 +10,25 @@ import time
 import uuid
 from pathlib import Path
 
+from hibiki_devstack.infra import free_port
 from hibiki_devstack.stack import ServiceSpec
 from hibiki_runtime.events import ALL_TOPICS
 from hibiki_runtime.kafka import ensure_topics
 
-from hibiki_bench.environment import Environment, environment
+from hibiki_bench.environment import PLATFORM_TOKEN, TENANT, Environment, environment
 from hibiki_bench.latency import LatencyProfile
 from hibiki_bench.plan import FULL, QUICK, Plan
 from hibiki_bench.plot import Series, save_latency_plot
 from hibiki_bench.profiling import summarise
 from hibiki_bench.results import Result, format_table, measured, write_json
-from hibiki_bench.scenarios import baseline, reporting, routing, sms, tts
+from hibiki_bench.scenarios import baseline, media, reporting, routing, sms, tts
+from hibiki_bench.sip.endpoint import MAX_CALLS
+from hibiki_bench.stats import percentile
 
 MB = 1024 * 1024
 # A decision-latency probe above this rate would only measure the load generator on 2 cores.
 LATENCY_RATE_CAP = 2_000.0
-PHASES = ("routing", "sms-gateway", "guidance-tts", "reporting")
+PHASES = ("routing", "sms-gateway", "guidance-tts", "media-gateway", "reporting")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -120,6 +123,8 @@ async def _measure(
         results += await _sms_phase(env, specs["sms-gateway"], smsc_port, plan, run_id)
     if "guidance-tts" in specs:
         results += await _tts_phase(env, specs["guidance-tts"], plan, run_id)
+    if "media-gateway" in phases:
+        results += await _media_phase(env, plan)
     if "reporting" in phases:
         reporting_results, lag = await _reporting_phase(env, plan, raw, run_id, expect_backlog=bool(specs))
         results += reporting_results
@@ -255,3 +260,129 @@ async def _reporting_phase(
         budget = f"{plan.reporting_budget_seconds:.0f}s"
         results.append(measured(f"reporting lag {budget} after {name}", burst.lag_at_budget_end, "events"))
     return results, {f"reporting, burst of {plan.reporting_burst:,}": burst.lag_series}
+
+
+async def _media_phase(env: Environment, plan: Plan) -> list[Result]:
+    _say("media-gateway: starting guidance-tts, routing and media-gateway (own databases)")
+    tts_spec = env.service("guidance-tts", "hibiki_guidance_tts", HIBIKI_SYNTHESIS_WORKERS="1")
+    assert tts_spec.grpc_port and tts_spec.http_port
+    routing_spec = env.service(
+        "routing",
+        "hibiki_routing",
+        HIBIKI_GUIDANCE_ADDRESS=f"127.0.0.1:{tts_spec.grpc_port}",
+        HIBIKI_GUIDANCE_TOKENS=json.dumps({TENANT: PLATFORM_TOKEN}),
+    )
+    assert routing_spec.grpc_port
+    ports = media.PortPlan()
+    far = media.Far(free_port(), ports.rtp_block())
+    gateway_spec = env.service(
+        "media-gateway", "hibiki_media_gateway", **media.gateway_env(far, tts_spec.http_port)
+    )
+    assert gateway_spec.http_port
+    work_dir = env.work_dir / "media"
+    work_dir.mkdir(exist_ok=True)
+    try:
+        (gateway, *_) = env.start([gateway_spec, routing_spec, tts_spec])
+        prompts = await media.provision(
+            tts_spec.grpc_port, tts_spec.http_port, routing_spec.grpc_port, work_dir
+        )
+        media_plan = media.MediaPlan(
+            plan.media_burst_calls,
+            plan.media_burst_per_second,
+            plan.media_hold_steps,
+            plan.media_listen_seconds,
+            plan.media_dtmf_presses,
+        )
+        found = await media.measure(
+            far, gateway.process.pid, gateway_spec.http_port, env.broker.bootstrap_servers, prompts, work_dir,
+            media_plan, _say,
+        )  # fmt: skip
+    finally:
+        for name in ("media-gateway", "routing", "guidance-tts"):
+            env.stop(name)
+    return _media_results(found, plan.media_burst_per_second)
+
+
+def _media_results(found: media.MediaMeasurements, offered: float) -> list[Result]:
+    gateway, bare = found.burst, found.bare_burst
+    offer = f"offered {offered:.0f}/s, ≤{MAX_CALLS} at once"
+    results = [
+        measured(
+            f"media-gateway calls answered ({offer})",
+            gateway.answered_per_second,
+            "calls/s",
+            bare.answered_per_second,
+        ),
+        measured("media-gateway INVITE → 200 OK p50", gateway.answer_p50_ms, "ms", bare.answer_p50_ms),
+        measured("media-gateway INVITE → 200 OK p99", gateway.answer_p99_ms, "ms", bare.answer_p99_ms),
+        measured(
+            "media-gateway burst calls not answered",
+            sum(gateway.not_answered.values()),
+            "calls",
+            sum(bare.not_answered.values()),
+        ),
+    ]
+    for calls, held in found.holds.items():
+        base = found.bare_holds.get(calls)
+        if held.answered < calls:
+            name = f"media-gateway calls answered of {calls} at once"
+            results.append(measured(name, held.answered, "calls", base.answered if base else None))
+        if held.check is not None:
+            base_p99 = base.check.p99_ms if base and base.check else None
+            results.append(
+                measured(f"media-gateway RTP spacing p99 @{calls} calls", held.check.p99_ms, "ms", base_p99)
+            )
+        cores = found.gateway_cores.get(calls)
+        if cores is not None:
+            results.append(measured(f"media-gateway CPU @{calls} calls", cores, "cores"))
+    largest = media.intact(found.holds)
+    results.append(
+        measured(
+            "media-gateway concurrent calls with audio intact",
+            largest,
+            "calls",
+            media.intact(found.bare_holds),
+        )
+    )
+    shown = largest or min(found.holds)
+    held = found.holds[shown]
+    if held.check is not None:
+        results.append(
+            measured(
+                f"media-gateway RTP spacing max @{shown} calls",
+                held.check.max_ms,
+                "ms",
+                _bare_max(found.bare_holds.get(shown)),
+            )
+        )
+    results.append(
+        measured(f"caller media clock spacing p99 @{shown} calls (control)", held.caller_clock_p99_ms, "ms")
+    )
+    pairs = found.keys.pairs
+    if pairs:
+        for name, values in (
+            ("media-gateway key → next prompt's first packet", [p.total_ms for p in pairs]),
+            ("  of it routing: DigitsCollected → next action produced", [p.routing_ms for p in pairs]),
+            ("  of it media-gateway: key → DigitsCollected produced", [p.gateway_in_ms for p in pairs]),
+            (
+                "  of it media-gateway: action produced → prompt's first packet",
+                [p.gateway_out_ms for p in pairs],
+            ),
+        ):
+            results += [
+                measured(f"{name} p50", percentile(values, 0.5), "ms"),
+                measured(f"{name} p99", percentile(values, 0.99), "ms"),
+            ]
+    results.append(
+        measured(
+            "media-gateway keys without a measured next prompt",
+            found.keys.unpaired,
+            "keys",
+            found.keys.presses,
+        )
+    )
+    return results
+
+
+def _bare_max(held: media.Hold | None) -> float | None:
+    return held.check.max_ms if held is not None and held.check is not None else None

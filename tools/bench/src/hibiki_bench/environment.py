@@ -21,6 +21,8 @@ from hibiki_bench.profiling import profiled
 TENANT = "bench"
 TOKEN = "bench-operator"
 OPERATOR = (("authorization", f"Bearer {TOKEN}"),)
+# What services of the platform use towards each other (media-gateway and routing towards guidance-tts).
+PLATFORM_TOKEN = "bench-platform"
 
 
 @dataclass
@@ -101,7 +103,14 @@ def environment(profile_dir: Path | None) -> Iterator[Environment]:
     work_dir = Path(tempfile.mkdtemp(prefix="hibiki-bench-"))
     work_dir.chmod(0o755)
     tokens = work_dir / "tokens.json"
-    tokens.write_text(json.dumps({TOKEN: {"tenant_id": TENANT, "role": "operator"}}))
+    tokens.write_text(
+        json.dumps(
+            {
+                TOKEN: {"tenant_id": TENANT, "role": "operator"},
+                PLATFORM_TOKEN: {"tenant_id": TENANT, "role": "platform"},
+            }
+        )
+    )
     with ExitStack() as resources:
         resources.callback(shutil.rmtree, work_dir, True)
         broker = resources.enter_context(kafka_broker(free_port(), work_dir / "broker.log"))

@@ -18,6 +18,13 @@ class Plan:
     reporting_budget_seconds: float
     tts_texts: int
     audio_fetches: int
+    # media-gateway: a burst of calls offered at a fixed rate, then N calls held at once (each step also with
+    # the bare answerer), then key presses on 4 calls (the most one PJSIP process holds).
+    media_burst_calls: int
+    media_burst_per_second: float
+    media_hold_steps: tuple[int, ...]
+    media_listen_seconds: float
+    media_dtmf_presses: int  # per call
 
 
 QUICK = Plan(
@@ -32,6 +39,11 @@ QUICK = Plan(
     reporting_budget_seconds=30,
     tts_texts=2,
     audio_fetches=200,
+    media_burst_calls=100,
+    media_burst_per_second=40,
+    media_hold_steps=(4, 8),
+    media_listen_seconds=3,
+    media_dtmf_presses=5,
 )
 FULL = Plan(
     raw_messages=100_000,
@@ -45,4 +57,9 @@ FULL = Plan(
     reporting_budget_seconds=300,
     tts_texts=6,
     audio_fetches=1_000,
+    media_burst_calls=300,
+    media_burst_per_second=40,
+    media_hold_steps=(1, 2, 4, 8),
+    media_listen_seconds=8,
+    media_dtmf_presses=25,
 )

@@ -8,9 +8,13 @@ from that thread (the service moves them onto its event loop). Media flows throu
 bridge at 8 kHz; the null sound device clocks it. No SIP or RTP is written here: only PJSIP's API is used.
 
 pjsua2 rules kept here: a Call object is referenced until its DISCONNECTED state (a collected live call
-aborts the process); no player or call is destroyed inside one of its own callbacks (they are retired and
-dropped on the next turn of the loop); a player's end-of-file callback comes from the media clock's thread
-and is queued like a command; calls are released before the library is destroyed.
+aborts the process), and released *in* that state's callback, the way pjsua2 documents it: once the
+callback returns PJSIP frees the call's slot, and the next INVITE — possibly in the same poll — takes it;
+pjsua2's `~Call` hangs up and detaches whatever call then holds its id, so a Call object dropped later
+would refuse a new call with 603 or cut it off unseen. No player is destroyed inside one of its own
+callbacks (players are retired and dropped on the next turn of the loop); a player's end-of-file callback
+comes from the media clock's thread and is queued like a command; calls are released before the library is
+destroyed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ import pjsua2 as pj
 
 log = logging.getLogger("hibiki.media.sip")
 
+# Calls one PJSIP process holds: the pjsua2-python wheel is built with PJSIP's default PJSUA_MAX_CALLS, and
+# PJSIP lowers a larger `maxCalls` to it without a word (measured: a fifth INVITE gets 486 from PJSIP itself).
+PJSUA_MAX_CALLS = 4
 _POLL_MS = 5  # how long one poll may wait for SIP/RTP activity: a queued command waits at most this long
 
 
@@ -42,7 +49,7 @@ class SipConfig:
     public_address: str = ""
     rtp_port: int = 40000  # first RTP port; each call takes two (RTP and RTCP)
     rtp_port_range: int = 2000  # how many ports from rtp_port may be used
-    max_calls: int = 32
+    max_calls: int = PJSUA_MAX_CALLS
     user_agent: str = "hibiki-media-gateway"
     # "refer": a blind transfer by REFER (the caller's side calls the destination; the gateway leaves).
     # "bridge": the gateway calls the destination itself and bridges the two calls (for trunks that refuse
@@ -115,7 +122,8 @@ class SipEngine:
         self._endpoint: pj.Endpoint | None = None
         self._account: _Account | None = None
         self._lines: dict[int, _Line] = {}
-        self._retired: list[object] = []
+        self._retired: list[_Player] = []
+        self._ending: set[_Call] = set()  # bridged calls hung up with their caller, until they are closed
         self._numbers = itertools.count(1)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -213,6 +221,11 @@ class SipEngine:
         media.ecTailLen = 0  # an IVR plays, it does not converse: no echo canceller
         media.noVad = True
         media.maxMediaPorts = max(254, config.max_calls * 3)
+        # The null sound device is the bridge's clock, and the bridge releases the ports of ended calls on its
+        # clock's ticks: closed when idle (PJSIP's default, after 1 s with nothing connected), it would keep
+        # every call that ended meanwhile — calls hung up before any prompt played — until the port table is
+        # full and every new call is refused with 488. Kept running (it costs one tick every 20 ms).
+        media.sndAutoCloseTime = -1
         endpoint.libInit(settings)
         for enabled, kind in ((config.udp, pj.PJSIP_TRANSPORT_UDP), (config.tcp, pj.PJSIP_TRANSPORT_TCP)):
             if enabled:
@@ -249,6 +262,7 @@ class SipEngine:
             except queue.Empty:
                 break
         self._lines.clear()
+        self._ending.clear()
         self._retired.clear()
         gc.collect()  # a Call destroyed after libDestroy aborts the process
         account, self._account = self._account, None
@@ -384,12 +398,13 @@ class SipEngine:
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
             self._deliver(Confirmed(call.line))
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            # Forgotten here: the call object is released as this callback returns (see the module's notes).
             found = self._lines.pop(call.line, None)
             if found is not None:
                 if found.player is not None:
                     self._retired.append(found.player)
-                self._retired.append(found.call)  # dropped after this callback returns
                 if found.leg is not None:  # the caller left a bridged call: end the other side
+                    self._ending.add(found.leg)
                     try:
                         found.leg.hangup(pj.CallOpParam(True))
                     except pj.Error as error:
@@ -407,7 +422,7 @@ class SipEngine:
                 self._connect_bridge(found)
                 self._deliver(TransferDone(leg.line, True, info.lastStatusCode))
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self._retired.append(leg)
+            self._ending.discard(leg)  # released as this callback returns
             if found is None or found.leg is not leg:
                 return
             found.leg = None
