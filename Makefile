@@ -12,15 +12,16 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 PROTO_OUT := libs/contracts/src
+API_DOCS := docs/api
 PROTO_FILES = $(shell find proto -name '*.proto' | sort)
 
-.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser sip-phone sip-proxy audit clean bench soak
+.PHONY: help install run test test-unit test-integration lint proto proto-check k8s-check obs-check browser sip-phone sip-proxy asyncapi-schema audit clean bench soak
 
 help:
 	@echo "make run    start broker, databases, the services, simulators and the SIP gateway (Ctrl-C stops all)"
 	@echo "make test   run the whole suite: unit tests and integration tests (real broker, real PostgreSQL)"
 	@echo "make lint   ruff, mypy, buf lint and buf breaking"
-	@echo "make proto  regenerate Python code from proto/"
+	@echo "make proto  regenerate Python code, the API reference and the AsyncAPI document (docs/api/) from proto/"
 	@echo "make k8s-check  render deploy/k8s overlays and validate them offline (also part of make test)"
 	@echo "make obs-check  promtool checks and rule tests, dashboard checks (also part of make test)"
 	@echo "make bench  measure each pipeline against the raw broker limit (BENCH_ARGS=--quick: under 2 min)"
@@ -48,14 +49,16 @@ proto: install
 	@find $(PROTO_OUT)/hibiki $(PROTO_OUT)/buf -type d -exec touch {}/__init__.py \;
 	@touch $(PROTO_OUT)/hibiki/py.typed $(PROTO_OUT)/buf/py.typed
 	@echo "==> generated code in $(PROTO_OUT)/hibiki and $(PROTO_OUT)/buf"
+	@$(RUN) python -m hibiki_runtime.contract_docs write proto $(API_DOCS)
 
 proto-check: install
 	@$(RUN) python -m hibiki_runtime.contracts_check proto $(PROTO_OUT)
+	@$(RUN) python -m hibiki_runtime.contract_docs check proto $(API_DOCS)
 
 run: install
 	@$(RUN) hibiki-dev run
 
-test: install proto-check browser sip-phone sip-proxy
+test: install proto-check asyncapi-schema browser sip-phone sip-proxy
 	@$(RUN) pytest -p no:cacheprovider --basetemp="$$(mktemp -d /tmp/hibiki-test.XXXXXX)" libs tools services tests
 
 test-unit: install
@@ -94,6 +97,9 @@ sip-phone:
 
 sip-proxy:
 	@scripts/install-kamailio.sh
+
+asyncapi-schema:
+	@scripts/install-asyncapi-schema.sh
 
 obs-check: install
 	@deploy/observability/check.sh

@@ -147,14 +147,6 @@ def start_system(stack: Stack, postgres: Postgres, work: Path) -> System:
     wait_for_port(system.smsc_port, 30, smsc.process)
     tts = start_service(stack, postgres, "guidance-tts", "hibiki_guidance_tts", HIBIKI_SYNTHESIS_WORKERS="1")
     system.specs["guidance-tts"] = tts
-    system.specs["routing"] = start_service(
-        stack,
-        postgres,
-        "routing",
-        "hibiki_routing",
-        HIBIKI_GUIDANCE_ADDRESS=f"127.0.0.1:{tts.grpc_port}",
-        HIBIKI_GUIDANCE_TOKENS=json.dumps({E2E_TENANT: "e2e-platform"}),
-    )
     system.specs["sms-gateway"] = start_service(
         stack,
         postgres,
@@ -167,6 +159,17 @@ def start_system(stack: Stack, postgres: Postgres, work: Path) -> System:
         # settles in milliseconds, far below it (a replica's sweep never sees another's submit in flight).
         HIBIKI_SMS_UNCERTAIN_AFTER_SECONDS="8",
         HIBIKI_SMS_SWEEP_INTERVAL_SECONDS="0.5",
+    )
+    # Validating and publishing check that the flow's guidances and SMS boxes exist, as in production.
+    system.specs["routing"] = start_service(
+        stack,
+        postgres,
+        "routing",
+        "hibiki_routing",
+        HIBIKI_GUIDANCE_ADDRESS=f"127.0.0.1:{tts.grpc_port}",
+        HIBIKI_GUIDANCE_TOKENS=json.dumps({E2E_TENANT: "e2e-platform"}),
+        HIBIKI_SMS_ADDRESS=system.address("sms-gateway"),
+        HIBIKI_SMS_TOKENS=json.dumps({E2E_TENANT: "e2e-platform"}),
     )
     system.specs["reporting"] = start_service(stack, postgres, "reporting", "hibiki_reporting")
     return system

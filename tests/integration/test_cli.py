@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hibiki_cli.main import app
 from hibiki_devstack.infra import Broker, Postgres, free_port, kafka_broker
 from hibiki_devstack.stack import ServiceSpec, Stack
@@ -168,7 +169,7 @@ def test_guidance_setup_creates_registers_lists_and_plays(
     empty = hibiki("guidance", "create-file", "空", "--text", "")
     assert empty.exit_code == 3 and "INVALID_ARGUMENT" in empty.stderr and "• text:" in empty.stderr
     missing = hibiki("guidance", "register", "迷子", "--audio-file", "no-such-file")
-    assert missing.exit_code in (3, 4) and "audio_file" in missing.stderr
+    assert missing.exit_code == 4 and "no audio file has the id or name 'no-such-file'" in missing.stderr
 
 
 def flow_file(tmp_path: Path, prompt_guidance: str) -> Path:
@@ -242,6 +243,11 @@ def test_routing_editing_session_searches_changes_validates_publishes_and_rolls_
     (menu,) = [n for n in live["flow"]["nodes"] if n["id"] == "menu"]
     assert menu["menu"]["invalid_input_guidance"]["guidance_id"] == prompt["guidance"]
     assert [(v["version"], v["live"]) for v in live["versions"]] == [(1, False), (2, False), (3, True)]
+    # The rollback made version 1 the draft as well: the next publish cannot bring version 2 back.
+    (draft_menu,) = [
+        n for n in ok_json(hibiki("routing", "show", flow_id, "--json"))["flow"]["nodes"] if n["id"] == "menu"
+    ]
+    assert draft_menu == menu
 
     stale = hibiki(
         "routing", "set-timeout-guidance", flow_id, "menu", "--system-default", "--expected-revision", "1"
@@ -432,3 +438,225 @@ def test_missing_token_and_unreachable_service_say_what_to_do(reporting: Service
         "sms-box", "list", env={"HIBIKI_SMS_ENDPOINT": f"127.0.0.1:{free_port()}", "HIBIKI_TIMEOUT": "3"}
     )
     assert unreachable.exit_code == 6 and "HIBIKI_SMS_ENDPOINT" in unreachable.stderr
+
+
+def test_synthesis_shows_progress_on_stderr_for_people_and_nothing_for_scripts(
+    guidance: ServiceSpec, hibiki: Hibiki
+) -> None:
+    people = hibiki("guidance", "create-file", "進捗テスト", "--text", "しばらくお待ちください。")
+    assert people.exit_code == 0, people.stderr
+    assert "synthesizing 「進捗テスト」" in people.stderr and "done in" in people.stderr
+    script = hibiki("guidance", "create-file", "進捗テスト2", "--text", "少々お待ちください。", "-o", "json")
+    assert (
+        script.exit_code == 0 and script.stderr == "" and json.loads(script.stdout)["name"] == "進捗テスト2"
+    )
+    changed = hibiki("guidance", "update-file", "進捗テスト", "--text", "もうしばらくお待ちください。")
+    assert changed.exit_code == 0 and "synthesizing 進捗テスト" in changed.stderr
+
+
+def test_guidance_commands_take_names_and_cover_every_rpc(
+    hibiki: Hibiki, prompt: dict[str, str], tmp_path: Path
+) -> None:
+    # Names wherever ids, in every output format.
+    shown = ok_json(hibiki("guidance", "show", "受付メニュー", "-o", "json"))
+    assert shown["id"] == prompt["guidance"]
+    file_yaml = hibiki("guidance", "show-file", "受付メニュー", "-o", "yaml")
+    assert file_yaml.exit_code == 0 and yaml.safe_load(file_yaml.stdout)["id"] == prompt["audio_file"]
+    tsv = hibiki("guidance", "list", "--files", "-o", "tsv")
+    header, *rows = tsv.stdout.splitlines()
+    assert header.split("\t")[:3] == ["id", "name", "text"]
+    assert any(row.split("\t")[0] == prompt["audio_file"] for row in rows)
+    narrow = hibiki("guidance", "list", "--files", env={"COLUMNS": "60"})
+    assert narrow.exit_code == 0 and "…" not in narrow.stdout
+    wide = hibiki("guidance", "list", "--files", "-o", "wide", env={"COLUMNS": "60"})
+    assert any(prompt["audio_file"] in line and "受付メニュー" in line for line in wide.stdout.splitlines())
+
+    ok_json(hibiki("guidance", "create-file", "閉店案内", "--text", "本日の受付は終了しました。", "--json"))
+    closing = ok_json(
+        hibiki(
+            "guidance",
+            "register",
+            "閉店ガイダンス",
+            "--audio-file",
+            "閉店案内",
+            "--type",
+            "announcement",
+            "--json",
+        )
+    )
+    renamed = ok_json(hibiki("guidance", "update", "閉店ガイダンス", "--name", "終了ガイダンス", "--json"))
+    assert (renamed["id"], renamed["name"], renamed["revision"]) == (closing["id"], "終了ガイダンス", 2)
+    wav = tmp_path / "closing.wav"
+    assert hibiki("guidance", "play", "終了ガイダンス", "-o", str(wav)).exit_code == 0
+    assert wav.read_bytes()[:4] == b"RIFF"
+    preview = tmp_path / "preview.wav"
+    heard = hibiki("guidance", "preview", "--text", "ただいまの時間は営業時間外です。", "-o", str(preview))
+    assert heard.exit_code == 0 and preview.read_bytes()[:4] == b"RIFF" and "s of speech" in heard.stdout
+    in_use = hibiki("guidance", "delete-file", "閉店案内")
+    assert in_use.exit_code == 3 and "FAILED_PRECONDITION" in in_use.stderr
+    assert ok_json(hibiki("guidance", "delete", "終了ガイダンス", "--json")) == {"deleted": closing["id"]}
+    assert hibiki("guidance", "delete-file", "閉店案内").exit_code == 0
+    unknown = hibiki("guidance", "show", "存在しないガイダンス")
+    assert (
+        unknown.exit_code == 4 and "no guidance has the id or name '存在しないガイダンス'" in unknown.stderr
+    )
+    usage = ok_json(
+        hibiki("guidance", "set-usage", "cli-test/1", prompt["guidance"], "--version", "1", "--pin-content",
+               "--json", token="token-platform")
+    )  # fmt: skip
+    assert usage["applied"] is True and prompt["guidance"] in usage["content_revisions"]
+
+
+def hours_flow(tmp_path: Path, prompt_guidance: str, dialed: str) -> Path:
+    flow = {
+        "name": "時間外窓口",
+        "dialed_number": dialed,
+        "entry_node_id": "hours",
+        "nodes": [
+            {
+                "id": "hours",
+                "business_hours": {
+                    "windows": [
+                        {"weekdays": [1, 2, 3, 4, 5, 6, 7], "start_time": "00:00", "end_time": "23:59"}
+                    ],
+                    "open_node_id": "menu",
+                    "closed_node_id": "bye",
+                },
+            },
+            {
+                "id": "menu",
+                "menu": {"prompt_guidance_id": prompt_guidance, "digit_targets": {"1": "bye"}},
+            },
+            {"id": "bye", "hangup": {}},
+        ],
+    }
+    path = tmp_path / f"hours-{dialed}.json"
+    path.write_text(json.dumps(flow, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_routing_commands_edit_every_setting_by_name_and_refuse_ambiguous_names(
+    routing: ServiceSpec, hibiki: Hibiki, prompt: dict[str, str], tmp_path: Path
+) -> None:
+    flow_id = ok_json(
+        hibiki("routing", "create", str(hours_flow(tmp_path, prompt["guidance"], "+81501234100")), "--json")
+    )["id"]
+    # Digit targets, prompt (a guidance by name), how the menu collects input, by the flow's name.
+    two = ok_json(hibiki("routing", "set-digit", "時間外窓口", "menu", "2", "hours", "--json"))
+    (menu,) = [n["menu"] for n in two["nodes"] if n["id"] == "menu"]
+    assert menu["digit_targets"] == {"1": "bye", "2": "hours"}
+    one = ok_json(hibiki("routing", "remove-digit", "時間外窓口", "menu", "1", "--json"))
+    assert [n["menu"]["digit_targets"] for n in one["nodes"] if n["id"] == "menu"] == [{"2": "hours"}]
+    missing = hibiki("routing", "remove-digit", "時間外窓口", "menu", "9")
+    assert missing.exit_code == 3 and "routes no '9'" in missing.stderr
+    ok_json(
+        hibiki(
+            "guidance", "create-file", "時間外メニュー", "--text", "ご用件の番号を押してください。", "--json"
+        )
+    )
+    other = ok_json(
+        hibiki("guidance", "register", "時間外メニュー", "--audio-file", "時間外メニュー", "--json")
+    )
+    prompted = ok_json(hibiki("routing", "set-prompt", "+81501234100", "menu", "時間外メニュー", "--json"))
+    assert [n["menu"]["prompt_guidance_id"] for n in prompted["nodes"] if n["id"] == "menu"] == [other["id"]]
+    tuned = ok_json(
+        hibiki("routing", "set-menu", flow_id, "menu", "--max-invalid-attempts", "2",
+               "--first-digit-timeout", "4", "--fallback", "bye", "--json")
+    )  # fmt: skip
+    (menu,) = [n["menu"] for n in tuned["nodes"] if n["id"] == "menu"]
+    assert (menu["max_invalid_attempts"], menu["first_digit_timeout"], menu["fallback_node_id"]) == (
+        2,
+        "4s",
+        "bye",
+    )
+    # Business hours, caller rejection, the blocklist.
+    hours = ok_json(
+        hibiki("routing", "set-business-hours", "時間外窓口", "hours", "--window", "mon-fri 09:00-18:00",
+               "--closed-on-public-holidays", "--closed-date", "2026-12-31", "--json")
+    )  # fmt: skip
+    (business,) = [n["business_hours"] for n in hours["nodes"] if n["id"] == "hours"]
+    assert business["windows"] == [{"weekdays": [1, 2, 3, 4, 5], "start_time": "09:00", "end_time": "18:00"}]
+    assert (business["closed_on_public_holidays"], business["closed_dates"]) == (True, ["2026-12-31"])
+    rejecting = ok_json(
+        hibiki(
+            "routing",
+            "set-caller-rejection",
+            "時間外窓口",
+            "--reject-withheld",
+            "--reject-blocklisted",
+            "--json",
+        )
+    )
+    assert (
+        rejecting["caller_rejection"]["reject_withheld"]
+        and rejecting["caller_rejection"]["reject_blocklisted"]
+    )
+    assert hibiki("routing", "validate", "時間外窓口").exit_code == 0
+    assert ok_json(hibiki("routing", "publish", "時間外窓口", "--json"))["version"] == 1
+    assert [v["version"] for v in ok_json(hibiki("routing", "versions", "時間外窓口", "--json"))] == [1]
+    saturday = ok_json(
+        hibiki(
+            "routing",
+            "dry-run",
+            "時間外窓口",
+            "--at",
+            "2026-12-05 10:00",
+            "--caller",
+            "+819012345678",
+            "--json",
+        )
+    )
+    assert saturday["call_ended"] is True
+    ok_json(hibiki("routing", "block", "add", "+819011112222", "--note", "迷惑電話", "--json"))
+    listed = hibiki("routing", "block", "list", "-o", "tsv")
+    assert "+819011112222\t迷惑電話" in listed.stdout
+    assert ok_json(hibiki("routing", "block", "remove", "+819011112222", "--json")) == {
+        "removed": "+819011112222"
+    }
+    assert "+819011112222" not in hibiki("routing", "block", "list", "--json").stdout
+    renamed = ok_json(hibiki("routing", "update", flow_id, "--name", "夜間窓口", "--json"))
+    assert renamed["name"] == "夜間窓口"
+
+    # A name two flows share is refused with both; an unknown name says so.
+    twin = ok_json(
+        hibiki("routing", "create", str(hours_flow(tmp_path, prompt["guidance"], "+81501234101")), "--json")
+    )
+    ok_json(hibiki("routing", "update", twin["id"], "--name", "夜間窓口", "--json"))
+    ambiguous = hibiki("routing", "show", "夜間窓口")
+    assert ambiguous.exit_code == 2 and "2 flows match '夜間窓口'" in ambiguous.stderr
+    assert flow_id in ambiguous.stderr and twin["id"] in ambiguous.stderr
+    unknown = hibiki("routing", "show", "昼間窓口")
+    assert unknown.exit_code == 4 and "no flow has the id or name '昼間窓口'" in unknown.stderr
+
+
+def test_sms_box_names_opt_outs_and_each_field_error_once(sms_gateway: ServiceSpec, hibiki: Hibiki) -> None:
+    ok_json(hibiki("sms-box", "create", "200", "資料請求", "--text", "資料はこちら", "--json"))
+    assert ok_json(hibiki("sms-box", "show", "資料請求", "--json"))["box_number"] == "200"
+    updated = ok_json(hibiki("sms-box", "update", "資料請求", "--url", "https://example.jp/d", "--json"))
+    assert (updated["box_number"], updated["revision"]) == ("200", 2)
+    assert len(ok_json(hibiki("sms-box", "revisions", "資料請求", "-o", "json"))) == 2
+    assert ok_json(hibiki("sms-box", "opt-out", "add", "+819033334444", "--json"))["recipient"]
+    assert ok_json(hibiki("sms-box", "opt-out", "remove", "+819033334444", "--json"))["removed"] is True
+    again = hibiki("sms-box", "opt-out", "remove", "+819033334444")
+    assert again.exit_code == 0 and "was not on the opt-out list" in again.stdout
+    too_long = hibiki("sms-box", "update", "200", "--text", "あ" * 2000)
+    assert too_long.exit_code == 3 and too_long.stderr.count("message_text") == 1, too_long.stderr
+
+
+def test_report_commands_for_calls_funnel_clicks_and_csv_kinds(
+    reporting: ServiceSpec, hibiki: Hibiki, tmp_path: Path
+) -> None:
+    wait_for_report(hibiki)
+    days = ("--from", str(DAY1.date()), "--to", str(DAY2.date()))
+    calls = ok_json(hibiki("report", "calls", *days, "--json"))
+    assert calls and {"call_id", "caller_number", "outcome"} <= calls[0].keys()
+    abandoned = ok_json(hibiki("report", "calls", *days, "--outcome", "abandoned", "--json"))
+    assert abandoned and all(c["outcome"] == "CALL_OUTCOME_ABANDONED" for c in abandoned)
+    funnel = ok_json(hibiki("report", "funnel", *days, "--json"))
+    assert {r["route_id"] for r in funnel} == set(EXPECTED_FUNNEL)
+    assert hibiki("report", "link-clicks", *days).exit_code == 0
+    csv_file = tmp_path / "calls.csv"
+    exported = hibiki("report", "export-csv", *days, "--kind", "calls", "-o", str(csv_file))
+    assert exported.exit_code == 0 and csv_file.read_bytes().decode("utf-8-sig").count("\n") >= len(calls)
+    status = ok_json(hibiki("report", "status", "--as-of", "2026-12-01 12:00", "--json"))
+    assert status["final_through_date"] < "2026-12-01"

@@ -27,6 +27,7 @@ from hibiki_devstack import demo
 from hibiki_devstack.cli import UP_LINE, busy_ports
 from hibiki_devstack.infra import free_port
 from hibiki_devstack.sip_phone import SipPhone
+from hibiki_runtime.phone import written_form
 
 GRPC_GUIDANCE, GRPC_REPORTING, HTTP_REPORTING, SMPP, SIP = 50051, 50054, 9104, 2775, 5060
 
@@ -197,13 +198,15 @@ async def test_make_run_provisions_the_demo_tenant_fills_the_report_and_stops_cl
         # the CSV command printed at start-up works with the printed token
         today = tokyo_days().end_date
         url = f"http://127.0.0.1:{HTTP_REPORTING + run.offset}/reports/daily.csv?from={today}&to={today}"
-        operator = next(line for line in run.output if "export TOKEN=" in line).split("=", 1)[1].strip()
+        operator = (
+            next(line for line in run.output if "HIBIKI_TOKEN=" in line).split("HIBIKI_TOKEN=", 1)[1].strip()
+        )
         async with (
             aiohttp.ClientSession() as http,
             http.get(url, headers={"Authorization": f"Bearer {operator}"}) as response,
         ):
             assert response.status == 200
-            assert demo.DIALED_NUMBER in (await response.read()).decode("utf-8-sig")
+            assert written_form(demo.DIALED_NUMBER) in (await response.read()).decode("utf-8-sig")
     finally:
         exit_code = await run.interrupt()
     assert exit_code == 0, "".join(run.output)

@@ -233,7 +233,8 @@ async def test_seed_scenarios_end_to_end(
         assert summary["errors"] == 0 and summary["audio_errors"] == 0
     seed = {b: lines[f"{b}:e2e-seed"] for b in SEED_SCHEDULE}
     actions = await call_actions_of(bootstrap, {line["call_id"] for line in seed.values()})
-    menu = provisioned.menu_guidance_id
+    # The published version plays the content pinned when it was published: `<guidance id>@<revision>`.
+    menu = f"{provisioned.menu_guidance_id}@1"
 
     def prompts(behaviour: str) -> list[tuple[int, list[str]]]:
         return [
@@ -252,13 +253,13 @@ async def test_seed_scenarios_end_to_end(
     # invalid → the seed's miss guidance + the original prompt, then the right digit
     assert prompts("wrong_then_right")[1] == (
         call_actions_pb2.PROMPT_REASON_INVALID_INPUT,
-        [provisioned.invalid_input_guidance_id, menu],
+        [f"{provisioned.invalid_input_guidance_id}@1", menu],
     )
     assert seed["wrong_then_right"]["sms_promised"]
     # timeout → the seed's timeout guidance + the original prompt
     assert prompts("timeout_then_right")[1] == (
         call_actions_pb2.PROMPT_REASON_TIMEOUT,
-        [provisioned.input_timeout_guidance_id, menu],
+        [f"{provisioned.input_timeout_guidance_id}@1", menu],
     )
     assert seed["timeout_then_right"]["sms_promised"]
     # three failures → fallback

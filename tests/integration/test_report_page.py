@@ -28,6 +28,7 @@ from hibiki_reporting.domain.calendar import TOKYO, BusinessCalendar, report_dat
 from hibiki_reporting.domain.finalization import FinalizationSchedule
 from hibiki_runtime.events import ALL_TOPICS
 from hibiki_runtime.kafka import ensure_topics
+from hibiki_runtime.phone import to_e164
 from selenium import webdriver
 from selenium.webdriver import ChromeOptions
 from selenium.webdriver.chrome.service import Service
@@ -40,6 +41,7 @@ from yarl import URL
 from services.reporting.tests.reporting_events import (
     EXPECTED,
     EXPECTED_FUNNEL,
+    EXPECTED_HOURLY,
     SHOP,
     SUPPORT,
     recorded_sequence,
@@ -273,9 +275,15 @@ async def test_browser_logs_in_picks_a_range_downloads_the_csv_and_traces_a_call
         ):
             assert downloaded.read_bytes() == await reply.read()
         table = list(csv.DictReader(io.StringIO(downloaded.read_text(encoding="utf-8-sig"))))
-        assert {(row["日付"], row["着信番号"].lstrip("'")): int(row["着信数"]) for row in table} == {
+        assert {(row["日付"], to_e164(row["着信番号"])): int(row["着信数"]) for row in table} == {
             key: value[0] for key, value in expected_rows().items()
         }
+        # The call history, one line per call, through the page's session as well.
+        browser.find_element(By.ID, "calls-csv-download").click()
+        history = list(
+            csv.DictReader(io.StringIO(wait_for_file(downloads, "calls_*.csv").read_text("utf-8-sig")))
+        )
+        assert len(history) == sum(value[0] for value in expected_rows().values())
 
         # The "SMS did not arrive" checklist for the caller of the first day.
         browser.find_element(By.ID, "caller_number").send_keys("090-1234-5678")
@@ -302,5 +310,116 @@ async def test_browser_logs_in_picks_a_range_downloads_the_csv_and_traces_a_call
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         browser.set_window_size(1280, browser.execute_script("return document.body.scrollHeight") + 40)
         assert browser.save_screenshot(str(SCREENSHOT))
+    finally:
+        browser.quit()
+
+
+# A phone: 390 x 844 CSS pixels (e.g. iPhone 12-15).
+PHONE_WIDTH, PHONE_HEIGHT = 390, 844
+CHART_SERIES = ("calls", "sms-requested", "sms-accepted", "sms-delivered")
+
+
+def expected_days() -> dict[str, tuple[int, ...]]:
+    """Day → calls, SMS requested, accepted, delivered of both dialed numbers: the daily rows added up."""
+    days: dict[str, tuple[int, ...]] = {}
+    for (offset, _dialed), (calls, _abandoned, requested, accepted, delivered, *_rest) in EXPECTED.items():
+        day = (DAY1.date() + timedelta(days=offset)).isoformat()
+        before = days.get(day, (0, 0, 0, 0))
+        days[day] = tuple(a + b for a, b in zip(before, (calls, requested, accepted, delivered), strict=True))
+    return days
+
+
+def expected_hours(offset: int) -> dict[str, tuple[int, ...]]:
+    day = (DAY1.date() + timedelta(days=offset)).isoformat()
+    return {f"{day}T{hour:02}:00": EXPECTED_HOURLY.get((offset, hour), (0, 0, 0, 0)) for hour in range(24)}
+
+
+def chart(browser: webdriver.Chrome) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """The chart's granularity and each hour's or day's figures, from its data-* attributes."""
+    svg = browser.find_element(By.ID, "activity")
+    buckets = {
+        attribute(group, "data-bucket"): tuple(int(attribute(group, f"data-{name}")) for name in CHART_SERIES)
+        for group in svg.find_elements(By.CSS_SELECTOR, "g.bucket")
+    }
+    return attribute(svg, "data-granularity"), buckets
+
+
+def assert_fits_the_phone(browser: webdriver.Chrome) -> None:
+    width = browser.execute_script("return window.innerWidth")
+    assert width == PHONE_WIDTH
+    overflow = browser.execute_script("return document.documentElement.scrollWidth")
+    assert overflow <= width, f"the page is {overflow} px wide on a {width} px screen"
+
+
+def box(browser: webdriver.Chrome, element: WebElement) -> dict[str, float]:
+    rect: dict[str, float] = browser.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width};",
+        element,
+    )
+    return rect
+
+
+async def test_the_page_fits_a_phone_and_charts_calls_and_sms_per_day_and_per_hour(
+    reporting: ServiceSpec,
+) -> None:
+    options, service = chromium()
+    url = base_url(reporting)
+    browser = webdriver.Chrome(options=options, service=service)
+    try:
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": PHONE_WIDTH, "height": PHONE_HEIGHT, "deviceScaleFactor": 3, "mobile": True},
+        )
+        browser.get(f"{url}/reports/login")
+        assert_fits_the_phone(browser)
+        browser.find_element(By.ID, "token").send_keys("token-a-viewer")
+        submit(browser, "login")
+        browser.get(f"{url}/reports/?from={DAY1.date()}&to={DAY2.date()}")
+
+        assert_fits_the_phone(browser)
+        # The daily table scrolls inside its own box instead.
+        scroller = browser.find_element(By.ID, "daily-scroll")
+        assert scroller.value_of_css_property("overflow-x") in ("auto", "scroll")
+        assert browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth", scroller)
+        browser.execute_script("arguments[0].scrollLeft = 80", scroller)
+        assert browser.execute_script("return arguments[0].scrollLeft", scroller) > 0
+        assert box(browser, scroller)["right"] <= PHONE_WIDTH
+        # The CSV buttons are on the screen, without scrolling sideways.
+        for button in ("csv-download", "csv-download-sjis", "calls-csv-download", "sms-csv-download"):
+            rect = box(browser, browser.find_element(By.ID, button))
+            assert rect["left"] >= 0 and rect["right"] <= PHONE_WIDTH, (button, rect)
+            assert rect["top"] >= 0 and rect["bottom"] <= PHONE_HEIGHT, (button, rect)
+        # Both charts scale down to the screen (viewBox, width 100%).
+        for svg_id in ("activity", "funnel"):
+            svg = browser.find_element(By.ID, svg_id)
+            assert (svg.get_dom_attribute("viewBox") or "").startswith("0 0 ")
+            rect = box(browser, svg)
+            assert rect["left"] >= 0 and rect["right"] <= PHONE_WIDTH and rect["width"] > 200, (svg_id, rect)
+
+        # Per day for the two recorded days: the daily rows' figures, both numbers added up.
+        assert chart(browser) == ("day", expected_days())
+
+        # Per Asia/Tokyo hour for a one-day range: day 1's calls at 10:00-10:07, day 2's at 00:30.
+        for offset, day in ((0, DAY1.date()), (1, DAY2.date())):
+            browser.get(f"{url}/reports/?from={day}&to={day}")
+            assert chart(browser) == ("hour", expected_hours(offset))
+            assert_fits_the_phone(browser)
+        # The dialed-number filter: day 1 of SUPPORT only.
+        browser.get(f"{url}/reports/?from={DAY1.date()}&to={DAY1.date()}&dialed_number={SUPPORT}")
+        calls, _abandoned, requested, accepted, delivered, *_rest = EXPECTED[0, SUPPORT]
+        hours = expected_hours(0)
+        hours[f"{DAY1.date()}T10:00"] = (calls, requested, accepted, delivered)
+        assert chart(browser) == ("hour", hours)
+        title = browser.find_element(By.ID, "activity-title").get_attribute("textContent")
+        assert title == "時間別の着信数・SMS送信依頼数・送信完了・到達"
+
+        # Errors are Japanese pages that fit the phone too.
+        browser.get(f"{url}/reports/no-such-page")
+        assert browser.find_element(By.ID, "error-page").get_attribute("data-status") == "404"
+        assert "ページが見つかりません" in browser.find_element(By.TAG_NAME, "h1").text
+        assert_fits_the_phone(browser)
+        browser.get(f"{url}/reports/?from={DAY2.date()}&to={DAY1.date()}")
+        assert "終了日は開始日と同じ日か" in browser.find_element(By.ID, "error").text
     finally:
         browser.quit()

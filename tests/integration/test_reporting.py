@@ -20,7 +20,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from hibiki.call.v1 import call_events_pb2
+from hibiki.call.v1 import call_actions_pb2, call_events_pb2
 from hibiki.reporting.v1 import report_service_pb2 as pb
 from hibiki.reporting.v1 import report_service_pb2_grpc as pb_grpc
 from hibiki.sms.v1 import sms_results_pb2
@@ -30,6 +30,7 @@ from hibiki_reporting.domain.calendar import TOKYO, BusinessCalendar, report_dat
 from hibiki_reporting.domain.finalization import FinalizationSchedule
 from hibiki_runtime.events import ALL_TOPICS, CALL_EVENTS, dlq_topic
 from hibiki_runtime.kafka import ensure_topics
+from hibiki_runtime.phone import to_e164
 
 from services.reporting.tests.reporting_events import (
     CALLER,
@@ -254,7 +255,7 @@ def parse_csv(text: str) -> dict[tuple[str, str], tuple]:
     rows = list(csv.DictReader(io.StringIO(text)))
     unsupported = "SMS送信不可(非対応キャリア)"
     return {
-        (row["日付"], row["着信番号"].removeprefix("'")): (
+        (row["日付"], to_e164(row["着信番号"])): (
             int(row["着信数"]), int(row["途中放棄数"]), int(row["SMS送信依頼数"]), int(row["SMS送信完了数"]),
             int(row["SMS到達数"]), int(row["SMS不達数"]),
             {"unsupported_carrier": int(row[unsupported])} if int(row["SMS送信不可数"]) else {},
@@ -289,6 +290,36 @@ async def test_csv_over_grpc_stream(ingested: object, client: pb_grpc.ReportServ
     request = pb.ExportCsvRequest(range=whole_range(), encoding=pb.CSV_ENCODING_CP932)
     data = b"".join([chunk.data async for chunk in client.ExportCsv(request, metadata=VIEWER)])
     assert parse_csv(data.decode("cp932")) == expected_report()
+
+
+async def test_call_and_sms_history_csv_over_http_and_grpc(
+    ingested: object, reporting: ServiceSpec, client: pb_grpc.ReportServiceStub
+) -> None:
+    report = expected_report()
+    calls = sum(value[0] for value in report.values())
+    sms = sum(value[2] for value in report.values())
+    base = f"http://127.0.0.1:{reporting.http_port}/reports"
+    query = {"from": DAY1.date().isoformat(), "to": (DAY1.date() + timedelta(days=1)).isoformat()}
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer token-a-viewer"}) as http:
+        async with http.get(f"{base}/calls.csv", params=query) as reply:
+            assert reply.status == 200 and "calls_" in reply.headers["Content-Disposition"]
+            call_rows = list(csv.DictReader(io.StringIO((await reply.read()).decode("utf-8-sig"))))
+        async with http.get(f"{base}/sms.csv", params={**query, "encoding": "cp932"}) as reply:
+            sms_rows = list(csv.DictReader(io.StringIO((await reply.read()).decode("cp932"))))
+        async with http.get(f"{base}/sms.csv", params={**query, "from": "x"}) as reply:
+            assert reply.status == 400
+    assert len(call_rows) == calls and len({row["通話ID"] for row in call_rows}) == calls
+    assert {(row["日付"], to_e164(row["着信番号"])) for row in call_rows} == set(report)
+    assert all(not row["着信番号"].startswith(("'", "+")) for row in call_rows)
+    assert len(sms_rows) == sms and all(row["状態"] and row["依頼ID"] for row in sms_rows)
+
+    request = pb.ExportCsvRequest(range=whole_range(), kind=pb.CSV_KIND_CALLS)
+    data = b"".join([chunk.data async for chunk in client.ExportCsv(request, metadata=VIEWER)])
+    assert len(list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))) == calls
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for _ in client.ExportCsv(pb.ExportCsvRequest(range=whole_range(), kind=99), metadata=VIEWER):
+            pass
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "kind" in str(raised.value.details())
 
 
 async def test_finalization_status_and_metrics(
@@ -347,6 +378,72 @@ async def test_a_call_the_platform_lost_is_a_platform_failure_not_abandoned(
     ):
         (exported,) = csv.DictReader(io.StringIO((await csv_reply.read()).decode("cp932")))
     assert (exported["途中放棄数"], exported["通話切断(システム障害)数"]) == ("0", "1")
+
+
+async def test_every_wrong_key_counts_and_a_hang_up_during_number_capture_is_a_figure_of_its_own(
+    ingested: object, broker: Broker, reporting: ServiceSpec, client: pb_grpc.ReportServiceStub
+) -> None:
+    # Two days before the recorded sequence (and before the lost call's day): their figures stay as expected.
+    day = DAY1 - timedelta(days=2)
+    landline = "+81612340000"  # cannot receive SMS: the SMS route asks for a mobile number
+    hangup = call_events_pb2.END_REASON_CALLER_HANGUP
+    s = Recorder(TENANT)
+    # 7, 8, 0 at the main menu (limit 3) → its fallback node, the sub menu (routing marks that prompt).
+    s.started("fb-1", day, SHOP)
+    for step, key in ((1, "7"), (2, "8"), (3, "0")):
+        s.prompt(
+            "fb-1", step, day + timedelta(seconds=step), "main", reason=1 if step == 1 else 2, inv=step - 1
+        )
+        s.digits("fb-1", step, day + timedelta(seconds=step + 1), key)
+    s.prompt("fb-1", 4, day + timedelta(seconds=5), "sub")
+    s.records[-1][2].fallback = call_actions_pb2.FALLBACK_CAUSE_INVALID_INPUT  # type: ignore[attr-defined]
+    s.ended("fb-1", day + timedelta(seconds=9), hangup, 4)
+    # 1 = SMS; asked for a mobile number (number capture), the caller hangs up.
+    s.started("cap-1", day + timedelta(seconds=60), SHOP, landline)
+    s.prompt("cap-1", 1, day + timedelta(seconds=61), "main")
+    s.digits("cap-1", 1, day + timedelta(seconds=65), "1")
+    capture = call_actions_pb2.PlayAndCollect(
+        route_id="sms", route_name="SMS送信", reason=1, input_kind=call_actions_pb2.INPUT_KIND_MOBILE_NUMBER
+    )
+    s.action("cap-1", 2, day + timedelta(seconds=65), "play_and_collect", capture)
+    s.ended("cap-1", day + timedelta(seconds=80), hangup, 2)
+    for topic in ("call.events", "call.actions"):
+        await produce(broker.bootstrap_servers, topic, [(k, m) for t, k, m in s.records if t == topic])
+    one_day = pb.DateRange(start_date=day.date().isoformat(), end_date=day.date().isoformat())
+    deadline = time.monotonic() + 30
+    while True:
+        reply = await client.GetDailyReport(pb.GetDailyReportRequest(range=one_day), metadata=VIEWER)
+        done = [(r.calls, r.abandoned_in_number_capture) for r in reply.rows] == [(2, 1)]
+        if done or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    (row,) = reply.rows
+    assert (row.calls, row.abandoned_calls, row.abandoned_in_number_capture) == (2, 2, 1)
+    funnel = await client.GetRouteFunnel(pb.GetRouteFunnelRequest(range=one_day), metadata=VIEWER)
+    assert {r.route_id: (r.reached, r.invalid_inputs, r.timeouts, r.abandoned) for r in funnel.rows} == {
+        "main": (2, 3, 0, 0),  # the third wrong key is counted although the menu fell back to a node
+        "sub": (1, 0, 0, 1),
+        "sms": (1, 0, 0, 1),
+    }
+    listed = await client.ListCalls(
+        pb.ListCallsRequest(range=one_day, outcome=pb.CALL_OUTCOME_ABANDONED_IN_NUMBER_CAPTURE),
+        metadata=VIEWER,
+    )
+    assert [(c.call_id, c.abandoned_route_id, c.abandoned_stage) for c in listed.calls] == [
+        ("cap-1", "sms", "number_capture")
+    ]
+    trace = await client.TraceCaller(
+        pb.TraceCallerRequest(caller_number=landline, range=one_day), metadata=VIEWER
+    )
+    assert "携帯電話番号の入力中" in trace.summary and "選ばれていない" not in trace.summary
+    url = f"http://127.0.0.1:{reporting.http_port}/reports/daily.csv"
+    query = {"from": one_day.start_date, "to": one_day.end_date, "encoding": "cp932"}
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": "Bearer token-a-viewer"}) as http,
+        http.get(url, params=query) as csv_reply,
+    ):
+        (exported,) = csv.DictReader(io.StringIO((await csv_reply.read()).decode("cp932")))
+    assert (exported["途中放棄数"], exported["途中放棄数(携帯番号入力中)"]) == ("2", "1")
 
 
 async def test_killed_mid_ingestion_the_restarted_service_reports_exactly(

@@ -137,7 +137,7 @@ async def test_flow_editing_is_tenant_scoped_role_checked_and_versioned(
     assert stale.value.code() == grpc.StatusCode.ABORTED
 
     bad = menu_flow()
-    bad.dialed_number = "0355550002"
+    bad.dialed_number = "03-5555-0002 ext. 9"  # not a phone number
     with pytest.raises(grpc.aio.AioRpcError) as invalid:
         await api.CreateFlow(pb.CreateFlowRequest(flow=bad), metadata=OPERATOR)
     assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -210,6 +210,9 @@ async def test_calls_through_the_broker_produce_actions_and_one_sms_request_each
         "3 collect INVALID_INPUT i2 t0",
         "4 hangup completed [g-sorry]",
     ]
+    # The action entering the fallback says so (reporting counts the third wrong key from it); no other does.
+    fallbacks = [a.fallback for a in of_call(records, "rt-bad")]
+    assert fallbacks == [0, 0, 0, call_actions_pb2.FALLBACK_CAUSE_INVALID_INPUT]
     assert [summary(a) for a in of_call(records, "rt-late")] == [
         "1 collect INITIAL i0 t0",
         "2 collect TIMEOUT i0 t1",

@@ -181,7 +181,9 @@ async def test_preview_counts_ucs2_characters_and_segments(boxes: box_grpc.SmsBo
         box_pb.PreviewMessageRequest(message_text="あ" * 70 + "😀", url=""), metadata=VIEWER
     )
     assert (preview.encoding, preview.characters, preview.segments) == ("UCS-2", 72, 2)
-    assert (preview.max_characters, preview.characters_left) == (660, 588)
+    assert (preview.max_characters, preview.characters_left, preview.characters_over) == (660, 588, 0)
+    over = await boxes.PreviewMessage(box_pb.PreviewMessageRequest(message_text="あ" * 700), metadata=VIEWER)
+    assert (over.characters, over.characters_left, over.characters_over) == (700, 0, 40)
 
 
 async def test_search_pages_through_the_tenants_boxes_only(boxes: box_grpc.SmsBoxServiceAsyncStub) -> None:

@@ -66,3 +66,15 @@ def test_log_context_fields_reach_every_line_written_inside_it(capsys: pytest.Ca
 )
 def test_trace_id_is_read_from_w3c_traceparent(traceparent: str, trace_id: str) -> None:
     assert trace_id_of(traceparent) == trace_id
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("caller ０９０－１２３４－５６７８ typed", "caller *********78 typed"),
+        ("caller ＋８１９０１２３４５６７８ typed", "caller +**********78 typed"),
+        ("caller 090 1234 5678 typed", "caller *********78 typed"),
+    ],
+)
+def test_numbers_written_any_way_the_runtime_accepts_are_masked(text: str, masked: str) -> None:
+    assert mask_phone_numbers(text) == masked

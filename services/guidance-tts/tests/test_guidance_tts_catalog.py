@@ -441,3 +441,89 @@ async def test_unknown_system_prompts_are_not_found_and_tokens_decide_the_tenant
     with pytest.raises(grpc.aio.AioRpcError) as other_tenant:
         await streamed(edges, "platform-a", guidance_id=tenant_b)
     assert other_tenant.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_pinned_user_keeps_playing_the_audio_it_was_recorded_with(
+    service: Service, edges: Edges
+) -> None:
+    """A published flow version hears its guidance as published, even after the audio changes."""
+    first = await service.library.create(A, "案内A", "一番目の案内です。")
+    guidance = await service.catalog.create(A, GuidanceType.ANNOUNCEMENT, "お知らせ", True, first.id)
+    old_audio = (await service.catalog.wav(A, AudioFormat.MULAW_8K, guidance_id=guidance.id)).data
+    v1 = GuidanceUser("routing-flow/f/v1", "受付フロー v1")
+
+    applied, pins = await service.catalog.set_usage(A, v1, 1, [guidance.id], pin_content=True)
+    assert (applied, pins) == (True, {guidance.id: 1})
+
+    # The text changes (the old audio is no longer any file's), then the guidance plays another file.
+    await service.library.update(A, first.id, "案内の文面を変えました。", 1)
+    second = await service.library.create(A, "案内B", "二番目の案内です。")
+    await service.catalog.update(A, guidance.id, "", second.id, 0)
+    await service.library.delete(A, first.id)
+
+    pinned = f"{guidance.id}@1"
+    assert (await service.catalog.wav_by_id(A, AudioFormat.MULAW_8K, pinned)).data == old_audio
+    assert await streamed(edges, "platform-a", guidance_id=pinned) == old_audio
+    async with edges.http.get(
+        f"/audio/{pinned}.wav", headers={"Authorization": "Bearer platform-a"}
+    ) as reply:
+        assert reply.status == 200 and await reply.read() == old_audio
+    now = (await service.catalog.wav_by_id(A, AudioFormat.MULAW_8K, guidance.id)).data
+    assert now != old_audio
+
+    # The next version pins the new content; re-recording v1 with its pin keeps the old one.
+    v2 = GuidanceUser("routing-flow/f/v2", "受付フロー v2")
+    assert (await service.catalog.set_usage(A, v2, 2, [guidance.id], pin_content=True))[1] == {guidance.id: 2}
+    again = await service.catalog.set_usage(
+        A, v1, 1, [guidance.id], pin_content=True, content_revisions={guidance.id: 1}
+    )
+    assert again == (True, {guidance.id: 1})
+    assert (await service.catalog.wav_by_id(A, AudioFormat.MULAW_8K, f"{guidance.id}@2")).data == now
+    with pytest.raises(InvalidArgument):
+        await service.catalog.set_usage(
+            A, v1, 1, [guidance.id], pin_content=True, content_revisions={guidance.id: 9}
+        )
+    with pytest.raises(NotFound):
+        await service.catalog.wav_by_id(A, AudioFormat.MULAW_8K, f"{guidance.id}@9")
+    with pytest.raises(NotFound):  # pins are per tenant
+        await service.catalog.wav_by_id(B, AudioFormat.MULAW_8K, pinned)
+
+    # The same over gRPC, as routing records a version.
+    reply = await edges.grpc.SetGuidanceUsage(
+        pb.SetGuidanceUsageRequest(
+            user_id="routing-flow/f/v3",
+            display_name="受付フロー v3",
+            version=3,
+            guidance_ids=[guidance.id, "not-created"],
+            skip_unknown=True,
+            pin_content=True,
+            content_revisions={guidance.id: 1},
+        ),
+        metadata=(("authorization", "Bearer platform-a"),),
+    )
+    assert reply.applied and dict(reply.content_revisions) == {guidance.id: 1}
+    await service.catalog.set_usage(A, GuidanceUser("routing-flow/f/v3", "受付フロー v3"), 3, [])
+
+    # Once no user pins it, the old audio goes with the usage.
+    await service.catalog.set_usage(A, v1, 2, [])
+    with pytest.raises(NotFound):
+        await service.catalog.wav_by_id(A, AudioFormat.MULAW_8K, pinned)
+
+
+async def test_a_draft_usage_skips_unknown_guidances_and_refusals_name_every_user(service: Service) -> None:
+    audio_file = await service.library.create(A, "メニュー", MENU_TEXT)
+    guidance = await service.catalog.create(A, GuidanceType.PB_ROUTING, "メニュー", True, audio_file.id)
+    draft = GuidanceUser("routing-flow/f", "受付フロー (draft)")
+
+    with pytest.raises(InvalidArgument):
+        await service.catalog.set_usage(A, draft, 5, [guidance.id, "not-created-yet"])
+    assert await service.catalog.set_usage(
+        A, draft, 5, [guidance.id, "not-created-yet"], skip_unknown=True
+    ) == (
+        True,
+        {},
+    )
+    await service.catalog.set_usage(A, GuidanceUser("routing-flow/f/v1", "受付フロー v1"), 1, [guidance.id])
+
+    with pytest.raises(FailedPrecondition, match=r"受付フロー \(draft\), 受付フロー v1"):
+        await service.catalog.delete(A, guidance.id)

@@ -55,6 +55,16 @@ def test_system_prompt_ids_name_the_seed_texts_the_digits_a_pause_and_the_read_b
             system_prompt(unknown)
 
 
+def test_routing_has_a_closing_guidance_and_an_sms_unavailable_notice_each_tenant_can_reword() -> None:
+    closing, unavailable = system_prompt("system:closing"), system_prompt("system:sms_unavailable")
+    assert isinstance(closing, SystemGuidance) and isinstance(unavailable, SystemGuidance)
+    assert closing.text.startswith("入力が確認できなかったため、通話を終了いたします。")
+    assert "SMSをお送りできません" in unavailable.text
+    # Tenant-editable like every spoken system prompt: a guidance of its own per tenant, created on first use.
+    assert closing.guidance_id("tenant-a") != closing.guidance_id("tenant-b")
+    assert not closing.with_tenant and not closing.trim_silence
+
+
 def test_system_ids_are_stable_per_tenant_and_differ_between_tenants() -> None:
     spec = SYSTEM_GUIDANCES[0]
     assert spec.guidance_id("tenant-a") == "6d7b5700-1c87-5abf-b465-c399e9410105"  # stored rows use it

@@ -1,3 +1,5 @@
+import unicodedata
+
 import pytest
 from hibiki_guidance_tts.domain.text_rules import NAME_MAX_CHARS, TEXT_MAX_CHARS, clean_name, clean_text
 from hibiki_runtime.errors import InvalidArgument
@@ -90,3 +92,15 @@ def test_accepted_text_is_already_clean(text: str) -> None:
         return
     assert clean_text("text", cleaned) == cleaned
     assert 1 <= len(cleaned) <= TEXT_MAX_CHARS
+
+
+# 𠮷 (U+20BB7, as in 𠮷野家), 𡈽 (U+2123D), a CJK extension H ideograph (U+31350), a compatibility
+# supplement ideograph (U+2F800) and 葛 with an ideographic variation selector (U+E0100).
+CJK_BEYOND_THE_BMP = ["𠮷野家", "𡈽屋", "\U00031350田", "\U0002f800", "葛\U000e0100飾"]
+
+
+@pytest.mark.parametrize("text", CJK_BEYOND_THE_BMP)
+def test_kanji_outside_the_bmp_are_accepted_in_names_and_texts(text: str) -> None:
+    stored = unicodedata.normalize("NFC", text)  # a compatibility ideograph is stored as its unified form
+    assert clean_name("name", text) == stored
+    assert clean_text("text", f"{text}へようこそ。") == f"{stored}へようこそ。"

@@ -38,6 +38,7 @@ class Recorder:
     tenant: str
     prefix: str = ""
     records: list[tuple[str, str, Message]] = field(default_factory=list)
+    flow_id: str = "flow-1"
 
     def _add(
         self, topic: str, key: str, message: Message, body: Message, event_id: str, at: datetime
@@ -84,7 +85,12 @@ class Recorder:
         call_id = self.prefix + call_id
         action_id = f"{call_id}:{step}"
         message = actions.CallAction(
-            call_id=call_id, action_id=action_id, step=step, flow_id="flow-1", flow_version=1, **{name: body}
+            call_id=call_id,
+            action_id=action_id,
+            step=step,
+            flow_id=self.flow_id,
+            flow_version=1,
+            **{name: body},
         )
         self._add(CALL_ACTIONS, call_id, message, body, action_id, at)
 
@@ -227,4 +233,10 @@ EXPECTED = {
 EXPECTED_FUNNEL = {
     "main": (8, 2, 1, 2),
     "sub": (1, 0, 0, 0),
+}
+# (day offset, Asia/Tokyo hour) → calls, SMS requested, accepted (送信完了), delivered (到達), both numbers;
+# every other hour of the two days is all zero. Day 1's calls start 10:00–10:07, day 2's at 00:30.
+EXPECTED_HOURLY = {
+    (0, 10): (8, 4, 2, 1),
+    (1, 0): (1, 1, 0, 0),
 }

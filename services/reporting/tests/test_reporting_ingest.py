@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.message import Message
+from hibiki.call.v1 import call_actions_pb2 as actions_pb2
 from hibiki.call.v1 import call_events_pb2
 from hibiki.sms.v1 import sms_results_pb2
 from hibiki_reporting.adapters.metrics import ReportingMetrics
@@ -38,6 +39,7 @@ from services.reporting.tests.reporting_events import (
     OTHER_CALLER,
     SHOP,
     SNAPSHOT,
+    SUPPORT,
     Recorder,
     recorded_sequence,
 )
@@ -124,6 +126,31 @@ async def test_recorded_sequence_with_duplicates_and_reordering_gives_exact_figu
     assert funnel == EXPECTED_FUNNEL
 
 
+async def test_the_funnel_of_all_numbers_keeps_flows_that_share_a_route_id_apart(sessions) -> None:
+    shop, support = (
+        Recorder(TENANT, flow_id="flow-shop"),
+        Recorder(TENANT, prefix="s-", flow_id="flow-support"),
+    )
+    for recorder, dialed, name, calls in (
+        (shop, SHOP, "予約メニュー", 2),
+        (support, SUPPORT, "サポート窓口", 1),
+    ):
+        for n in range(calls):
+            call = f"call-{n}"
+            recorder.started(call, DAY1, dialed)
+            menu = actions_pb2.PlayAndCollect(route_id="menu", route_name=name, reason=1)
+            recorder.action(call, 1, DAY1 + timedelta(seconds=1), "play_and_collect", menu)
+            recorder.ended(call, DAY1 + timedelta(seconds=9), call_events_pb2.END_REASON_CALLER_HANGUP, 1)
+    await feed(ingestor(sessions), shop.records + support.records)
+
+    rows = await queries(sessions).route_funnel(TENANT, DayRange(DAY1.date(), DAY1.date()))
+
+    assert {(r.flow_id, r.route_id, r.route_name, r.dialed_number, r.reached, r.abandoned) for r in rows} == {
+        ("flow-shop", "menu", "予約メニュー", SHOP, 2, 2),
+        ("flow-support", "menu", "サポート窓口", SUPPORT, 1, 1),
+    }
+
+
 async def test_trace_answers_the_checklist(sessions) -> None:
     await feed(ingestor(sessions), recorded_sequence(TENANT, DAY1))
     report = queries(sessions)
@@ -179,10 +206,11 @@ async def test_csv_stream_has_exact_figures(sessions) -> None:
 
     lines = b"".join(chunks).decode("cp932").splitlines()
     assert len(lines) == 4
-    assert lines[1].startswith(f"2026-11-09,'{SHOP},6,1,16.7,0,4,2,1,1,0,")
-    assert lines[1].endswith(",1,確定,0")  # … SMS送信失敗数, 状態, 通話切断(システム障害)数
-    assert lines[3].startswith(f"2026-11-10,'{SHOP},1,0,0.0,0,1,0,0,0,1,")
-    assert lines[3].endswith(",0,速報,0")
+    assert lines[1].startswith("2026-11-09,03-1234-5678,6,1,16.7,0,4,2,1,1,0,")
+    # … SMS送信失敗数, 状態, 通話切断(システム障害)数, 途中放棄数(携帯番号入力中), 確定後の変更
+    assert lines[1].endswith(",1,確定,0,0,")
+    assert lines[3].startswith("2026-11-10,03-1234-5678,1,0,0.0,0,1,0,0,0,1,")
+    assert lines[3].endswith(",0,速報,0,0,")
 
 
 async def test_retention_keeps_day_89_and_deletes_day_91(sessions) -> None:

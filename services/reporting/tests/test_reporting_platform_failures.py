@@ -11,6 +11,7 @@ from hibiki.call.v1 import call_events_pb2 as events
 from hibiki.reporting.v1 import report_service_pb2 as pb
 from hibiki_reporting.adapters.events import call_fact
 from hibiki_reporting.adapters.tables import END_REASON_LENGTH, call_records
+from hibiki_reporting.domain.activity import daily_activity
 from hibiki_reporting.domain.calendar import BusinessCalendar
 from hibiki_reporting.domain.calls import CallOutcome, materialize_call
 from hibiki_reporting.domain.csv_export import HEADERS, PLATFORM_FAILURES_HEADER, CsvEncoding, row_cells
@@ -32,6 +33,7 @@ from hibiki_reporting.domain.validation import DayRange
 from hibiki_reporting.entrypoints.messages import call_message, daily_row, outcome_of
 from hibiki_reporting.service_layer.export import csv_chunks
 from hibiki_reporting.service_layer.queries import CallTrace, Trace
+from hibiki_reporting.web.activity_chart import activity_chart
 from hibiki_reporting.web.funnel_chart import funnel_chart
 from hibiki_reporting.web.pages import _totals, render
 from hibiki_runtime.auth import Principal, Role
@@ -178,7 +180,7 @@ def test_the_csv_appends_the_platform_failures_column_after_the_existing_ones() 
         "SMS送信完了数", "SMS到達数", "SMS不達数", "SMS送信不可数",
         *(f"SMS送信不可({label})" for label in REJECT_REASON_LABELS.values()), "SMS送信失敗数", "状態",
     ]  # fmt: skip
-    assert list(HEADERS) == [*before, PLATFORM_FAILURES_HEADER]
+    assert list(HEADERS)[: len(before) + 1] == [*before, PLATFORM_FAILURES_HEADER]
     assert PLATFORM_FAILURES_HEADER == "通話切断(システム障害)数"
     PLATFORM_FAILURES_HEADER.encode("cp932")  # Shift_JIS users can read it
     cells = dict(zip(HEADERS, row_cells(day_of_lost_calls()), strict=True))
@@ -219,9 +221,12 @@ def test_the_report_page_shows_the_figure_and_the_outcome() -> None:
         rows=[row],
         totals=_totals([row]),
         funnel=funnel_chart([]),
+        activity=activity_chart(daily_activity(DayRange(DAY1.date(), DAY1.date()), [row])),
         finalization=FinalizationSchedule(BusinessCalendar()).status(DAY1),
         csv_utf8="/reports/daily.csv",
         csv_cp932="/reports/daily.csv",
+        calls_csv="/reports/calls.csv",
+        sms_csv="/reports/sms.csv",
         csrf="token",
         trace=Trace(answer_trace([lost], []), [CallTrace(lost, [])]),
         verdict_step="①",

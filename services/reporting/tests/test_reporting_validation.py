@@ -1,8 +1,9 @@
 from datetime import date
 
 import pytest
-from hibiki_reporting.domain.validation import DayRange, normalize_phone, parse_range
+from hibiki_reporting.domain.validation import DayRange, parse_range
 from hibiki_runtime.errors import InvalidArgument
+from hibiki_runtime.phone import require_phone
 
 
 def test_a_range_of_days_includes_both_ends() -> None:
@@ -30,14 +31,17 @@ def test_bad_ranges_name_the_field(start: str, end: str, fields: list[str]) -> N
         ("090-1234-5678", "+819012345678"),
         ("+81 90 1234 5678", "+819012345678"),
         ("03(1234)5678", "+81312345678"),
+        ("０９０－１２３４－５６７８", "+819012345678"),
+        ("＋８１９０１２３４５６７８", "+819012345678"),
+        ("03-1234-5678", "+81312345678"),
     ],
 )
 def test_phone_numbers_typed_by_support_staff_become_e164(typed: str, e164: str) -> None:
-    assert normalize_phone(typed, "caller_number") == e164
+    assert require_phone("caller_number", typed) == e164
 
 
-@pytest.mark.parametrize("typed", ["", "abc", "12", "+0123456789"])
+@pytest.mark.parametrize("typed", ["", "abc", "12", "+0123456789", "٠٩٠١٢٣٤٥٦٧٨", "+81901234567890123"])
 def test_what_is_not_a_phone_number_is_refused(typed: str) -> None:
     with pytest.raises(InvalidArgument) as raised:
-        normalize_phone(typed, "caller_number")
+        require_phone("caller_number", typed)
     assert raised.value.violations[0].field == "caller_number"

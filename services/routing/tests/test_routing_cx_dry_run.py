@@ -103,7 +103,7 @@ async def test_bad_scripts_and_unrunnable_drafts_are_refused(
         await service.dry_run(TENANT, flow.id, 0, [Keys("1"), Keys("x")], CALLER, False, OPEN_AT)
     assert [v.field for v in bad_keys.value.violations] == ["inputs[1].digits"]
     with pytest.raises(InvalidArgument) as bad_caller:
-        await service.dry_run(TENANT, flow.id, 0, [], "09012345678", False, OPEN_AT)
+        await service.dry_run(TENANT, flow.id, 0, [], "090-1234-567x", False, OPEN_AT)
     assert [v.field for v in bad_caller.value.violations] == ["caller_number"]
     broken = replace(flow, definition=replace(flow.definition, entry_node_id="nowhere"))
     await service.update(TENANT, broken, ["entry_node_id"], flow.revision)

@@ -103,7 +103,7 @@ async def test_blocklist_editing_checks_numbers_duplicates_and_tenants(
     with pytest.raises(AlreadyExists):
         await blocklist.add(TENANT, BlockedNumber(BLOCKED))
     with pytest.raises(InvalidArgument) as bad:
-        await blocklist.add(TENANT, BlockedNumber("09099998888"))
+        await blocklist.add(TENANT, BlockedNumber("090-9999-888x"))
     assert [v.field for v in bad.value.violations] == ["blocked_number.number"]
     with pytest.raises(NotFound):
         await blocklist.remove("tenant-b", BLOCKED)

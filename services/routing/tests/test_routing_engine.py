@@ -130,7 +130,7 @@ def test_custom_guidance_choices_and_limits() -> None:
         INITIAL,
         "collect menu timeout [g-menu] i0 t1",
         "collect menu invalid_input [g-oops,g-menu] i1 t1",
-        "hangup fallback []",
+        "hangup fallback [system:closing]",
     ]
 
 
@@ -158,9 +158,10 @@ def test_caller_hangup_ends_the_call_and_later_events_are_ignored() -> None:
     assert late.outcome is Outcome.IGNORED_ENDED and late.steps == ()
 
 
-def test_withheld_caller_gets_no_sms_and_no_sms_announcement() -> None:
+def test_withheld_caller_gets_no_sms_announcement_and_hears_why() -> None:
     _, outputs = run(sample_flow(), ["1"], new_call(caller=""))
-    assert outputs == [INITIAL, "hangup completed []"]
+    # The request is refused by sms-gateway as withheld_number; the caller is not told it was sent.
+    assert outputs == [INITIAL, "sms box 100 to ", "hangup completed [system:sms_unavailable]"]
 
 
 def test_counters_are_kept_per_route() -> None:

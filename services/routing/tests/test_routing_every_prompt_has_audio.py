@@ -167,7 +167,7 @@ def test_no_prompt_leaves_routing_without_audio_to_fetch() -> None:
     assert outcomes >= set(Outcome) - {Outcome.CALL_ENDED, Outcome.IGNORED_STALE, Outcome.IGNORED_ENDED}
     played = {p.guidance_id for d in decisions for _, p in published_prompts(d)}
     system = {f"system:{n}" for n in ("invalid_input", "input_timeout", "not_in_service", "pause")}
-    system |= {"system:readback_confirm", *(f"system:digit-{d}" for d in range(10))}
+    system |= {"system:readback_confirm", "system:closing", *(f"system:digit-{d}" for d in range(10))}
     assert played >= system | {"g-rejected", "g-transfer", "g-bye", "g-fallback", "g-own-invalid"}
     kinds = {m.WhichOneof("body") for d in decisions for _, _, m in outgoing(d.state, d.steps, "c", "")}
     assert kinds >= {"play_and_collect", "play", "transfer", "hangup", "sms_requested"}

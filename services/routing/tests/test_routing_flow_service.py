@@ -81,7 +81,7 @@ async def test_bad_updates_name_the_field(
 
 async def test_create_refuses_a_malformed_draft_field_by_field(service: FlowService) -> None:
     with pytest.raises(InvalidArgument) as raised:
-        await service.create(draft(number="03-1234-5678"))
+        await service.create(draft(number="03-1234-5678 内線"))
     assert raised.value.violations[0].field == "flow.dialed_number"
 
 
@@ -112,6 +112,33 @@ async def test_versions_are_immutable_and_rollback_publishes_an_old_one_again(se
         await service.get(A, flow.id, 4)
 
 
+async def test_rollback_makes_the_draft_what_is_live_and_never_drops_unpublished_changes_silently(
+    service: FlowService,
+) -> None:
+    flow = await service.create(draft())
+    v1 = await service.publish(A, flow.id, flow.revision, "alice")
+    nodes = (*flow.definition.nodes[:-1], Node("closed", AnnouncementNode("g-closed-v2")))
+    changed = replace(flow.definition, nodes=nodes)
+    edited = await service.update(A, replace(flow, definition=changed), ["nodes"], v1.revision)
+    await service.publish(A, flow.id, edited.revision, "bob")
+
+    rolled = await service.rollback(A, flow.id, 1, "carol")
+
+    # The next publish must not bring version 2's change back.
+    assert rolled.definition == flow.definition and rolled.revision == edited.revision + 1
+    assert (await service.get(A, flow.id)).definition == flow.definition
+    again = await service.publish(A, flow.id, rolled.revision, "dave")
+    assert (await service.get(A, flow.id, again.published_version)).definition == flow.definition
+
+    # A draft edited but never published is not dropped without being asked to.
+    pending = await service.update(A, replace(again, definition=changed), ["nodes"], again.revision)
+    with pytest.raises(FailedPrecondition, match=r"never published.*discard_draft"):
+        await service.rollback(A, flow.id, 2, "erin")
+    assert (await service.get(A, flow.id)).revision == pending.revision
+    dropped = await service.rollback(A, flow.id, 1, "erin", discard_draft=True)
+    assert dropped.definition == flow.definition and dropped.published_version == 5
+
+
 async def test_search_by_name_number_and_guidance_with_pages(service: FlowService) -> None:
     for i in range(5):
         await service.create(draft(name=f"店舗{i}", number=f"+8131234567{i}"))
@@ -134,3 +161,21 @@ async def test_search_by_name_number_and_guidance_with_pages(service: FlowServic
     assert [f.name for f in by_guidance.flows] == ["本社"]
     with pytest.raises(InvalidArgument):
         await service.search(A, SearchFilter(), "", 1000)
+
+
+@pytest.mark.parametrize(
+    "written", ["03-1234-5678", "(03)1234-5678", "０３－１２３４－５６７８", "+81 3 1234 5678"]
+)
+async def test_a_dialed_number_is_stored_and_searched_in_e164_however_it_is_written(
+    service: FlowService, written: str
+) -> None:
+    flow = await service.create(draft(number=written))
+    assert flow.dialed_number == "+81312345678"
+    found = await service.search(A, SearchFilter(dialed_number=written), "", 0)
+    assert [f.id for f in found.flows] == [flow.id]
+
+
+async def test_a_search_for_what_is_not_a_phone_number_is_refused_not_empty(service: FlowService) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        await service.search(A, SearchFilter(dialed_number="03-1234-567x"), "", 0)
+    assert refused.value.violations[0].field == "dialed_number"

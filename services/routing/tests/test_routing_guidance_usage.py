@@ -1,8 +1,8 @@
-"""Publishing records the flow's guidances in guidance-tts first; a refusal publishes nothing."""
+"""Publishing records the version's guidances in guidance-tts first; a refusal publishes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Set
+from collections.abc import AsyncIterator, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +32,22 @@ class RecordingUsage:
     refuse: bool = False
     calls: list[tuple[str, int, Set[str]]] = field(default_factory=list)
 
-    async def record(self, flow: Flow, version: int, guidance_ids: Set[str]) -> None:
+    async def record_version(
+        self,
+        flow: Flow,
+        version: int,
+        guidance_ids: Set[str],
+        content_revisions: Mapping[str, int] | None = None,
+        *,
+        skip_unknown: bool = False,
+    ) -> dict[str, int]:
         if self.refuse:
             raise FailedPrecondition("guidance-tts refused the flow's guidances: no g-menu")
         self.calls.append((flow.id, version, guidance_ids))
+        return {}
+
+    async def record_draft(self, flow: Flow, guidance_ids: Set[str], *, settled: bool) -> None:
+        pass
 
 
 async def test_publish_and_rollback_record_usage_before_the_version_exists(tmp_path: Path) -> None:
@@ -105,13 +117,18 @@ async def test_grpc_usage_sends_the_flow_as_a_user_with_the_tenants_token(
     fake, address = guidance_tts
     usage = GrpcGuidanceUsage(address, {TENANT: "platform-a"})
 
-    await usage.record(flow(), 3, {"g-menu", "g-bye"})
+    await usage.record_version(flow(), 3, {"g-menu", "g-bye"})
     await usage.close()
 
     ((tenant, request),) = fake.requests
     assert tenant == TENANT
-    assert (request.user_id, request.display_name, request.version) == ("routing-flow/f-1", "代表番号 v3", 3)
+    assert (request.user_id, request.display_name, request.version) == (
+        "routing-flow/f-1/v3",
+        "代表番号 v3",
+        3,
+    )
     assert list(request.guidance_ids) == ["g-bye", "g-menu"]
+    assert request.pin_content and not request.skip_unknown
 
 
 async def test_grpc_usage_turns_refusals_and_outages_into_clear_errors(
@@ -120,13 +137,13 @@ async def test_grpc_usage_turns_refusals_and_outages_into_clear_errors(
     _, address = guidance_tts
     usage = GrpcGuidanceUsage(address, {TENANT: "platform-a"}, timeout_seconds=2)
     with pytest.raises(FailedPrecondition, match="no original guidance 'g-gone'"):
-        await usage.record(flow(), 1, {"g-menu", "g-gone"})
+        await usage.record_version(flow(), 1, {"g-menu", "g-gone"})
     with pytest.raises(FailedPrecondition, match="no guidance-tts token for tenant tenant-b"):
-        await usage.record(flow("tenant-b"), 1, {"g-menu"})
+        await usage.record_version(flow("tenant-b"), 1, {"g-menu"})
     await usage.close()
 
     nowhere = GrpcGuidanceUsage("127.0.0.1:1", {TENANT: "platform-a"}, timeout_seconds=1)
     with pytest.raises(GuidanceServiceUnavailable):
-        await nowhere.record(flow(), 1, {"g-menu"})
+        await nowhere.record_version(flow(), 1, {"g-menu"})
     await nowhere.close()
     assert grpc_status_for(GuidanceServiceUnavailable("x")).code == grpc.StatusCode.UNAVAILABLE

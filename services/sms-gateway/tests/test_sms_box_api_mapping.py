@@ -22,14 +22,18 @@ def update(box: pb.SmsBox, *paths: str) -> pb.UpdateSmsBoxRequest:
     return pb.UpdateSmsBoxRequest(sms_box=box, update_mask=FieldMask(paths=list(paths)), expected_revision=1)
 
 
-def test_without_a_mask_the_box_as_read_back_with_a_new_text_is_an_edit() -> None:
-    changes = requested_changes(update(pb.SmsBox(box_number="101", box_name="予約", message_text="新")))
-    edited, _ = edit_box(BOX, changes, expected_revision=1, actor="op", now=NOW)
-    assert (edited.message_text, edited.url, edited.box_name) == ("新", "", "予約")
+@pytest.mark.parametrize("box", [pb.SmsBox(box_number="101", message_text="新"), pb.SmsBox(box_number="101")])
+def test_without_a_mask_nothing_is_changed_and_update_mask_is_named(box: pb.SmsBox) -> None:
+    # A box as read back without its URL must never erase the URL: an absent mask is refused.
+    for request in (update(box), pb.UpdateSmsBoxRequest(sms_box=box, expected_revision=1)):
+        with pytest.raises(InvalidArgument) as error:
+            requested_changes(request)
+        assert [v.field for v in error.value.violations] == ["update_mask"]
+        assert "required" in error.value.message
 
 
-def test_without_a_mask_a_different_name_is_refused() -> None:
-    changes = requested_changes(update(pb.SmsBox(box_number="101", box_name="別", message_text="新")))
+def test_a_mask_naming_a_different_name_is_refused() -> None:
+    changes = requested_changes(update(pb.SmsBox(box_number="101", box_name="別"), "box_name"))
     with pytest.raises(InvalidArgument) as error:
         edit_box(BOX, changes, expected_revision=1, actor="op", now=NOW)
     assert error.value.violations[0].field == "box_name"
@@ -50,9 +54,8 @@ def test_a_mask_only_changes_the_fields_it_names() -> None:
 
 
 def test_a_mask_path_that_is_no_field_is_refused_naming_update_mask() -> None:
-    changes = requested_changes(update(pb.SmsBox(box_number="101"), "colour"))
     with pytest.raises(InvalidArgument) as error:
-        edit_box(BOX, changes, expected_revision=1, actor="op", now=NOW)
+        requested_changes(update(pb.SmsBox(box_number="101"), "colour"))
     assert error.value.violations[0].field == "update_mask"
 
 

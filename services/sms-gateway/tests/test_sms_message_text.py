@@ -41,7 +41,15 @@ def test_content_over_the_maximum_is_refused_naming_message_text() -> None:
     with pytest.raises(InvalidArgument) as error:
         validate_content("あ" * 650, "https://example.jp/abcdefghij", max_characters=660)
     assert error.value.violations[0].field == "message_text"
-    assert "660" in error.value.violations[0].description
+    # 650 + a line break + 29 = 680: says by how much it is too long.
+    assert "680 characters" in error.value.violations[0].description
+    assert "20 over the maximum of 660" in error.value.violations[0].description
+
+
+def test_preview_of_a_text_over_the_maximum_says_by_how_much() -> None:
+    result = preview("あ" * 650, "https://example.jp/abcdefghij", max_characters=660)
+    assert (result.characters, result.characters_left, result.characters_over) == (680, 0, 20)
+    assert preview("あ", "", max_characters=660).characters_over == 0
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import typer
+import yaml
 from aiokafka.structs import ConsumerRecord
 from hibiki.call.v1 import call_events_pb2
 from hibiki_cli import dlq
@@ -367,3 +368,20 @@ def test_an_unreachable_broker_exits_with_6_and_names_the_variable() -> None:
     )
     assert result.exit_code == 6, result.output
     assert "HIBIKI_KAFKA_BOOTSTRAP_SERVERS" in result.stderr and "127.0.0.1:1" in result.stderr
+
+
+def test_list_and_show_also_print_yaml_and_tsv(fake: FakeBroker) -> None:
+    listed = hibiki("list", "call.events.dlq", "--reason", "handler_error", "-o", "yaml")
+    assert listed.exit_code == 0, listed.output
+    (only,) = yaml.safe_load(listed.stdout)
+    assert (only["offset"], only["reason"]) == (2, "handler_error:DataError")
+    rows = hibiki("list", "call.events", "-o", "tsv").stdout.splitlines()
+    assert rows[0].split("\t")[:2] == ["topic", "partition"] or "offset" in rows[0].split("\t")
+    assert len(rows) == 1 + 4
+    shown = hibiki("show", "call.events", "0", "3", "-o", "yaml")
+    assert shown.exit_code == 0 and yaml.safe_load(shown.stdout)["offset"] == 3
+
+
+def test_a_narrow_terminal_wraps_the_listing_instead_of_cutting_it(fake: FakeBroker) -> None:
+    result = runner.invoke(app, ["dlq", "list", "call.events"], env={"COLUMNS": "60"})
+    assert result.exit_code == 0 and "…" not in result.stdout

@@ -331,11 +331,12 @@ def test_the_start_up_guide_shows_the_token_and_the_reporting_endpoints() -> Non
         )
     )
     assert "sip:+81312345678@127.0.0.1:5160" in lines
-    assert "export TOKEN=tok-1" in lines
+    assert "HIBIKI_TOKEN=tok-1" in lines and "HIBIKI_REPORTING_ENDPOINT=127.0.0.1:50154" in lines
     assert "http://127.0.0.1:9204/reports/daily.csv?from=2026-11-26&to=2026-11-26" in lines
-    assert "127.0.0.1:50154 hibiki.reporting.v1.ReportService/GetDailyReport" in lines
-    assert '"dialed_number":"+81312345678"' in lines
-    assert "ReportService/TraceCaller" in lines and "/data/ground-truth.jsonl" in lines
+    # The gRPC examples are `hibiki` commands (grpcurl is not something the project installs).
+    assert "hibiki report daily --from 2026-11-26 --to 2026-11-26 --dialed-number +81312345678" in lines
+    assert 'hibiki report trace-caller "$CALLER"' in lines and "/data/ground-truth.jsonl" in lines
+    assert "grpcurl" not in lines and "jq " not in lines  # neither is installed by the project
     assert "http://127.0.0.1:9201/metrics" in lines
 
 

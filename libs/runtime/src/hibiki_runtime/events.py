@@ -28,6 +28,14 @@ TOPIC_MESSAGES: Mapping[str, type[Message]] = {
     SMS_REQUESTS: sms_requests_pb2.SmsRequest,
     SMS_RESULTS: sms_results_pb2.SmsResult,
 }
+# The field of each topic message whose value is the record key: all records about one call (or one SMS
+# request) share a partition, so they are consumed in order.
+TOPIC_KEYS: Mapping[str, str] = {
+    CALL_EVENTS: "call_id",
+    CALL_ACTIONS: "call_id",
+    SMS_REQUESTS: "request_id",
+    SMS_RESULTS: "request_id",
+}
 ALL_TOPICS = tuple(TOPIC_MESSAGES) + tuple(topic + DLQ_SUFFIX for topic in TOPIC_MESSAGES)
 SUPPORTED_SCHEMA_VERSION = 1
 CONTENT_TYPE = "application/x-protobuf"

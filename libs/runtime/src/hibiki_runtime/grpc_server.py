@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -58,21 +58,27 @@ def grpc_status_for(error: HibikiError) -> grpc.Status:
     return grpc_status
 
 
+_SAME: Any = object()
+
+
 def _wrap(
     handler: MethodHandler,
     unary: Callable[[Handler], Handler],
     stream: Callable[[StreamHandler], StreamHandler],
+    request_deserializer: Any = _SAME,
 ) -> MethodHandler:
+    """The handler with its behaviour wrapped; `request_deserializer=None` hands the wrapper raw bytes."""
+    deserializer = handler.request_deserializer if request_deserializer is _SAME else request_deserializer
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             unary(handler.unary_unary),  # type: ignore[arg-type]  # aio servers hold coroutine functions
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             stream(handler.unary_stream),  # type: ignore[arg-type]
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     return handler  # client streaming is not used by Hibiki's APIs
@@ -244,6 +250,18 @@ class RequestCheckInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or handler_call_details.method.startswith(OPEN_SERVICES):
             return handler
 
+        deserialize = handler.request_deserializer
+
+        def decoded(request: Any) -> Any:
+            # The request arrives as bytes (see the handler returned below), so that a body protobuf cannot
+            # parse (e.g. a string field that is not UTF-8) is the caller's INVALID_ARGUMENT, not UNKNOWN.
+            if deserialize is None or not isinstance(request, bytes):
+                return request
+            try:
+                return deserialize(request)
+            except DecodeError as error:
+                raise InvalidArgument.field("(request)", f"cannot be parsed: {error}") from error
+
         def check(request: Any) -> None:
             if not isinstance(request, Message):
                 return
@@ -254,6 +272,7 @@ class RequestCheckInterceptor(grpc.aio.ServerInterceptor):
 
         def unary(behavior: Handler) -> Handler:
             async def wrapper(request: Any, context: Context) -> Any:
+                request = decoded(request)
                 check(request)
                 return await behavior(request, context)
 
@@ -261,13 +280,14 @@ class RequestCheckInterceptor(grpc.aio.ServerInterceptor):
 
         def stream(behavior: StreamHandler) -> StreamHandler:
             async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
+                request = decoded(request)
                 check(request)
                 async for item in behavior(request, context):
                     yield item
 
             return wrapper
 
-        return _wrap(handler, unary, stream)
+        return _wrap(handler, unary, stream, request_deserializer=None)
 
 
 Registrar = Callable[[grpc.aio.Server], None]

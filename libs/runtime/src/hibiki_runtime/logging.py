@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -12,21 +13,25 @@ from types import MappingProxyType
 
 from pythonjsonlogger.json import JsonFormatter
 
-# Japanese numbers (0X0-XXXX-XXXX, 03-1234-5678, …) and E.164 (+81…): 9 to 15 digits, separators allowed.
-_PHONE = re.compile(r"(?<![\w])(\+?\d[\d\- ]{7,16}\d)(?![\w])")
+from hibiki_runtime.phone import parse_phone
+
+# Runs that may be a written phone number (ASCII or full-width digits, "+", hyphens and spaces inside);
+# whether a run is one is decided by hibiki_runtime.phone, as everywhere else.
+_CANDIDATE = re.compile(r"(?<![\w+＋])([+＋]?[0-9０-９](?:[0-9０-９\- ‐－ー]{6,20})[0-9０-９])(?![\w])")
 
 
 def mask_phone_numbers(text: str) -> str:
-    """Replace every phone-number-like run with a mask that keeps only its last two digits."""
+    """Replace every phone number in `text` with a mask that keeps only its last two digits."""
 
     def _mask(match: re.Match[str]) -> str:
         raw = match.group(1)
-        digits = re.sub(r"\D", "", raw)
-        if not 9 <= len(digits) <= 15:
+        digits = unicodedata.normalize("NFKC", "".join(char for char in raw if char.isdigit()))
+        # Fewer than 9 digits is never a Japanese number, and keeps dates such as 2026-11-25 readable.
+        if len(digits) < 9 or parse_phone(raw) is None:
             return raw
-        return ("+" if raw.startswith("+") else "") + "*" * (len(digits) - 2) + digits[-2:]
+        return ("+" if raw[0] in "+＋" else "") + "*" * (len(digits) - 2) + digits[-2:]
 
-    return _PHONE.sub(_mask, text)
+    return _CANDIDATE.sub(_mask, text)
 
 
 class PhoneMaskingFilter(logging.Filter):

@@ -13,6 +13,7 @@ import grpc
 import typer
 
 from hibiki_cli.errors import report_rpc_error
+from hibiki_cli.output import Format, chosen
 
 # Items per page when a command lists everything.
 PAGE_SIZE = 100
@@ -73,6 +74,18 @@ class Api:
         except grpc.RpcError as error:
             raise typer.Exit(report_rpc_error(self.service, self.endpoint, error)) from None
 
+    def find(
+        self, method: grpc.UnaryUnaryMultiCallable[Request, Response], request: Request
+    ) -> Response | None:
+        """Like `unary`, but None when the service knows no such thing (NOT_FOUND, or an id it cannot be)."""
+        try:
+            return method(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError as error:
+            assert isinstance(error, grpc.Call), "grpc raises RpcErrors that are also Calls"
+            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            raise typer.Exit(report_rpc_error(self.service, self.endpoint, error)) from None
+
     def every_page(
         self, method: grpc.UnaryUnaryMultiCallable[Request, Response], request: Request, items: str
     ) -> list[Any]:
@@ -106,6 +119,9 @@ def settings_of(ctx: typer.Context) -> Settings:
 @contextmanager
 def connect(ctx: typer.Context, service: Service) -> Iterator[Api]:
     """An Api for `service` at its configured endpoint, closed when the block ends."""
+    output = ctx.params.get("output")
+    if isinstance(output, Format):  # `--json -o yaml` is wrong usage: say so before any call is made
+        chosen(output, bool(ctx.params.get("json_output")))
     settings = settings_of(ctx)
     endpoint = settings.endpoints[service]
     channel = (

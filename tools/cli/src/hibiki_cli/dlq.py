@@ -43,7 +43,8 @@ from rich.table import Table
 
 from hibiki_cli.connection import settings_of
 from hibiki_cli.errors import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_UNREACHABLE, stderr
-from hibiki_cli.output import TOKYO, print_json, progress_console, stdout
+from hibiki_cli.output import TOKYO, print_document, progress_console, stdout
+from hibiki_cli.output import Format as OutputFormat
 
 T = TypeVar("T")
 EXIT_USAGE = 2
@@ -65,6 +66,8 @@ app = typer.Typer(
 class Format(StrEnum):
     TABLE = "table"
     JSON = "json"
+    YAML = "yaml"
+    TSV = "tsv"
 
 
 TopicArgument = Annotated[
@@ -83,7 +86,8 @@ IdleOption = Annotated[
     ),
 ]
 FormatOption = Annotated[
-    Format, typer.Option("--output", "-o", help="table for people, json for scripts (all headers).")
+    Format,
+    typer.Option("--output", "-o", help="table for people; json, yaml or tsv for scripts (all headers)."),
 ]
 
 
@@ -312,7 +316,7 @@ def _rich_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]
     """A table whose cells are shown as they are (header values may contain [brackets])."""
     view = Table(title=escape(title), title_justify="left")
     for column in columns:
-        view.add_column(column)
+        view.add_column(column, overflow="fold")  # wrap, never cut: keys and ids stay whole
     for row in rows:
         view.add_row(*(escape(cell) for cell in row))
     return view
@@ -726,8 +730,8 @@ def list_dead_letters(
     matched = newest_last(with_reason(read_all(broker, dead_topic, idle_ms), reason))
     shown = matched[-limit:] if limit else matched
     summary = summary_line(dead_topic, matched, len(shown), reason)
-    if output is Format.JSON:
-        print_json([as_json(letter) for letter in shown])
+    if output is not Format.TABLE:
+        print_document([as_json(letter) for letter in shown], OutputFormat(output.value))
         stderr.print(escape(summary))
         return
     stdout.print(_rich_table(f"dead letters in {dead_topic}", LIST_COLUMNS, [list_row(d) for d in shown]))
@@ -753,8 +757,8 @@ def show(
     if letter is None:
         stderr.print(f"[bold red]error[/]: no dead letter at {escape(dead_topic)}[{partition}]@{offset}")
         raise typer.Exit(EXIT_NOT_FOUND)
-    if output is Format.JSON:
-        print_json(show_json(letter))
+    if output is not Format.TABLE:
+        print_document(show_json(letter), OutputFormat(output.value))
         return
     first, *rest = about_lines(letter)
     stdout.print(escape(first), style="bold")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import grpc
@@ -45,7 +46,7 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def field_violations(error: grpc.Call) -> list[tuple[str, str]]:
-    """The google.rpc.BadRequest field violations carried in the rich status, if any."""
+    """The google.rpc.BadRequest field violations carried in the rich status, if any, each once."""
     status = rpc_status.from_call(error)
     if status is None:
         return []
@@ -55,17 +56,29 @@ def field_violations(error: grpc.Call) -> list[tuple[str, str]]:
             bad_request = error_details_pb2.BadRequest()
             detail.Unpack(bad_request)
             violations.extend((v.field, v.description) for v in bad_request.field_violations)
-    return violations
+    return list(dict.fromkeys(violations))
+
+
+def headline(message: str, violations: list[tuple[str, str]]) -> str:
+    """The status message without the violations listed below it (services join them as "field: why; …"),
+    so that each field error is printed once."""
+    rest = message
+    for field, description in violations:
+        rest = rest.replace(f"{field}: {description}", ";")
+    rest = re.sub(r"(\s*;\s*)+", "; ", rest).strip("; ")
+    if rest or not violations:
+        return rest
+    return f"{len(violations)} invalid field{'s' if len(violations) != 1 else ''}:"
 
 
 def report_rpc_error(service: Service, endpoint: str, error: grpc.RpcError) -> int:
     """Print what went wrong on stderr; returns the exit code."""
     assert isinstance(error, grpc.Call), "grpc raises RpcErrors that are also Calls"
     code = error.code()
-    stderr.print(
-        f"[bold red]error[/]: {code.name} from {service.value} ({endpoint}): {escape(error.details() or '')}"
-    )
-    for field, description in field_violations(error):
+    violations = field_violations(error)
+    message = headline(error.details() or "", violations)
+    stderr.print(f"[bold red]error[/]: {code.name} from {service.value} ({endpoint}): {escape(message)}")
+    for field, description in violations:
         stderr.print(f"  • [bold]{escape(field)}[/]: {escape(description)}")
     hint = _HINTS.get(code)
     if code is grpc.StatusCode.UNAVAILABLE:

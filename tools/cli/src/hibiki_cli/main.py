@@ -100,3 +100,57 @@ def configure(
         if tls or tls_ca_file or tls_cert_file
         else None,
     )
+
+
+# Every RPC of the four configuration and report APIs, and the `hibiki` command that calls it (the README's
+# table; a test fails when an RPC has no command here, or a command named here does not exist).
+RPC_COMMANDS: dict[str, str] = {
+    "hibiki.guidance.v1.GuidanceService/CreateAudioFile": "guidance create-file",
+    "hibiki.guidance.v1.GuidanceService/GetAudioFile": "guidance show-file",
+    "hibiki.guidance.v1.GuidanceService/ListAudioFiles": "guidance list --files",
+    "hibiki.guidance.v1.GuidanceService/UpdateAudioFile": "guidance update-file",
+    "hibiki.guidance.v1.GuidanceService/DeleteAudioFile": "guidance delete-file",
+    "hibiki.guidance.v1.GuidanceService/CreateOriginalGuidance": "guidance register",
+    "hibiki.guidance.v1.GuidanceService/GetOriginalGuidance": "guidance show",
+    "hibiki.guidance.v1.GuidanceService/ListOriginalGuidances": "guidance list",
+    "hibiki.guidance.v1.GuidanceService/UpdateOriginalGuidance": "guidance update",
+    "hibiki.guidance.v1.GuidanceService/DeleteOriginalGuidance": "guidance delete",
+    "hibiki.guidance.v1.GuidanceService/StreamAudio": "guidance play",
+    "hibiki.guidance.v1.GuidanceService/Preview": "guidance preview",
+    "hibiki.guidance.v1.GuidanceService/SetGuidanceUsage": "guidance set-usage",
+    "hibiki.routing.v1.RoutingService/CreateFlow": "routing create",
+    "hibiki.routing.v1.RoutingService/GetFlow": "routing show",
+    "hibiki.routing.v1.RoutingService/SearchFlows": "routing search",
+    "hibiki.routing.v1.RoutingService/UpdateFlow": "routing update, set-digit, remove-digit, set-prompt, "
+    "set-menu, set-miss-guidance, set-timeout-guidance, set-business-hours, set-caller-rejection",
+    "hibiki.routing.v1.RoutingService/ValidateFlow": "routing validate",
+    "hibiki.routing.v1.RoutingService/PublishFlow": "routing publish",
+    "hibiki.routing.v1.RoutingService/ListFlowVersions": "routing versions",
+    "hibiki.routing.v1.RoutingService/RollbackFlow": "routing rollback",
+    "hibiki.routing.v1.RoutingService/DryRunFlow": "routing dry-run",
+    "hibiki.routing.v1.RoutingService/AddBlockedNumber": "routing block add",
+    "hibiki.routing.v1.RoutingService/RemoveBlockedNumber": "routing block remove",
+    "hibiki.routing.v1.RoutingService/ListBlockedNumbers": "routing block list",
+    "hibiki.sms.v1.SmsBoxService/CreateSmsBox": "sms-box create",
+    "hibiki.sms.v1.SmsBoxService/GetSmsBox": "sms-box show",
+    "hibiki.sms.v1.SmsBoxService/SearchSmsBoxes": "sms-box list",
+    "hibiki.sms.v1.SmsBoxService/UpdateSmsBox": "sms-box update",
+    "hibiki.sms.v1.SmsBoxService/ListSmsBoxRevisions": "sms-box revisions",
+    "hibiki.sms.v1.SmsBoxService/PreviewMessage": "sms-box preview",
+    "hibiki.sms.v1.SmsBoxService/AddOptOut": "sms-box opt-out add",
+    "hibiki.sms.v1.SmsBoxService/RemoveOptOut": "sms-box opt-out remove",
+    "hibiki.reporting.v1.ReportService/GetDailyReport": "report daily",
+    "hibiki.reporting.v1.ReportService/GetRouteFunnel": "report funnel (or report daily --funnel)",
+    "hibiki.reporting.v1.ReportService/ListCalls": "report calls",
+    "hibiki.reporting.v1.ReportService/TraceCaller": "report trace-caller",
+    "hibiki.reporting.v1.ReportService/GetFinalizationStatus": "report status",
+    "hibiki.reporting.v1.ReportService/ExportCsv": "report export-csv",
+    "hibiki.reporting.v1.ReportService/GetLinkClickReport": "report link-clicks",
+}
+
+
+def commands_of(description: str) -> list[list[str]]:
+    """The command lines an RPC_COMMANDS entry names: "routing update, set-digit" → [[routing, update], …]."""
+    first, *more = (part.split("(")[0].strip() for part in description.split(","))
+    words = [word for word in first.split() if not word.startswith("-")]
+    return [words] + [[*words[:-1], *name.split()] for name in more]

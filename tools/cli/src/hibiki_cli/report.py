@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +15,18 @@ from hibiki.sms.v1 import sms_results_pb2
 from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
 
 from hibiki_cli.connection import Service, connect
-from hibiki_cli.output import TOKYO, JsonOption, as_dict, emit, local_time, progress_console, stdout, table
+from hibiki_cli.output import (
+    TOKYO,
+    JsonOption,
+    OutputOption,
+    as_dict,
+    chosen,
+    emit,
+    local_time,
+    progress_console,
+    stdout,
+    table,
+)
 
 app = typer.Typer(
     help="着信・SMS送信レポート (daily call & SMS report) — reporting. Days are Asia/Tokyo days; figures are "
@@ -83,6 +94,7 @@ def daily(
     funnel: Annotated[
         bool, typer.Option(help="Also show where callers abandon, per route (途中放棄).")
     ] = False,
+    output: OutputOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """The daily report per dialed number for a range of days."""
@@ -113,12 +125,27 @@ def daily(
             for r in routes
         ],
     )
-    emit(document, json_output, lambda: [_daily_table(rows), *([funnel_table] if funnel else [])])
+    emit(
+        document,
+        chosen(output, json_output),
+        lambda: [_daily_table(rows), *([funnel_table] if funnel else [])],
+        tsv_rows=lambda: document["rows"],  # a row per day and dialed number (the funnel: `report funnel`)
+    )
 
 
 class Encoding(StrEnum):
     UTF8 = "utf-8"
     CP932 = "cp932"
+
+
+class CsvKind(StrEnum):
+    DAILY = "daily"
+    CALLS = "calls"
+    SMS = "sms"
+
+    @property
+    def proto(self) -> pb.CsvKind.ValueType:
+        return pb.CsvKind.Value("CSV_KIND_" + self.name)
 
 
 @app.command("export-csv")
@@ -130,6 +157,10 @@ def export_csv(
     encoding: Annotated[
         Encoding, typer.Option(help="utf-8 (with BOM) or cp932 (Shift_JIS for older Excel).")
     ] = Encoding.UTF8,
+    kind: Annotated[
+        CsvKind,
+        typer.Option("--kind", help="daily: a row per day and number; calls: per call; sms: per SMS."),
+    ] = CsvKind.DAILY,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -146,6 +177,7 @@ def export_csv(
         range=days,
         dialed_number=dialed_number,
         encoding=pb.CSV_ENCODING_CP932 if encoding is Encoding.CP932 else pb.CSV_ENCODING_UTF8_BOM,
+        kind=kind.proto,
     )
     data = bytearray()
     with (
@@ -218,28 +250,160 @@ def trace_caller(
     ],
     start: FromOption = None,
     end: ToOption = None,
+    output: OutputOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """The "SMS did not arrive" checklist (SMSが届かない ①–③) for one caller number."""
     request = pb.TraceCallerRequest(caller_number=caller_number, range=_range(start, end))
     with connect(ctx, Service.REPORTING) as api:
         reply = api.unary(pb_grpc.ReportServiceStub(api.channel).TraceCaller, request)
-    emit(reply, json_output, lambda: _trace_view(reply))
+    emit(reply, chosen(output, json_output), lambda: _trace_view(reply))
 
 
 @app.command()
-def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
+def status(
+    ctx: typer.Context,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"],
+            help='The moment asked about, JST ("2026-12-01 13:00"). Default: now.',
+        ),
+    ] = None,
+    output: OutputOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Which days are final (確定) and when the next days become final (13:00 JST on business days)."""
     with connect(ctx, Service.REPORTING) as api:
         reply = api.unary(
-            pb_grpc.ReportServiceStub(api.channel).GetFinalizationStatus, pb.GetFinalizationStatusRequest()
+            pb_grpc.ReportServiceStub(api.channel).GetFinalizationStatus, _finalization_request(as_of)
         )
     emit(
         reply,
-        json_output,
+        chosen(output, json_output),
         lambda: (
             f"final (確定) through {reply.final_through_date}; "
             f"next: {local_time(reply.next_finalization_time)} JST makes days through "
             f"{reply.next_final_through_date} final"
+        ),
+    )
+
+
+def _finalization_request(as_of: datetime | None) -> pb.GetFinalizationStatusRequest:
+    request = pb.GetFinalizationStatusRequest()
+    if as_of is not None:
+        request.as_of.FromDatetime(as_of.replace(tzinfo=TOKYO).astimezone(UTC))
+    return request
+
+
+def _funnel_table(routes: list[pb.RouteFunnelRow]) -> object:
+    return table(
+        "per route (funnel)",
+        ["flow", "dialed number", "route", "reached", "invalid inputs", "timeouts", "abandoned here"],
+        [
+            (r.flow_id, r.dialed_number, f"{r.route_name} ({r.route_id})", r.reached, r.invalid_inputs,
+             r.timeouts, r.abandoned)
+            for r in routes
+        ],
+    )  # fmt: skip
+
+
+@app.command()
+def funnel(
+    ctx: typer.Context,
+    start: FromOption = None,
+    end: ToOption = None,
+    dialed_number: DialedOption = "",
+    output: OutputOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Where callers abandon, per route (途中放棄): reached, invalid inputs, timeouts, abandoned."""
+    request = pb.GetRouteFunnelRequest(range=_range(start, end), dialed_number=dialed_number)
+    with connect(ctx, Service.REPORTING) as api:
+        rows = list(api.unary(pb_grpc.ReportServiceStub(api.channel).GetRouteFunnel, request).rows)
+    emit(rows, chosen(output, json_output), lambda: _funnel_table(rows))
+
+
+class Outcome(StrEnum):
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    SMS_SENT = "sms-sent"
+    TRANSFERRED = "transferred"
+    ABANDONED = "abandoned"
+    NOT_IN_SERVICE = "not-in-service"
+    REJECTED = "rejected"
+    PLATFORM_FAILURE = "platform-failure"
+    ABANDONED_IN_NUMBER_CAPTURE = "abandoned-in-number-capture"
+
+    @property
+    def proto(self) -> pb.CallOutcome.ValueType:
+        return pb.CallOutcome.Value("CALL_OUTCOME_" + self.name)
+
+
+@app.command()
+def calls(
+    ctx: typer.Context,
+    start: FromOption = None,
+    end: ToOption = None,
+    dialed_number: DialedOption = "",
+    caller: Annotated[str, typer.Option(help="Only calls from this number.")] = "",
+    outcome: Annotated[Outcome | None, typer.Option(help="Only calls that ended like this.")] = None,
+    output: OutputOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Every call of a range of days (着信履歴): when, from whom, the route path, how it ended."""
+    request = pb.ListCallsRequest(
+        range=_range(start, end),
+        dialed_number=dialed_number,
+        caller_number=caller,
+        outcome=outcome.proto if outcome else pb.CALL_OUTCOME_UNSPECIFIED,
+    )
+    with connect(ctx, Service.REPORTING) as api:
+        found = api.every_page(pb_grpc.ReportServiceStub(api.channel).ListCalls, request, "calls")
+    emit(
+        found,
+        chosen(output, json_output),
+        lambda: table(
+            "calls 着信履歴",
+            ["call", "started (JST)", "dialed number", "caller", "route path", "outcome"],
+            [
+                (
+                    c.call_id,
+                    local_time(c.start_time),
+                    c.dialed_number,
+                    c.caller_number,
+                    _path(c),
+                    _outcome(c.outcome),
+                )
+                for c in found
+            ],
+        ),
+    )
+
+
+@app.command("link-clicks")
+def link_clicks(
+    ctx: typer.Context,
+    start: FromOption = None,
+    end: ToOption = None,
+    dialed_number: DialedOption = "",
+    output: OutputOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """How many SMS recipients opened the URL, per day and SMS box."""
+    request = pb.GetLinkClickReportRequest(range=_range(start, end), dialed_number=dialed_number)
+    with connect(ctx, Service.REPORTING) as api:
+        rows = list(api.unary(pb_grpc.ReportServiceStub(api.channel).GetLinkClickReport, request).rows)
+    emit(
+        rows,
+        chosen(output, json_output),
+        lambda: table(
+            "URL clicks",
+            ["date", "蓄積BOX", "SMS accepted", "SMS clicked", "clicks", "click-through"],
+            [
+                (r.date, r.box_number, r.sms_accepted, r.sms_clicked, r.clicks, f"{r.click_through_rate:.0%}")
+                for r in rows
+            ],
         ),
     )

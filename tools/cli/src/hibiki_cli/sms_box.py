@@ -9,8 +9,9 @@ from google.protobuf import field_mask_pb2
 from hibiki.sms.v1 import sms_box_service_pb2 as pb
 from hibiki.sms.v1 import sms_box_service_pb2_grpc as pb_grpc
 
+from hibiki_cli import resolve
 from hibiki_cli.connection import Service, connect
-from hibiki_cli.output import JsonOption, emit, local_time, table
+from hibiki_cli.output import JsonOption, OutputOption, chosen, emit, local_time, table
 
 app = typer.Typer(
     help="蓄積BOX (SMS boxes) — sms-gateway. 蓄積BOX番号 and 蓄積BOX名 never change; "
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 BoxNumber = Annotated[str, typer.Argument(help="蓄積BOX番号.")]
+BoxRef = Annotated[str, typer.Argument(help="蓄積BOX番号 or 蓄積BOX名.")]
 TextOption = Annotated[str | None, typer.Option("--text", help="メッセージ内容 (Japanese is sent as UCS-2).")]
 UrlOption = Annotated[str | None, typer.Option("--url", help="URL appended to the message.")]
 
@@ -41,52 +43,58 @@ def create(
     box_name: Annotated[str, typer.Argument(help="蓄積BOX名 (cannot be changed later).")],
     text: Annotated[str, typer.Option("--text", help="メッセージ内容.")],
     url: Annotated[str, typer.Option("--url", help="URL appended to the message.")] = "",
+    output: OutputOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create an SMS box; its number and name are fixed from now on."""
     request = pb.CreateSmsBoxRequest(box_number=box_number, box_name=box_name, message_text=text, url=url)
     with connect(ctx, Service.SMS) as api:
         reply = api.unary(pb_grpc.SmsBoxServiceStub(api.channel).CreateSmsBox, request)
-    emit(reply.sms_box, json_output, lambda: _boxes_table([reply.sms_box]))
+    emit(reply.sms_box, chosen(output, json_output), lambda: _boxes_table([reply.sms_box]))
 
 
 @app.command("list")
 def list_(
     ctx: typer.Context,
     query: Annotated[str, typer.Option(help="Only boxes whose number or name contains this text.")] = "",
+    output: OutputOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Search SMS boxes (検索, ④)."""
     with connect(ctx, Service.SMS) as api:
         stub = pb_grpc.SmsBoxServiceStub(api.channel)
         boxes = api.every_page(stub.SearchSmsBoxes, pb.SearchSmsBoxesRequest(query=query), "sms_boxes")
-    emit(boxes, json_output, lambda: _boxes_table(boxes))
+    emit(boxes, chosen(output, json_output), lambda: _boxes_table(boxes))
 
 
 @app.command()
-def show(ctx: typer.Context, box_number: BoxNumber, json_output: JsonOption = False) -> None:
+def show(
+    ctx: typer.Context, box_number: BoxRef, output: OutputOption = None, json_output: JsonOption = False
+) -> None:
     """Show one SMS box (詳細, ⑤)."""
     with connect(ctx, Service.SMS) as api:
+        number = resolve.sms_box(api, box_number)
         reply = api.unary(
-            pb_grpc.SmsBoxServiceStub(api.channel).GetSmsBox, pb.GetSmsBoxRequest(box_number=box_number)
+            pb_grpc.SmsBoxServiceStub(api.channel).GetSmsBox, pb.GetSmsBoxRequest(box_number=number)
         )
-    emit(reply.sms_box, json_output, lambda: _boxes_table([reply.sms_box]))
+    emit(reply.sms_box, chosen(output, json_output), lambda: _boxes_table([reply.sms_box]))
 
 
 @app.command()
 def update(
     ctx: typer.Context,
-    box_number: BoxNumber,
+    box_number: BoxRef,
     text: TextOption = None,
     url: UrlOption = None,
     expected_revision: Annotated[
         int | None,
         typer.Option(help="Revision you checked; a newer one refuses the change. Default: the current one."),
     ] = None,
+    output: OutputOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Change the message text and/or URL (⑥⑦) and save (保存, ⑧) as a new revision."""
-    box = pb.SmsBox(box_number=box_number)
+    box = pb.SmsBox()
     paths: list[str] = []
     if text is not None:
         box.message_text, paths = text, [*paths, "message_text"]
@@ -96,9 +104,10 @@ def update(
         raise typer.BadParameter("give --text and/or --url", param_hint="--text")
     with connect(ctx, Service.SMS) as api:
         stub = pb_grpc.SmsBoxServiceStub(api.channel)
+        box.box_number = resolve.sms_box(api, box_number)
         if expected_revision is None:
             expected_revision = api.unary(
-                stub.GetSmsBox, pb.GetSmsBoxRequest(box_number=box_number)
+                stub.GetSmsBox, pb.GetSmsBoxRequest(box_number=box.box_number)
             ).sms_box.revision
         reply = api.unary(
             stub.UpdateSmsBox,
@@ -108,20 +117,22 @@ def update(
                 expected_revision=expected_revision,
             ),
         )
-    emit(reply.sms_box, json_output, lambda: _boxes_table([reply.sms_box]))
+    emit(reply.sms_box, chosen(output, json_output), lambda: _boxes_table([reply.sms_box]))
 
 
 @app.command()
-def revisions(ctx: typer.Context, box_number: BoxNumber, json_output: JsonOption = False) -> None:
+def revisions(
+    ctx: typer.Context, box_number: BoxRef, output: OutputOption = None, json_output: JsonOption = False
+) -> None:
     """Every saved change of a box: who, when, text and URL before and after."""
-    request = pb.ListSmsBoxRevisionsRequest(box_number=box_number)
     with connect(ctx, Service.SMS) as api:
+        request = pb.ListSmsBoxRevisionsRequest(box_number=resolve.sms_box(api, box_number))
         found = api.every_page(
             pb_grpc.SmsBoxServiceStub(api.channel).ListSmsBoxRevisions, request, "revisions"
         )
     emit(
         found,
-        json_output,
+        chosen(output, json_output),
         lambda: table(
             f"revisions of 蓄積BOX {box_number}",
             ["revision", "changed (JST)", "by", "message before → after", "url before → after"],
@@ -143,17 +154,19 @@ def revisions(ctx: typer.Context, box_number: BoxNumber, json_output: JsonOption
 def preview(
     ctx: typer.Context,
     box_number: Annotated[
-        str | None, typer.Option("--box", help="Preview this box's current text and URL.")
+        str | None, typer.Option("--box", help="Preview this box's current text and URL (number or name).")
     ] = None,
     text: TextOption = None,
     url: UrlOption = None,
+    output: OutputOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show the SMS as handsets receive it: UCS-2 characters (70 single, 67 per part) and parts."""
     with connect(ctx, Service.SMS) as api:
         stub = pb_grpc.SmsBoxServiceStub(api.channel)
         if box_number is not None:
-            box = api.unary(stub.GetSmsBox, pb.GetSmsBoxRequest(box_number=box_number)).sms_box
+            number = resolve.sms_box(api, box_number)
+            box = api.unary(stub.GetSmsBox, pb.GetSmsBoxRequest(box_number=number)).sms_box
             text = box.message_text if text is None else text
             url = box.url if url is None else url
         if text is None:
@@ -161,21 +174,65 @@ def preview(
         reply = api.unary(stub.PreviewMessage, pb.PreviewMessageRequest(message_text=text, url=url or ""))
     emit(
         reply,
-        json_output,
+        chosen(output, json_output),
         lambda: [
             reply.rendered_text,
             table(
                 "",
-                ["encoding", "characters", "parts (SMS)", "characters left", "maximum"],
+                ["encoding", "characters", "parts (SMS)", "characters left", "over the maximum", "maximum"],
                 [
                     (
                         reply.encoding,
                         reply.characters,
                         reply.segments,
                         reply.characters_left,
+                        reply.characters_over,
                         reply.max_characters,
                     )
                 ],
             ),
         ],
+    )
+
+
+opt_out = typer.Typer(
+    help="The tenant's opt-out list (配信停止): SMS requests to these numbers are rejected "
+    "(REJECT_REASON_OPTED_OUT).",
+    no_args_is_help=True,
+)
+app.add_typer(opt_out, name="opt-out")
+Recipient = Annotated[
+    str, typer.Argument(help="The recipient's number, e.g. 090-1234-5678 or +819012345678.")
+]
+
+
+@opt_out.command("add")
+def opt_out_add(
+    ctx: typer.Context, recipient: Recipient, output: OutputOption = None, json_output: JsonOption = False
+) -> None:
+    """Put a number on the opt-out list: no SMS is sent to it any more."""
+    with connect(ctx, Service.SMS) as api:
+        reply = api.unary(
+            pb_grpc.SmsBoxServiceStub(api.channel).AddOptOut, pb.AddOptOutRequest(recipient=recipient)
+        )
+    emit(reply, chosen(output, json_output), lambda: f"{reply.recipient} is on the opt-out list")
+
+
+@opt_out.command("remove")
+def opt_out_remove(
+    ctx: typer.Context, recipient: Recipient, output: OutputOption = None, json_output: JsonOption = False
+) -> None:
+    """Take a number off the opt-out list."""
+    with connect(ctx, Service.SMS) as api:
+        reply = api.unary(
+            pb_grpc.SmsBoxServiceStub(api.channel).RemoveOptOut, pb.RemoveOptOutRequest(recipient=recipient)
+        )
+    emit(
+        reply,
+        chosen(output, json_output),
+        lambda: (
+            f"{recipient} is off the opt-out list"
+            if reply.removed
+            else f"{recipient} was not on the opt-out list"
+        ),
     )

@@ -99,29 +99,39 @@ def what_to_look_at(
     traffic: str,
     sip_port: int = SIP_PORT,
 ) -> list[str]:
-    """The lines printed once the system is up: token, demo number, example commands, metrics URLs."""
+    """The lines printed once the system is up: token, demo number, example commands, metrics URLs.
+
+    The examples use what the project installs: curl for the CSV, and the `hibiki` console (in the virtualenv
+    that runs this) for the gRPC APIs, pointed at the endpoints of this run."""
     report = specs["reporting"]
     number = demo.DIALED_NUMBER
-    auth = '-H "authorization: Bearer $TOKEN"'
-    days = {"start_date": today, "end_date": today}
-    daily = json.dumps({"range": days, "dialed_number": number}, separators=(",", ":"))
-    # The caller number is spliced in by the shell: the quote closes around $CALLER.
-    trace = json.dumps({"caller_number": "CALLER", "range": days}, separators=(",", ":"))
-    trace = trace.replace('"CALLER"', "\"'$CALLER'\"")
-    report_rpc = f"127.0.0.1:{report.grpc_port} hibiki.reporting.v1.ReportService"
+    auth = '-H "authorization: Bearer $HIBIKI_TOKEN"'
+    endpoints = " ".join(
+        f"HIBIKI_{variable}_ENDPOINT=127.0.0.1:{specs[name].grpc_port}"
+        for variable, name in (
+            ("GUIDANCE", "guidance-tts"), ("ROUTING", "routing"),
+            ("SMS", "sms-gateway"), ("REPORTING", "reporting"),
+        )
+        if name in specs
+    )  # fmt: skip
     ground_truth = data_dir / "ground-truth.jsonl"
+    days = f"--from {today} --to {today}"
     return [
         f"  demo tenant '{DEV_TENANT}': {number} plays a menu (1 = URL by SMS, 2 = operator); {traffic}",
         f"  call it: sip:{number}@127.0.0.1:{sip_port} (UDP or TCP) from a softphone, e.g."
         f" baresip -e 'd sip:{number}@127.0.0.1:{sip_port}' (see README: Call the demo)",
         f"  operator token: {tokens['operator']}   (all tokens: {data_dir / 'dev-tokens.json'})",
         "  try:",
-        f"    export TOKEN={tokens['operator']}",
+        f'    export PATH="{Path(sys.executable).parent}:$PATH" HIBIKI_TOKEN={tokens["operator"]}',
+        f"    export {endpoints}",
         f"    curl {auth} "
         f'"http://127.0.0.1:{report.http_port}/reports/daily.csv?from={today}&to={today}&encoding=utf-8"',
-        f"    grpcurl -plaintext {auth} -d '{daily}' {report_rpc}/GetDailyReport",
-        f"    CALLER=$(jq -r 'select(.sms_promised) | .caller_number' {ground_truth} | tail -1)",
-        f"    grpcurl -plaintext {auth} -d '{trace}' {report_rpc}/TraceCaller",
+        f"    hibiki report daily {days} --dialed-number {number}",
+        # The last simulated caller promised an SMS (python: the virtualenv's, on the PATH set above).
+        '    CALLER=$(python -c \'import json,sys; print([c["caller_number"] for c in'
+        f' map(json.loads, open(sys.argv[1])) if c.get("sms_promised")][-1])\' {ground_truth})',
+        f'    hibiki report trace-caller "$CALLER" {days}',
+        f"    hibiki routing show {demo.FLOW_NAME}        # a flow, a guidance or an SMS box by its name",
         "  metrics: " + "  ".join(f"http://127.0.0.1:{s.http_port}/metrics" for s in specs.values()),
         f"  logs: {data_dir / 'log'}/",
     ]
@@ -169,11 +179,15 @@ def _start_and_supervise(
     broker = _start_broker(args, log_dir, resources)
     tokens = write_dev_tokens(data_dir / "dev-tokens.json")
     guidance_port = specs["guidance-tts"].grpc_port or 0
+    sms_port = specs["sms-gateway"].grpc_port or 0
     service_env = {
         "routing": {
-            # Publishing records the flow's guidances in guidance-tts, so they cannot be deleted in use.
+            # Publishing records the flow's guidances in guidance-tts, so they cannot be deleted in use;
+            # validating and publishing check that its guidances and SMS boxes exist.
             "HIBIKI_GUIDANCE_ADDRESS": f"127.0.0.1:{guidance_port}",
             "HIBIKI_GUIDANCE_TOKENS": json.dumps({DEV_TENANT: tokens["platform"]}),
+            "HIBIKI_SMS_ADDRESS": f"127.0.0.1:{sms_port}",
+            "HIBIKI_SMS_TOKENS": json.dumps({DEV_TENANT: tokens["platform"]}),
         },
         "sms-gateway": sms_gateway_env(smpp_port, args.smsc_scenario),
         "media-gateway": media_gateway_env(

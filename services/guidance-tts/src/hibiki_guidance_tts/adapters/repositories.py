@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hibiki_guidance_tts.adapters.tables import (
     audio_files,
+    guidance_contents,
     guidance_usages,
     guidance_users,
     original_guidances,
@@ -84,10 +85,21 @@ class SqlAudioStore:
         )
 
     async def delete_unreferenced(self, tenant_id: str, cache_key: str) -> None:
+        """Delete the audio unless an audio file plays it or a user pinned it (a published flow version)."""
         used = sa.exists().where(audio_files.c.tenant_id == tenant_id, audio_files.c.cache_key == cache_key)
+        pinned = sa.exists().where(
+            guidance_contents.c.tenant_id == tenant_id,
+            guidance_contents.c.cache_key == cache_key,
+            guidance_usages.c.tenant_id == tenant_id,
+            guidance_usages.c.guidance_id == guidance_contents.c.guidance_id,
+            guidance_usages.c.content_revision == guidance_contents.c.content_revision,
+        )
         await self._session.execute(
             sa.delete(synthesized_audio).where(
-                synthesized_audio.c.tenant_id == tenant_id, synthesized_audio.c.cache_key == cache_key, ~used
+                synthesized_audio.c.tenant_id == tenant_id,
+                synthesized_audio.c.cache_key == cache_key,
+                ~used,
+                ~pinned,
             )
         )
 
@@ -243,9 +255,78 @@ class SqlGuidanceUsageRepository:
         )
         return [GuidanceUser(row.user_id, row.display_name) for row in await self._session.execute(query)]
 
+    async def content_revision(self, tenant_id: str, guidance_id: str, cache_key: str) -> int:
+        """The number of this content of the guidance; a new one (last + 1) the first time it is pinned."""
+        table = guidance_contents
+        of_guidance = (table.c.tenant_id == tenant_id, table.c.guidance_id == guidance_id)
+        found = (
+            await self._session.execute(
+                sa.select(table.c.content_revision).where(*of_guidance, table.c.cache_key == cache_key)
+            )
+        ).scalar_one_or_none()
+        if found is not None:
+            return int(found)
+        last = (
+            await self._session.execute(sa.select(sa.func.max(table.c.content_revision)).where(*of_guidance))
+        ).scalar_one_or_none()
+        revision = (last or 0) + 1
+        await self._session.execute(
+            sa.insert(table).values(
+                tenant_id=tenant_id,
+                guidance_id=guidance_id,
+                content_revision=revision,
+                cache_key=cache_key,
+                created_at=datetime.now(UTC),
+            )
+        )
+        return revision
+
+    async def content_key(
+        self, tenant_id: str, guidance_id: str, revision: int, *, pinned: bool
+    ) -> str | None:
+        """The audio of a content revision of a guidance; with `pinned`, only while some user pins it."""
+        table = guidance_contents
+        query = sa.select(table.c.cache_key).where(
+            table.c.tenant_id == tenant_id,
+            table.c.guidance_id == guidance_id,
+            table.c.content_revision == revision,
+        )
+        if pinned:
+            query = query.where(
+                sa.exists().where(
+                    guidance_usages.c.tenant_id == tenant_id,
+                    guidance_usages.c.guidance_id == guidance_id,
+                    guidance_usages.c.content_revision == revision,
+                )
+            )
+        key = (await self._session.execute(query)).scalar_one_or_none()
+        return None if key is None else str(key)
+
+    async def pinned_keys(self, tenant_id: str, user_id: str) -> set[str]:
+        """The audio keys the user pins now."""
+        query = (
+            sa.select(guidance_contents.c.cache_key)
+            .join(
+                guidance_usages,
+                sa.and_(
+                    guidance_usages.c.tenant_id == guidance_contents.c.tenant_id,
+                    guidance_usages.c.guidance_id == guidance_contents.c.guidance_id,
+                    guidance_usages.c.content_revision == guidance_contents.c.content_revision,
+                ),
+            )
+            .where(guidance_usages.c.tenant_id == tenant_id, guidance_usages.c.user_id == user_id)
+        )
+        return set((await self._session.execute(query)).scalars())
+
     async def replace(
-        self, tenant_id: str, user: GuidanceUser, version: int, guidance_ids: Sequence[str]
+        self,
+        tenant_id: str,
+        user: GuidanceUser,
+        version: int,
+        guidance_ids: Sequence[str],
+        content_revisions: Mapping[str, int] | None = None,
     ) -> bool:
+        pins = content_revisions or {}
         known = (
             await self._session.execute(
                 sa.select(guidance_users.c.version).where(
@@ -268,6 +349,9 @@ class SqlGuidanceUsageRepository:
         if guidance_ids:
             await self._session.execute(
                 sa.insert(guidance_usages),
-                [{**user_key, "guidance_id": gid} for gid in sorted(set(guidance_ids))],
+                [
+                    {**user_key, "guidance_id": gid, "content_revision": pins.get(gid)}
+                    for gid in sorted(set(guidance_ids))
+                ],
             )
         return True

@@ -1,4 +1,5 @@
-"""Tables of guidance-tts (SQLAlchemy Core); migrations/versions/0002 creates them, 0003 amends them."""
+"""Tables of guidance-tts (SQLAlchemy Core); migrations/versions/0002 creates them, 0003 and 0004 amend
+them."""
 
 from __future__ import annotations
 
@@ -76,5 +77,20 @@ guidance_usages = sa.Table(
     sa.Column("user_id", sa.String(128), primary_key=True),
     # The foreign key serializes a concurrent delete and usage record: one of them fails, never both pass.
     sa.Column("guidance_id", sa.String(36), sa.ForeignKey("original_guidances.id"), primary_key=True),
+    # The guidance_contents revision a pinning user plays (e.g. a published flow version); NULL: the current.
+    sa.Column("content_revision", sa.Integer, nullable=True),  # migration 0004
     sa.Index("ix_guidance_usages_guidance", "tenant_id", "guidance_id"),
+)
+
+# What a guidance sounded like when a user pinned it: content revision n of a guidance is the stored audio
+# under cache_key. Rows are numbered when first pinned; their audio stays while a usage pins them (0004).
+guidance_contents = sa.Table(
+    "guidance_contents",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("guidance_id", sa.String(36), primary_key=True),
+    sa.Column("content_revision", sa.Integer, primary_key=True),
+    sa.Column("cache_key", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("tenant_id", "guidance_id", "cache_key", name="uq_guidance_contents_key"),
 )

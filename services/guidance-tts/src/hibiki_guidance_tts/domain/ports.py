@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from hibiki_guidance_tts.domain.model import (
@@ -94,7 +94,25 @@ class GuidanceUsageRepository(Protocol):
     async def users_of(self, tenant_id: str, guidance_id: str) -> Sequence[GuidanceUser]: ...
 
     async def replace(
-        self, tenant_id: str, user: GuidanceUser, version: int, guidance_ids: Sequence[str]
+        self,
+        tenant_id: str,
+        user: GuidanceUser,
+        version: int,
+        guidance_ids: Sequence[str],
+        content_revisions: Mapping[str, int] | None = None,
     ) -> bool:
-        """Record that `user` at `version` plays exactly `guidance_ids`; False if a newer version is known."""
+        """Record that `user` at `version` plays exactly `guidance_ids` (pinned to `content_revisions`, where
+        named); False if a newer version is known."""
         ...
+
+    async def content_revision(self, tenant_id: str, guidance_id: str, cache_key: str) -> int:
+        """The content revision of the guidance whose audio is `cache_key`, numbered on first use."""
+        ...
+
+    async def content_key(
+        self, tenant_id: str, guidance_id: str, revision: int, *, pinned: bool
+    ) -> str | None:
+        """The audio key of a content revision (with `pinned`: only while a user pins it)."""
+        ...
+
+    async def pinned_keys(self, tenant_id: str, user_id: str) -> set[str]: ...

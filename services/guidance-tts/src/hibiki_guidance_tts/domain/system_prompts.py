@@ -1,8 +1,9 @@
 """System prompts: audio every tenant has, addressed as `system:<name>` wherever a guidance id works.
 
 Routing plays them where a flow names no guidance of its own (the seed's invalid-input and timeout texts, the
-not-in-service announcement, a keyed mobile number read back digit by digit). Each spoken one is a system
-guidance of the tenant, so the tenant can change its text; `system:pause` is plain silence.
+not-in-service announcement, the closing guidance past a retry limit without a fallback node, the notice that
+the caller's number cannot receive SMS, a keyed mobile number read back digit by digit). Each spoken one is a
+system guidance of the tenant, so the tenant can change its text; `system:pause` is plain silence.
 """
 
 from __future__ import annotations
@@ -84,6 +85,20 @@ SYSTEM_GUIDANCES = (
         GuidanceType.ANNOUNCEMENT,
         "番号未使用アナウンス(標準)",
         "おかけになった電話番号は現在使われておりません。",
+    ),
+    SystemGuidance(
+        "closing",
+        "closing",
+        GuidanceType.ANNOUNCEMENT,
+        "終話ガイダンス(標準)",
+        "入力が確認できなかったため、通話を終了いたします。恐れ入りますが、もう一度おかけ直しください。",
+    ),
+    SystemGuidance(
+        "sms-unavailable",
+        "sms_unavailable",
+        GuidanceType.ANNOUNCEMENT,
+        "SMS送信不可ガイダンス(標準)",
+        "恐れ入りますが、おかけの電話番号にはSMSをお送りできません。携帯電話から番号を通知しておかけ直しください。",
     ),
     SystemGuidance(
         "readback-confirm",

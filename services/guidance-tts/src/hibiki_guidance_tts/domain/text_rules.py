@@ -17,9 +17,17 @@ import unicodedata
 from hibiki_runtime.errors import InvalidArgument
 
 NAME_MAX_CHARS = 64
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
 TEXT_MAX_CHARS = 1000
 
-# Unicode blocks whose characters Open JTalk's dictionary reads.
+# Kanji beyond the BMP that Japanese names use (𠮷 U+20BB7 of 𠮷野家, 𡈽): CJK extensions B to I and the
+# compatibility supplement fill planes 2 and 3; a variation selector picks a glyph (葛󠄀) and is not heard.
+# Characters of the newest extensions may be unassigned in this Python's Unicode tables, so by range.
+_IDEOGRAPHS_BEYOND_BMP = "\U00020000-\U0003ffff"
+_VARIATION_SELECTORS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
+_IDEOGRAPHIC = re.compile(f"[{_IDEOGRAPHS_BEYOND_BMP}{_VARIATION_SELECTORS}]")
+
+# Unicode blocks whose characters Open JTalk's dictionary reads (kanji it has no reading for are skipped).
 _SPEAKABLE = re.compile(
     "["
     "\u0020-\u007e"  # ASCII printable
@@ -35,6 +43,7 @@ _SPEAKABLE = re.compile(
     "\u3200-\u33ff"  # enclosed CJK letters, CJK compatibility (㈱, ㎡)
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kanji
     "\uff01-\uffef"  # full-width forms, half-width katakana
+    f"{_IDEOGRAPHS_BEYOND_BMP}{_VARIATION_SELECTORS}"
     "\n\t"
     "]"
 )
@@ -48,7 +57,7 @@ def clean_name(field: str, name: str) -> str:
     if len(name) > NAME_MAX_CHARS:
         raise InvalidArgument.field(field, f"must be at most {NAME_MAX_CHARS} characters, got {len(name)}")
     for position, char in enumerate(name):
-        if unicodedata.category(char) in {"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"}:
+        if unicodedata.category(char) in _UNPRINTABLE and not _IDEOGRAPHIC.fullmatch(char):
             raise InvalidArgument.field(
                 field, f"unsupported character {_describe(char)} at position {position}"
             )

@@ -154,10 +154,13 @@ class GuidanceServicer(guidance_service_pb2_grpc.GuidanceServiceServicer):
         self, request: pb.SetGuidanceUsageRequest, context: Any
     ) -> pb.SetGuidanceUsageResponse:
         tenant_id = await self._tenant(*SERVICES)
-        applied = await self._catalog.record_usage(
+        applied, pins = await self._catalog.set_usage(
             tenant_id,
             GuidanceUser(request.user_id, request.display_name),
             request.version,
             list(request.guidance_ids),
+            skip_unknown=request.skip_unknown,
+            pin_content=request.pin_content,
+            content_revisions=dict(request.content_revisions),
         )
-        return pb.SetGuidanceUsageResponse(applied=applied)
+        return pb.SetGuidanceUsageResponse(applied=applied, content_revisions=pins)

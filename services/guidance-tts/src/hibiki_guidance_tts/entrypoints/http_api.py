@@ -38,6 +38,8 @@ def add_audio_route(
         if fmt is None:
             raise web.HTTPBadRequest(text="format must be mulaw or pcm16")
         item_id = request.match_info["id"]
+        if not item_id.isprintable():  # NUL or control characters: no id holds them (nor can PostgreSQL)
+            raise web.HTTPBadRequest(text="id must be an audio file, guidance or system prompt id")
         try:
             await catalog.provision_tenant(principal.tenant_id)
             wav = await catalog.wav_by_id(principal.tenant_id, fmt, item_id)

@@ -150,13 +150,21 @@ class AudioLibrary:
     async def wav_of(self, uow: UnitOfWork, tenant_id: str, file_id: str, audio_format: AudioFormat) -> Wav:
         """Stored audio of an audio file of the tenant."""
         audio_file = await _existing(uow, tenant_id, file_id)
-        key = (tenant_id, audio_file.cache_key, audio_format)
+        return await self.wav_of_key(
+            uow, tenant_id, audio_file.cache_key, audio_format, f"audio file {file_id!r}"
+        )
+
+    async def wav_of_key(
+        self, uow: UnitOfWork, tenant_id: str, cache_key: str, audio_format: AudioFormat, what: str
+    ) -> Wav:
+        """Stored audio by its content key (of an audio file, or pinned by a user)."""
+        key = (tenant_id, cache_key, audio_format)
         audio = self._wavs.get(key)
         self._metrics.wav_cache_lookups.labels("hit" if audio else "miss").inc()
         if audio is None:
-            audio = await uow.audio.wav(tenant_id, audio_file.cache_key, audio_format)
-            if audio is None:  # the foreign key makes this impossible short of manual edits
-                raise NotFound(f"audio of audio file {file_id!r} is missing")
+            audio = await uow.audio.wav(tenant_id, cache_key, audio_format)
+            if audio is None:  # foreign keys and pins make this impossible short of manual edits
+                raise NotFound(f"audio of {what} is missing")
             if len(audio.data) <= self._wavs.maxsize:
                 self._wavs[key] = audio
         return audio

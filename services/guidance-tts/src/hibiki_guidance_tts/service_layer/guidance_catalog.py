@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,6 +31,9 @@ from hibiki_guidance_tts.domain.text_rules import clean_name
 from hibiki_guidance_tts.service_layer.audio_library import AudioLibrary
 from hibiki_guidance_tts.service_layer.paging import decode_token, encode_token, page_limit
 from hibiki_guidance_tts.service_layer.unit_of_work import UnitOfWork
+
+# `<guidance id>@<content revision>` names what a guidance sounded like when a user pinned it.
+PIN_SEPARATOR = "@"
 
 
 class GuidanceCatalog:
@@ -169,8 +172,13 @@ class GuidanceCatalog:
     async def wav(
         self, tenant_id: str, audio_format: AudioFormat, *, guidance_id: str = "", audio_file_id: str = ""
     ) -> Wav:
-        """Stored audio of a guidance or of an audio file of the tenant, or of a system prompt (either id)."""
+        """Stored audio of a guidance or of an audio file of the tenant, or of a system prompt (either id).
+
+        `<guidance id>@<content revision>` is the content a user pinned (see set_usage), while one pins it.
+        """
         prompt_id = guidance_id or audio_file_id
+        if PIN_SEPARATOR in prompt_id and not is_system_id(prompt_id):
+            return await self._pinned_wav(tenant_id, audio_format, prompt_id)
         if is_system_id(prompt_id):
             spec = system_prompt(prompt_id)
             if isinstance(spec, SystemSilence):
@@ -194,16 +202,66 @@ class GuidanceCatalog:
         self, tenant_id: str, user: GuidanceUser, version: int, guidance_ids: Sequence[str]
     ) -> bool:
         """Note which guidances `user` (e.g. a published routing flow) plays; older versions are ignored."""
+        applied, _ = await self.set_usage(tenant_id, user, version, guidance_ids)
+        return applied
+
+    async def set_usage(
+        self,
+        tenant_id: str,
+        user: GuidanceUser,
+        version: int,
+        guidance_ids: Sequence[str],
+        *,
+        skip_unknown: bool = False,
+        pin_content: bool = False,
+        content_revisions: Mapping[str, int] | None = None,
+    ) -> tuple[bool, dict[str, int]]:
+        """Note which guidances `user` plays (older versions are ignored) and, with `pin_content`, which
+        content of each: the revision named in `content_revisions`, else the current one. Returns whether it
+        was applied and the content revision pinned per guidance."""
+        wanted = dict(content_revisions or {})
         async with self._uow() as uow:
-            check_usage(user, await uow.guidances.existing_ids(tenant_id, guidance_ids), guidance_ids)
-            applied = await uow.usages.replace(tenant_id, user, version, guidance_ids)
+            known = await uow.guidances.existing_ids(tenant_id, guidance_ids)
+            if skip_unknown:
+                guidance_ids = [gid for gid in guidance_ids if gid in known]
+            check_usage(user, known, guidance_ids)
+            pins: dict[str, int] = {}
+            for gid in sorted(set(guidance_ids)) if pin_content else ():
+                if gid in wanted:
+                    if await uow.usages.content_key(tenant_id, gid, wanted[gid], pinned=False) is None:
+                        raise InvalidArgument.field(
+                            f"content_revisions[{gid}]",
+                            f"guidance {gid!r} has no content revision {wanted[gid]}",
+                        )
+                    pins[gid] = wanted[gid]
+                else:
+                    guidance = await _existing(uow, tenant_id, gid)
+                    audio_file = await uow.audio_files.get(tenant_id, guidance.audio_file_id)
+                    if audio_file is None:  # the foreign key makes this impossible short of manual edits
+                        raise NotFound(f"the audio file of guidance {gid!r} is missing")
+                    pins[gid] = await uow.usages.content_revision(tenant_id, gid, audio_file.cache_key)
+            released = await uow.usages.pinned_keys(tenant_id, user.user_id)
+            applied = await uow.usages.replace(tenant_id, user, version, guidance_ids, pins)
+            if applied:  # audio only a pin kept goes once nobody pins it
+                for cache_key in released - await uow.usages.pinned_keys(tenant_id, user.user_id):
+                    await uow.audio.delete_unreferenced(tenant_id, cache_key)
             try:
                 await uow.commit()
-            except IntegrityError as error:  # a guidance was deleted meanwhile
+            except IntegrityError as error:  # a guidance was deleted (or pinned) meanwhile
                 raise FailedPrecondition(
-                    "a guidance was deleted meanwhile; check the flow and retry"
+                    "a guidance was deleted or changed meanwhile; check the flow and retry"
                 ) from error
-        return applied
+        return applied, pins if applied else {}
+
+    async def _pinned_wav(self, tenant_id: str, audio_format: AudioFormat, pinned_id: str) -> Wav:
+        guidance_id, _, number = pinned_id.rpartition(PIN_SEPARATOR)
+        if not number.isdigit():
+            raise NotFound(f"no pinned content {pinned_id!r} (expected <guidance id>@<content revision>)")
+        async with self._uow() as uow:
+            cache_key = await uow.usages.content_key(tenant_id, guidance_id, int(number), pinned=True)
+            if cache_key is None:
+                raise NotFound(f"no content revision {number} of guidance {guidance_id!r} is pinned")
+            return await self._library.wav_of_key(uow, tenant_id, cache_key, audio_format, pinned_id)
 
     async def _provision(self, tenant_id: str, spec: SystemGuidance) -> bool:
         """Create the tenant's system guidance `spec` unless it exists; False if its name is taken."""

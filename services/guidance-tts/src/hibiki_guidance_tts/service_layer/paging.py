@@ -25,6 +25,9 @@ def decode_token(token: str) -> str:
     if not token:
         return ""
     try:
-        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+        name = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError) as error:
         raise InvalidArgument.field("page_token", "is not a token returned by a previous call") from error
+    if "\x00" in name:  # no name holds NUL (PostgreSQL refuses it in text)
+        raise InvalidArgument.field("page_token", "is not a token returned by a previous call")
+    return name

@@ -21,6 +21,8 @@ from hibiki_reporting.domain.facts import (
     CallStarted,
     CallTransferred,
     DigitsCollected,
+    FallbackCause,
+    InputKind,
     InputTimedOut,
     LinkClicked,
     MessageSnapshot,
@@ -38,6 +40,14 @@ from hibiki_reporting.domain.facts import (
 _PROMPT_REASONS = {
     call_actions_pb2.PROMPT_REASON_INVALID_INPUT: PromptReason.INVALID_INPUT,
     call_actions_pb2.PROMPT_REASON_TIMEOUT: PromptReason.TIMEOUT,
+}
+_INPUT_KINDS = {
+    call_actions_pb2.INPUT_KIND_MOBILE_NUMBER: InputKind.MOBILE_NUMBER,
+    call_actions_pb2.INPUT_KIND_MOBILE_NUMBER_CONFIRMATION: InputKind.MOBILE_NUMBER_CONFIRMATION,
+}
+_FALLBACK_CAUSES = {
+    call_actions_pb2.FALLBACK_CAUSE_INVALID_INPUT: FallbackCause.INVALID_INPUT,
+    call_actions_pb2.FALLBACK_CAUSE_TIMEOUT: FallbackCause.TIMEOUT,
 }
 _RESULT_STATUS = {
     "sms_accepted": SmsStatus.ACCEPTED,
@@ -104,6 +114,8 @@ def _call_event_fact(event: call_events_pb2.CallEvent) -> CallFact | None:
 
 def _call_action_fact(action: call_actions_pb2.CallAction) -> CallFact | None:
     at, step, action_id = occurred_at(action), action.step, action.action_id
+    # A cause this version does not name is read as no fallback (nothing is added to either limit).
+    fallback = _FALLBACK_CAUSES.get(action.fallback, FallbackCause.NONE)
     match action.WhichOneof("body"):
         case "play_and_collect":
             body = action.play_and_collect
@@ -116,14 +128,21 @@ def _call_action_fact(action: call_actions_pb2.CallAction) -> CallFact | None:
                 _PROMPT_REASONS.get(body.reason, PromptReason.INITIAL),
                 body.invalid_attempts,
                 body.timeout_attempts,
+                _INPUT_KINDS.get(body.input_kind, InputKind.MENU_CHOICE),
+                fallback,
+                action.flow_id,
             )
         case "play":
-            return TargetIssued(at, step, action_id, TargetKind.ANNOUNCEMENT, action.play.route_id)
+            route = action.play.route_id
+            return TargetIssued(at, step, action_id, TargetKind.ANNOUNCEMENT, route, fallback=fallback)
         case "transfer":
-            return TargetIssued(at, step, action_id, TargetKind.TRANSFER, action.transfer.route_id)
+            route = action.transfer.route_id
+            return TargetIssued(at, step, action_id, TargetKind.TRANSFER, route, fallback=fallback)
         case "hangup":
             hangup = action.hangup
-            return TargetIssued(at, step, action_id, TargetKind.HANGUP, hangup.route_id, hangup.reason)
+            return TargetIssued(
+                at, step, action_id, TargetKind.HANGUP, hangup.route_id, hangup.reason, fallback
+            )
     return None
 
 

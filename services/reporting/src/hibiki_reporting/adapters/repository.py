@@ -193,6 +193,7 @@ class ReportRepository:
                 "invalid_inputs": entry.invalid_inputs,
                 "timeouts": entry.timeouts,
                 "abandoned": entry.abandoned_here,
+                "flow_id": record.flow_id,
             }
             for tenant, record in records
             for entry in record.funnel_entries()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hibiki.call.v1.call_actions_pb2 import PlayAndCollect
+from hibiki.call.v1.call_actions_pb2 import CallAction, PlayAndCollect
 from hibiki.call.v1.call_events_pb2 import CallEvent, CallStarted
 from hibiki.common.v1.envelope_pb2 import Envelope
 from hibiki.sms.v1.sms_requests_pb2 import SmsRequest, SmsRequested
@@ -80,6 +80,15 @@ route_funnel = Table(
     Column("invalid_inputs", Integer, nullable=False),
     Column("timeouts", Integer, nullable=False),
     Column("abandoned", Boolean, nullable=False),
+    # Route ids are unique within a flow only (added by migration 0005).
+    Column(
+        "flow_id",
+        String(_ID),
+        nullable=False,
+        default="",
+        server_default="",
+        info=stores(CallAction, "flow_id"),
+    ),
     Index("ix_route_funnel_tenant_day", "tenant_id", "report_date"),
 )
 

@@ -15,6 +15,8 @@ from .facts import (
     CallStarted,
     CallTransferred,
     DigitsCollected,
+    FallbackCause,
+    InputKind,
     InputTimedOut,
     PromptIssued,
     PromptReason,
@@ -36,6 +38,14 @@ class CallOutcome(StrEnum):
     # Cut off by the platform before a terminal target (the call's media-gateway process stopped): the
     # caller did not leave, so never abandoned.
     PLATFORM_FAILURE = "platform_failure"
+    # Abandoned (途中放棄) during the number capture of an SMS route: the caller chose the SMS, was asked
+    # for a mobile number (or to confirm it) and hung up before any SMS was requested. Counted as abandoned.
+    ABANDONED_IN_NUMBER_CAPTURE = "abandoned_capture"
+
+
+# Both are 途中放棄: the caller left before a terminal target.
+ABANDONED_OUTCOMES = frozenset({CallOutcome.ABANDONED, CallOutcome.ABANDONED_IN_NUMBER_CAPTURE})
+_NUMBER_CAPTURE = frozenset({InputKind.MOBILE_NUMBER, InputKind.MOBILE_NUMBER_CONFIRMATION})
 
 
 # routing's hang-up reasons of rejected callers: "rejected_withheld", "rejected_blocklist".
@@ -50,6 +60,8 @@ class AbandonedStage(StrEnum):
     PROMPT = "prompt"
     INVALID_INPUT = "invalid_input"
     TIMEOUT = "timeout"
+    # Keying in a mobile number or answering its read-back (outcome ABANDONED_IN_NUMBER_CAPTURE).
+    NUMBER_CAPTURE = "number_capture"
 
 
 _STAGE_OF_PROMPT = {
@@ -104,6 +116,8 @@ class CallRecord:
     # CallEnded's reason ("caller_hangup", "platform_failure", …; "unknown" for a number this version does
     # not name); "" while no end is known.
     end_reason: str = ""
+    # The routing flow of its prompts ("" before the first prompt, or for a call no flow answered).
+    flow_id: str = ""
 
     @property
     def report_date(self) -> date:
@@ -143,7 +157,10 @@ class _Facts:
         self.timed_out: set[str] = set()
         self.transferred = False
         self.sms_requests: dict[str, SmsRequestedByCall] = {}
+        fallbacks: list[PromptIssued | TargetIssued] = []
         for fact in ordered:
+            if isinstance(fact, PromptIssued | TargetIssued) and fact.fallback is not FallbackCause.NONE:
+                fallbacks.append(fact)
             if isinstance(fact, PromptIssued):
                 self.prompts.setdefault(fact.step, fact)
             elif isinstance(fact, TargetIssued):
@@ -157,6 +174,12 @@ class _Facts:
             elif isinstance(fact, SmsRequestedByCall):
                 self.sms_requests.setdefault(fact.request_id, fact)
         self.first_seen = ordered[0].at
+        # action id of a prompt → the limit its last input reached (answered by a fallback, not a re-prompt).
+        self.fell_back: dict[str, FallbackCause] = {}
+        for action in fallbacks:
+            answered = max((step for step in self.prompts if step < action.step), default=None)
+            if answered is not None:
+                self.fell_back[self.prompts[answered].action_id] = action.fallback
 
 
 def _end_of(ends: list[CallEnded]) -> CallEnded | None:
@@ -176,6 +199,9 @@ def materialize_call(call_id: str, facts: Iterable[CallFact]) -> CallRecord:
     """The call record that the facts seen so far describe."""
     known = _Facts(facts)
     outcome = CallOutcome.REJECTED if _rejected(known) else _outcome(known)
+    abandonment = _abandonment(known) if outcome in ABANDONED_OUTCOMES else None
+    if abandonment is not None and abandonment.stage is AbandonedStage.NUMBER_CAPTURE:
+        outcome = CallOutcome.ABANDONED_IN_NUMBER_CAPTURE
     dialed_number = known.started.dialed_number if known.started else ""
     if not dialed_number and known.sms_requests:
         dialed_number = next(iter(known.sms_requests.values())).dialed_number
@@ -188,8 +214,9 @@ def materialize_call(call_id: str, facts: Iterable[CallFact]) -> CallRecord:
         first_seen=known.first_seen,
         path=_path(known),
         outcome=outcome,
-        abandonment=_abandonment(known) if outcome is CallOutcome.ABANDONED else None,
+        abandonment=abandonment,
         end_reason=known.ended.reason if known.ended else "",
+        flow_id=next((prompt.flow_id for prompt in known.prompts.values() if prompt.flow_id), ""),
     )
 
 
@@ -249,35 +276,39 @@ def _route_step(known: _Facts, visit: list[PromptIssued]) -> RouteStep:
     last = visit[-1]
     reprompts = Counter(prompt.reason for prompt in visit)
     timed_out = sum(1 for prompt in visit if prompt.action_id in known.timed_out)
+    fell_back = known.fell_back.get(last.action_id, FallbackCause.NONE)
+    over_limit = fell_back is FallbackCause.INVALID_INPUT or _fell_back_on_digits(known, last)
     return RouteStep(
         route_id=last.route_id,
         route_name=last.route_name,
         digits=known.digits.get(last.action_id, ""),
-        invalid_attempts=reprompts[PromptReason.INVALID_INPUT] + _fell_back_on_digits(known, last),
-        # Either signal may still be in flight: the time-out event or routing's re-prompt after it.
-        timeout_attempts=max(reprompts[PromptReason.TIMEOUT], timed_out),
+        invalid_attempts=reprompts[PromptReason.INVALID_INPUT] + int(over_limit),
+        # Either signal may still be in flight: the time-out event or routing's action after it.
+        timeout_attempts=max(
+            reprompts[PromptReason.TIMEOUT] + int(fell_back is FallbackCause.TIMEOUT), timed_out
+        ),
     )
 
 
-def _fell_back_on_digits(known: _Facts, last: PromptIssued) -> int:
-    """1 when the last input of a visit was one mistake too many and routing hung up ("fallback").
-
-    A fallback to another route cannot be told apart from a valid choice, so that last mistake is not
-    counted; the attempts before it are.
+def _fell_back_on_digits(known: _Facts, last: PromptIssued) -> bool:
+    """For actions recorded before CallAction.fallback existed: the last input of a visit was one mistake
+    too many and routing hung up ("fallback"). Such a fallback to another route cannot be told apart from
+    a valid choice; routing now marks the action that enters any fallback (`known.fell_back`).
     """
     following = known.targets.get(last.step + 1)
     fell_back = following is not None and following.hangup_reason == "fallback"
-    return int(fell_back and last.action_id in known.digits)
+    return fell_back and last.action_id in known.digits
 
 
 def _abandonment(known: _Facts) -> Abandonment:
     in_progress = _prompt_in_progress(known)
     if in_progress is None:  # hung up before the first prompt reached us
         return Abandonment("", "", AbandonedStage.PROMPT, 0, 0)
+    capturing = in_progress.input_kind in _NUMBER_CAPTURE
     return Abandonment(
         in_progress.route_id,
         in_progress.route_name,
-        _STAGE_OF_PROMPT[in_progress.reason],
+        AbandonedStage.NUMBER_CAPTURE if capturing else _STAGE_OF_PROMPT[in_progress.reason],
         in_progress.invalid_attempts,
         in_progress.timeout_attempts,
     )

@@ -13,6 +13,22 @@ class PromptReason(StrEnum):
     TIMEOUT = "timeout"
 
 
+class InputKind(StrEnum):
+    """What a prompt collects: a menu choice, or the number capture of an SMS route."""
+
+    MENU_CHOICE = "menu_choice"
+    MOBILE_NUMBER = "mobile_number"
+    MOBILE_NUMBER_CONFIRMATION = "mobile_number_confirmation"
+
+
+class FallbackCause(StrEnum):
+    """Which limit of a route routing's action fell back on ("" on an ordinary action)."""
+
+    NONE = ""
+    INVALID_INPUT = "invalid_input"
+    TIMEOUT = "timeout"
+
+
 class TargetKind(StrEnum):
     """Actions that end the guidance: the caller reached a terminal target."""
 
@@ -40,6 +56,11 @@ class PromptIssued:
     reason: PromptReason
     invalid_attempts: int
     timeout_attempts: int
+    input_kind: InputKind = InputKind.MENU_CHOICE
+    # Set when this prompt is the first action after another route's (or this one's) limit was reached.
+    fallback: FallbackCause = FallbackCause.NONE
+    # The routing flow the call runs on: route ids are unique within a flow only.
+    flow_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +73,8 @@ class TargetIssued:
     kind: TargetKind
     route_id: str
     hangup_reason: str = ""
+    # Set when this target is the first action after a route's limit was reached.
+    fallback: FallbackCause = FallbackCause.NONE
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 
-from .calls import CallOutcome, CallRecord
+from .calls import ABANDONED_OUTCOMES, CallOutcome, CallRecord
 from .facts import SmsStatus
 from .sms import CARRIER_ACCEPTED, SmsRecord
 
@@ -57,6 +57,9 @@ class RouteFunnelRow:
     invalid_inputs: int
     timeouts: int
     abandoned: int
+    # Route ids are unique within a flow only; the flow's dialed number labels it.
+    flow_id: str = ""
+    dialed_number: str = ""
 
 
 @dataclass
@@ -79,6 +82,12 @@ class DailyFigures:
     sms_requested_to_captured_number: int = 0
     # Part of `calls`; the platform cut them off before a terminal target, so no caller chose to leave.
     platform_failures: int = 0
+    # Part of `abandoned_calls`: the caller chose an SMS route and hung up while keying in a mobile number
+    # (or confirming it), so no SMS was requested.
+    abandoned_in_number_capture: int = 0
+    # A final day keeps the figures it had when it became final (確定); what arrived since shows here, as
+    # the change of each figure that moved (see `COUNTED`), e.g. {"sms_delivered": 2, "sms_accepted": 0}.
+    changes_after_finalization: dict[str, int] = field(default_factory=dict)
 
     @property
     def abandonment_rate(self) -> float:
@@ -106,8 +115,10 @@ def daily_figures(
     for call in calls:
         figures = row(call.day, call.dialed_number)
         figures.calls += call.count
-        if call.outcome is CallOutcome.ABANDONED:
+        if call.outcome in ABANDONED_OUTCOMES:
             figures.abandoned_calls += call.count
+            if call.outcome is CallOutcome.ABANDONED_IN_NUMBER_CAPTURE:
+                figures.abandoned_in_number_capture += call.count
         elif call.outcome is CallOutcome.REJECTED:
             figures.rejected_calls += call.count
         elif call.outcome is CallOutcome.PLATFORM_FAILURE:
@@ -129,3 +140,52 @@ def daily_figures(
         elif message.status is SmsStatus.FAILED:
             figures.sms_failed += message.count
     return [rows[key] for key in sorted(rows)]
+
+
+# The figures of a row that count something, in the order reports show them; `sms_rejected` is the total of
+# its reasons.
+COUNTED: tuple[str, ...] = (*(f.name for f in fields(DailyFigures) if f.type == "int"), "sms_rejected")
+
+
+def counts(figures: DailyFigures) -> dict[str, int]:
+    """Every figure of `COUNTED` by name."""
+    return {
+        name: figures.sms_rejected_total if name == "sms_rejected" else int(getattr(figures, name))
+        for name in COUNTED
+    }
+
+
+def as_finalized(
+    calls: Iterable[CallTally], sms: Iterable[SmsTally], late: Iterable[tuple[SmsRecord, SmsRecord]]
+) -> list[DailyFigures]:
+    """The rows as they stood when their days became final: the current tallies with each SMS whose status
+    was decided after its day's finalization counted as it was then. `late` pairs such a record now with
+    the same record as of its day's finalization (sms.as_of). Calls end within their day, long before it
+    becomes final, so they count as they are."""
+    moved = [(SmsTally.of(now), SmsTally.of(then)) for now, then in late]
+    adjusted = [*sms, *(replace(now, count=-now.count) for now, _ in moved), *(then for _, then in moved)]
+    rows = daily_figures(calls, adjusted, lambda _day: True)
+    for row in rows:
+        row.sms_rejected = {reason: count for reason, count in row.sms_rejected.items() if count}
+    return rows
+
+
+def with_finalization(
+    live: Iterable[DailyFigures], frozen: Iterable[DailyFigures], frozen_through: date | None
+) -> list[DailyFigures]:
+    """The rows a report shows: days up to `frozen_through` (the last final day) as they stood when they
+    became final (`frozen`, see as_finalized), each with what changed since; later days as they are now."""
+    now = {(row.day, row.dialed_number): row for row in live}
+    kept = {(row.day, row.dialed_number): row for row in frozen}
+    rows = []
+    for key in sorted(now.keys() | kept.keys()):
+        day, dialed = key
+        if frozen_through is None or day > frozen_through:
+            if key in now:
+                rows.append(now[key])
+            continue
+        before = kept.get(key) or DailyFigures(day, dialed)
+        after = counts(now.get(key) or DailyFigures(day, dialed))
+        moved = {name: after[name] - was for name, was in counts(before).items() if after[name] != was}
+        rows.append(replace(before, final=True, changes_after_finalization=moved))
+    return rows

@@ -69,6 +69,17 @@ class FinalizationSchedule:
             day += timedelta(days=1)
         raise ValueError("no business day within the search window; check the closed days")
 
+    def finalized_at(self, day: date) -> datetime:
+        """The publication (13:00 JST of a business day) that made `day` final."""
+        business_day = day + timedelta(days=1)
+        for _ in range(_SEARCH_LIMIT_DAYS):
+            if self._calendar.is_business_day(business_day):
+                published = self._published_on(business_day)
+                if published is not None and published >= day:
+                    return datetime.combine(business_day, PUBLICATION_TIME, TOKYO)
+            business_day += timedelta(days=1)
+        raise ValueError("no business day within the search window; check the closed days")
+
     def is_final(self, day: date, at: datetime) -> bool:
         return day <= self.final_through(at)
 

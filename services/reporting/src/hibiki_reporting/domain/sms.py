@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from .calendar import report_date
@@ -68,6 +68,22 @@ class SmsRecord:
         return self.reason if self.status is SmsStatus.REJECTED else ""
 
 
+def _decisive(changes: Iterable[StatusChange], default: StatusChange) -> StatusChange:
+    """The change that decides the status: the highest rank, then the latest (see _RANK, _TIE_BREAK)."""
+    return max(
+        changes,
+        key=lambda change: (_RANK[change.status], change.at, _TIE_BREAK.get(change.status, 0)),
+        default=default,
+    )
+
+
+def as_of(record: SmsRecord, at: datetime) -> SmsRecord:
+    """The record as it stood at `at`: only the status changes that had happened by then count."""
+    requested = StatusChange(record.request_time or record.first_seen, SmsStatus.REQUESTED, "")
+    decided = _decisive((change for change in record.timeline if change.at <= at), requested)
+    return replace(record, status=decided.status, reason=decided.reason, status_time=decided.at)
+
+
 def materialize_sms(request_id: str, facts: Iterable[SmsFact]) -> SmsRecord:
     """The SMS record the facts seen so far describe."""
     ordered = sorted(set(facts), key=lambda fact: (fact.at, repr(fact)))  # a replay adds nothing
@@ -77,12 +93,8 @@ def materialize_sms(request_id: str, facts: Iterable[SmsFact]) -> SmsRecord:
         StatusChange(r.at, r.status, r.reason) for r in results
     )
     clicks = {f.click_number: f.at for f in ordered if isinstance(f, LinkClicked)}
-    final = max(
-        timeline,
-        key=lambda change: (_RANK[change.status], change.at, _TIE_BREAK.get(change.status, 0)),
-        # Only a click so far (its acceptance is still on the way): requested, as far as we know.
-        default=StatusChange(ordered[0].at, SmsStatus.REQUESTED, ""),
-    )
+    # Only a click so far (its acceptance is still on the way): requested, as far as we know.
+    final = _decisive(timeline, StatusChange(ordered[0].at, SmsStatus.REQUESTED, ""))
     return SmsRecord(
         request_id=request_id,
         call_id=request.call_id if request else "",

@@ -1,16 +1,13 @@
-"""Checks on what callers ask for: date ranges and phone numbers, with field-level errors."""
+"""Checks on what callers ask for: date ranges, with field-level errors (numbers: hibiki_runtime.phone)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
 from hibiki_runtime.errors import FieldViolation, InvalidArgument
 
 MAX_RANGE_DAYS = 400
-_SEPARATORS = re.compile(r"[\s\-()（）－ー]")
-_E164 = re.compile(r"\+[1-9]\d{7,14}")
 
 
 @dataclass(frozen=True)
@@ -38,13 +35,3 @@ def parse_range(
     if (last - first).days >= MAX_RANGE_DAYS:
         raise InvalidArgument.field(fields[1], f"a range covers at most {MAX_RANGE_DAYS} days")
     return DayRange(first, last)
-
-
-def normalize_phone(text: str, field: str) -> str:
-    """E.164 form of a number typed as "+81 90-1234-5678" or domestically as "090-1234-5678"."""
-    compact = _SEPARATORS.sub("", text)
-    if compact.startswith("0") and not compact.startswith("00"):
-        compact = "+81" + compact[1:]
-    if not _E164.fullmatch(compact):
-        raise InvalidArgument.field(field, "expected a phone number such as +819012345678 or 090-1234-5678")
-    return compact

@@ -10,9 +10,10 @@ from hibiki.reporting.v1 import report_service_pb2 as pb
 from hibiki.reporting.v1 import report_service_pb2_grpc
 from hibiki_runtime.auth import Principal, Role, require_role
 from hibiki_runtime.errors import InvalidArgument
+from hibiki_runtime.phone import optional_phone, require_phone
 
-from hibiki_reporting.domain.csv_export import CsvEncoding
-from hibiki_reporting.domain.validation import DayRange, normalize_phone, parse_range
+from hibiki_reporting.domain.csv_export import CsvEncoding, CsvKind
+from hibiki_reporting.domain.validation import DayRange, parse_range
 from hibiki_reporting.entrypoints import messages
 from hibiki_reporting.service_layer.export import csv_chunks
 from hibiki_reporting.service_layer.queries import ReportQueries
@@ -24,6 +25,12 @@ _ENCODINGS = {
     pb.CSV_ENCODING_UTF8_BOM: CsvEncoding.UTF8_BOM,
     pb.CSV_ENCODING_CP932: CsvEncoding.CP932,
 }
+_KINDS = {
+    pb.CSV_KIND_UNSPECIFIED: CsvKind.DAILY,
+    pb.CSV_KIND_DAILY: CsvKind.DAILY,
+    pb.CSV_KIND_CALLS: CsvKind.CALLS,
+    pb.CSV_KIND_SMS: CsvKind.SMS,
+}
 
 
 def _reader() -> Principal:
@@ -34,10 +41,6 @@ def _days(request: Any) -> DayRange:
     return parse_range(request.range.start_date, request.range.end_date)
 
 
-def _optional_phone(text: str, field: str) -> str:
-    return normalize_phone(text, field) if text else ""
-
-
 class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
     def __init__(self, queries: ReportQueries) -> None:
         self._queries = queries
@@ -46,7 +49,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         self, request: pb.GetDailyReportRequest, context: Any
     ) -> pb.GetDailyReportResponse:
         tenant = _reader().tenant_id
-        dialed = _optional_phone(request.dialed_number, "dialed_number")
+        dialed = optional_phone("dialed_number", request.dialed_number)
         rows = await self._queries.daily_report(tenant, _days(request), dialed)
         return pb.GetDailyReportResponse(rows=[messages.daily_row(row) for row in rows])
 
@@ -54,7 +57,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         self, request: pb.GetRouteFunnelRequest, context: Any
     ) -> pb.GetRouteFunnelResponse:
         tenant = _reader().tenant_id
-        dialed = _optional_phone(request.dialed_number, "dialed_number")
+        dialed = optional_phone("dialed_number", request.dialed_number)
         rows = await self._queries.route_funnel(tenant, _days(request), dialed)
         return pb.GetRouteFunnelResponse(
             rows=[
@@ -65,6 +68,8 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
                     invalid_inputs=row.invalid_inputs,
                     timeouts=row.timeouts,
                     abandoned=row.abandoned,
+                    flow_id=row.flow_id,
+                    dialed_number=row.dialed_number,
                 )
                 for row in rows
             ]
@@ -74,7 +79,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         self, request: pb.GetLinkClickReportRequest, context: Any
     ) -> pb.GetLinkClickReportResponse:
         tenant = _reader().tenant_id
-        dialed = _optional_phone(request.dialed_number, "dialed_number")
+        dialed = optional_phone("dialed_number", request.dialed_number)
         rows = await self._queries.link_clicks(tenant, _days(request), dialed)
         return pb.GetLinkClickReportResponse(
             rows=[
@@ -94,15 +99,16 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         tenant = _reader().tenant_id
         if request.page_size > MAX_PAGE_SIZE:
             raise InvalidArgument.field("page_size", f"at most {MAX_PAGE_SIZE}")
-        if request.page_token and not request.page_token.isdigit():
+        token = request.page_token  # an offset: ASCII digits ("²".isdigit() is true), at most a row count
+        if token and not (token.isascii() and token.isdigit() and len(token) <= 9):
             raise InvalidArgument.field("page_token", "not a token from a previous response")
         size = request.page_size or DEFAULT_PAGE_SIZE
         offset = int(request.page_token or 0)
         calls = await self._queries.list_calls(
             tenant,
             _days(request),
-            dialed=_optional_phone(request.dialed_number, "dialed_number"),
-            caller=_optional_phone(request.caller_number, "caller_number"),
+            dialed=optional_phone("dialed_number", request.dialed_number),
+            caller=optional_phone("caller_number", request.caller_number),
             outcome=messages.outcome_of(request.outcome),
             offset=offset,
             limit=size + 1,  # one more tells whether another page exists
@@ -114,7 +120,7 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
 
     async def TraceCaller(self, request: pb.TraceCallerRequest, context: Any) -> pb.TraceCallerResponse:
         tenant = _reader().tenant_id
-        caller = normalize_phone(request.caller_number, "caller_number")
+        caller = require_phone("caller_number", request.caller_number)
         trace = await self._queries.trace_caller(tenant, caller, _days(request))
         return pb.TraceCallerResponse(
             verdict=messages.verdict_message(trace.answer.verdict),
@@ -145,7 +151,11 @@ class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
         tenant = _reader().tenant_id
         if request.encoding not in _ENCODINGS:
             raise InvalidArgument.field("encoding", "unknown CSV encoding")
-        dialed = _optional_phone(request.dialed_number, "dialed_number")
-        chunks = csv_chunks(self._queries, tenant, _days(request), dialed, _ENCODINGS[request.encoding])
+        if request.kind not in _KINDS:
+            raise InvalidArgument.field("kind", "unknown CSV kind")
+        dialed = optional_phone("dialed_number", request.dialed_number)
+        chunks = csv_chunks(
+            self._queries, tenant, _days(request), dialed, _ENCODINGS[request.encoding], _KINDS[request.kind]
+        )
         async for chunk in chunks:
             yield pb.ExportCsvResponse(data=chunk)

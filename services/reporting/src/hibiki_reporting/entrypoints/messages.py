@@ -20,15 +20,21 @@ def timestamp(at: datetime | None) -> Timestamp | None:
     return None if at is None else timestamp_of(at)
 
 
+# Outcomes whose stored value (at most 20 characters) is not their enum name without the prefix.
+_OUTCOME_NAMES = {CallOutcome.ABANDONED_IN_NUMBER_CAPTURE: "CALL_OUTCOME_ABANDONED_IN_NUMBER_CAPTURE"}
+_OUTCOMES_BY_NAME = {name: outcome for outcome, name in _OUTCOME_NAMES.items()}
+
+
 def outcome_message(outcome: CallOutcome) -> pb.CallOutcome.ValueType:
-    return pb.CallOutcome.Value("CALL_OUTCOME_" + outcome.value.upper())
+    return pb.CallOutcome.Value(_OUTCOME_NAMES.get(outcome, "CALL_OUTCOME_" + outcome.value.upper()))
 
 
 def outcome_of(value: int) -> CallOutcome | None:
     """The domain outcome of a request filter; None for UNSPECIFIED (no filter)."""
     if value == pb.CALL_OUTCOME_UNSPECIFIED:
         return None
-    return CallOutcome(pb.CallOutcome.Name(value).removeprefix("CALL_OUTCOME_").lower())  # type: ignore[arg-type]
+    name = pb.CallOutcome.Name(value)  # type: ignore[arg-type]
+    return _OUTCOMES_BY_NAME.get(name) or CallOutcome(name.removeprefix("CALL_OUTCOME_").lower())
 
 
 def reject_reason_message(reason: str) -> sms_results_pb2.RejectReason.ValueType:
@@ -46,6 +52,7 @@ def daily_row(figures: DailyFigures) -> pb.DailyReportRow:
         abandonment_rate=figures.abandonment_rate,
         rejected_calls=figures.rejected_calls,
         platform_failures=figures.platform_failures,
+        abandoned_in_number_capture=figures.abandoned_in_number_capture,
         sms_requested_to_captured_number=figures.sms_requested_to_captured_number,
         sms_requested=figures.sms_requested,
         sms_accepted=figures.sms_accepted,
@@ -57,6 +64,10 @@ def daily_row(figures: DailyFigures) -> pb.DailyReportRow:
         ],
         sms_failed=figures.sms_failed,
         final=figures.final,
+        changes_after_finalization=[
+            pb.FigureChange(figure=figure, change=change)
+            for figure, change in figures.changes_after_finalization.items()
+        ],
     )
 
 

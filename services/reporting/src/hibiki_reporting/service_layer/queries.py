@@ -4,22 +4,33 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from hibiki_runtime.db import AsyncSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from hibiki_reporting.adapters.report_reader import ReportReader
+from hibiki_reporting.adapters.tables import call_records, sms_records
+from hibiki_reporting.domain.activity import Activity, hourly_activity
 from hibiki_reporting.domain.calls import CallOutcome, CallRecord
-from hibiki_reporting.domain.figures import DailyFigures, RouteFunnelRow, daily_figures
+from hibiki_reporting.domain.csv_export import CsvKind
+from hibiki_reporting.domain.figures import (
+    DailyFigures,
+    RouteFunnelRow,
+    as_finalized,
+    daily_figures,
+    with_finalization,
+)
 from hibiki_reporting.domain.finalization import Finalization, FinalizationSchedule
 from hibiki_reporting.domain.link_clicks import LinkClickRow
-from hibiki_reporting.domain.sms import SmsRecord
+from hibiki_reporting.domain.sms import SmsRecord, as_of
 from hibiki_reporting.domain.trace import TraceAnswer, answer_trace
 from hibiki_reporting.domain.validation import DayRange
 
 # Days per query when streaming an export: memory stays bounded by one chunk whatever the range.
 EXPORT_CHUNK_DAYS = 7
+# Calls or SMS per query when streaming a history export.
+EXPORT_PAGE_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,38 @@ class ReportQueries:
             repository = ReportReader(session)
             calls = await repository.call_tallies(tenant_id, days.start, days.end, dialed)
             sms = await repository.sms_tallies(tenant_id, days.start, days.end, dialed)
-        return daily_figures(calls, sms, lambda day: day <= final_through)
+            late = await self._late_results(repository, tenant_id, days, dialed, final_through)
+        live = daily_figures(calls, sms, lambda day: day <= final_through)
+        return with_finalization(live, as_finalized(calls, sms, late), final_through)
+
+    async def hourly_activity(self, tenant_id: str, day: date, dialed: str = "") -> Activity:
+        """Calls and SMS per Asia/Tokyo hour of one day, adding up to the day's rows of daily_report."""
+        final_through = self._schedule.final_through(self._now())
+        async with self._sessions() as session:
+            repository = ReportReader(session)
+            calls = await repository.call_hour_tallies(tenant_id, day, day, dialed)
+            sms = await repository.sms_hour_tallies(tenant_id, day, day, dialed)
+            days = DayRange(day, day)
+            late = await self._late_results(repository, tenant_id, days, dialed, final_through)
+        return hourly_activity(day, calls, sms, late)
+
+    async def _late_results(
+        self, repository: ReportReader, tenant_id: str, days: DayRange, dialed: str, final_through: date
+    ) -> list[tuple[SmsRecord, SmsRecord]]:
+        """SMS of final days decided after their day became final (a receipt days later), each paired with
+        itself as of that moment."""
+        if days.start > final_through:
+            return []
+        finalized_at = self._schedule.finalized_at
+        end = min(days.end, final_through)
+        changed = await repository.sms_changed_after(
+            tenant_id, days.start, end, dialed, finalized_at(days.start)
+        )
+        return [
+            (record, as_of(record, finalized))
+            for record in changed
+            if record.status_time > (finalized := finalized_at(record.report_date))
+        ]
 
     async def stream_daily_report(
         self, tenant_id: str, days: DayRange, dialed: str = ""
@@ -63,6 +105,24 @@ class ReportQueries:
             for row in await self.daily_report(tenant_id, DayRange(start, end), dialed):
                 yield row
             start = end + timedelta(days=1)
+
+    async def stream_history(
+        self, tenant_id: str, days: DayRange, dialed: str, kind: CsvKind
+    ) -> AsyncIterator[CallRecord | SmsRecord]:
+        """Every call (or SMS request) of the days, oldest first, read EXPORT_PAGE_ROWS at a time."""
+        table = call_records if kind is CsvKind.CALLS else sms_records
+        after: tuple[datetime, str] | None = None
+        while True:
+            async with self._sessions() as session:
+                page = await ReportReader(session).history_page(
+                    table, tenant_id, days.start, days.end, dialed, after, EXPORT_PAGE_ROWS
+                )
+            for record in page:
+                yield record
+            if len(page) < EXPORT_PAGE_ROWS:
+                return
+            last = page[-1]
+            after = (last.first_seen, last.call_id if isinstance(last, CallRecord) else last.request_id)
 
     async def route_funnel(self, tenant_id: str, days: DayRange, dialed: str = "") -> list[RouteFunnelRow]:
         async with self._sessions() as session:

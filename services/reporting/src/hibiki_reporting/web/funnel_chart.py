@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hibiki_runtime.phone import written_form
+
 from hibiki_reporting.domain.figures import RouteFunnelRow
 
 WIDTH = 760
@@ -52,6 +54,8 @@ def funnel_chart(rows: Sequence[RouteFunnelRow]) -> FunnelChart:
     """Bars scaled to the busiest route; a non-zero value is at least one pixel wide so it stays visible."""
     scale = max((row.reached for row in rows), default=0) or 1
     group_height = len(STAGES) * (BAR_HEIGHT + BAR_GAP) + GROUP_GAP
+    # Several flows in one chart (all dialed numbers): each route is labelled with its flow's number too.
+    several_flows = len({row.flow_id for row in rows}) > 1
     groups = []
     for index, row in enumerate(rows):
         top = index * group_height + 10
@@ -61,5 +65,8 @@ def funnel_chart(rows: Sequence[RouteFunnelRow]) -> FunnelChart:
             width = max(round(BAR_AREA * value / scale), 1 if value else 0)
             bars.append(Bar(kind, label, value, LABEL_WIDTH, top + position * (BAR_HEIGHT + BAR_GAP), width))
         rate = row.abandoned / row.reached if row.reached else 0.0
-        groups.append(RouteGroup(row.route_id, row.route_name or row.route_id, top, rate, tuple(bars)))
+        name = row.route_name or row.route_id
+        if several_flows and row.dialed_number:
+            name = f"{name} ({written_form(row.dialed_number)})"
+        groups.append(RouteGroup(row.route_id, name, top, rate, tuple(bars)))
     return FunnelChart(WIDTH, max(len(rows) * group_height, 40), tuple(groups))

@@ -11,7 +11,9 @@ from hibiki_runtime.events import CALL_ACTIONS, SMS_REQUESTS, new_envelope
 
 from hibiki_routing.domain.calls import (
     CallState,
+    FallbackCause,
     HangUp,
+    InputKind,
     Play,
     PlayAndCollect,
     Prompt,
@@ -25,6 +27,16 @@ _REASONS = {
     PromptReason.INITIAL: actions_pb.PROMPT_REASON_INITIAL,
     PromptReason.INVALID_INPUT: actions_pb.PROMPT_REASON_INVALID_INPUT,
     PromptReason.TIMEOUT: actions_pb.PROMPT_REASON_TIMEOUT,
+}
+_INPUT_KINDS = {
+    InputKind.MENU_CHOICE: actions_pb.INPUT_KIND_UNSPECIFIED,
+    InputKind.MOBILE_NUMBER: actions_pb.INPUT_KIND_MOBILE_NUMBER,
+    InputKind.MOBILE_NUMBER_CONFIRMATION: actions_pb.INPUT_KIND_MOBILE_NUMBER_CONFIRMATION,
+}
+_FALLBACK_CAUSES = {
+    None: actions_pb.FALLBACK_CAUSE_UNSPECIFIED,
+    FallbackCause.INVALID_INPUT: actions_pb.FALLBACK_CAUSE_INVALID_INPUT,
+    FallbackCause.TIMEOUT: actions_pb.FALLBACK_CAUSE_TIMEOUT,
 }
 
 
@@ -52,6 +64,7 @@ def _action_body(
         body.reason = _REASONS[action.reason]
         body.invalid_attempts = action.invalid_attempts
         body.timeout_attempts = action.timeout_attempts
+        body.input_kind = _INPUT_KINDS[action.input_kind]
         return body
     if isinstance(action, Play):
         message.play.CopyFrom(actions_pb.Play(prompts=_prompts(action.prompts), route_id=action.route_id))
@@ -96,6 +109,7 @@ def outgoing(
                 step=step.number,
                 flow_id=state.flow_id,
                 flow_version=state.flow_version,
+                fallback=_FALLBACK_CAUSES[step.fallback],
             )
             body = _action_body(output, message)
             topic, key = CALL_ACTIONS, state.call_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,8 @@ class PublishedVersion:
     definition: FlowDefinition
     publish_time: datetime
     published_by: str
+    # Guidance id → pinned content revision (see domain.pinning); None when nothing was pinned.
+    content_revisions: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,18 @@ class SearchFilter:
 
 def _guidance_column(definition: FlowDefinition) -> str:
     return " " + " ".join(sorted(definition.guidance_ids())) + " "
+
+
+def _published(row: Any) -> PublishedVersion:
+    pins = row.content_revisions
+    return PublishedVersion(
+        row.flow_id,
+        row.version,
+        definition_from_json(row.definition),
+        row.publish_time,
+        row.published_by,
+        None if pins is None else {str(k): int(v) for k, v in pins.items()},
+    )
 
 
 def _flow(row: Any) -> Flow:
@@ -139,7 +153,14 @@ class FlowRepository:
         rows = (await self._session.execute(query.order_by(flows.c.id).limit(limit))).all()
         return [_flow(row) for row in rows]
 
-    async def add_version(self, flow: Flow, version: int, definition: FlowDefinition, by: str) -> None:
+    async def add_version(
+        self,
+        flow: Flow,
+        version: int,
+        definition: FlowDefinition,
+        by: str,
+        content_revisions: Mapping[str, int] | None = None,
+    ) -> None:
         try:
             await self._session.execute(
                 flow_versions.insert().values(
@@ -149,6 +170,7 @@ class FlowRepository:
                     definition=definition_to_json(definition),
                     publish_time=datetime.now(UTC),
                     published_by=by,
+                    content_revisions=None if content_revisions is None else dict(content_revisions),
                 )
             )
         except IntegrityError as error:  # a concurrent publish took this version number
@@ -166,9 +188,7 @@ class FlowRepository:
         ).one_or_none()
         if row is None:
             return None
-        return PublishedVersion(
-            row.flow_id, row.version, definition_from_json(row.definition), row.publish_time, row.published_by
-        )
+        return _published(row)
 
     async def versions(self, tenant_id: str, flow_id: str) -> list[PublishedVersion]:
         rows = (
@@ -178,12 +198,28 @@ class FlowRepository:
                 .order_by(flow_versions.c.version)
             )
         ).all()
-        return [
-            PublishedVersion(
-                r.flow_id, r.version, definition_from_json(r.definition), r.publish_time, r.published_by
+        return [_published(r) for r in rows]
+
+    async def pin_contents(self, flow_id: str, version: int, content_revisions: Mapping[str, int]) -> None:
+        """Record what a version published before pinning existed plays from now on (its definition stays)."""
+        await self._session.execute(
+            update(flow_versions)
+            .where(flow_versions.c.flow_id == flow_id, flow_versions.c.version == version)
+            .values(content_revisions=dict(content_revisions))
+        )
+
+    async def content_revisions(
+        self, versions: Collection[tuple[str, int]]
+    ) -> dict[tuple[str, int], Mapping[str, int]]:
+        """The pinned content revisions of published versions by (flow id, version), in one query."""
+        if not versions:
+            return {}
+        rows = await self._session.execute(
+            select(flow_versions.c.flow_id, flow_versions.c.version, flow_versions.c.content_revisions).where(
+                tuple_(flow_versions.c.flow_id, flow_versions.c.version).in_(list(versions))
             )
-            for r in rows
-        ]
+        )
+        return {(row.flow_id, row.version): dict(row.content_revisions or {}) for row in rows}
 
     async def live_flows_for(self, dialed_numbers: Collection[str]) -> dict[str, LiveFlow]:
         """The live version answering each of `dialed_numbers` that has one, whichever tenant owns it (checked

@@ -1,7 +1,9 @@
-"""Tells guidance-tts which guidances a published flow plays (GuidanceService.SetGuidanceUsage)."""
+"""Tells guidance-tts which guidances a flow's draft and published versions play (SetGuidanceUsage), and asks
+it which guidances exist (GetOriginalGuidance)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Set
 
 import grpc
@@ -32,6 +34,12 @@ def _refusal_reasons(error: grpc.aio.AioRpcError) -> str:
     return error.details() or error.code().name
 
 
+def draft_usage_version(flow: Flow, settled: bool) -> int:
+    """SetGuidanceUsage's version of a flow's draft: it increases with every save, publish and rollback, since
+    the revision and the published version never go back (and a rollback moves both)."""
+    return (flow.revision << 32) | (flow.published_version << 1) | int(settled)
+
+
 class GrpcGuidanceUsage:
     """Records usage with a platform token of the flow's tenant (guidance-tts takes the tenant from it)."""
 
@@ -41,22 +49,81 @@ class GrpcGuidanceUsage:
         self._timeout = timeout_seconds
         self._channel: grpc.aio.Channel | None = None
 
-    async def record(self, flow: Flow, version: int, guidance_ids: Set[str]) -> None:
-        """FailedPrecondition when guidance-tts refuses the guidances, UNAVAILABLE when it cannot answer."""
-        token = self._tokens.get(flow.tenant_id)
+    def _stub(self, tenant_id: str) -> tuple[pb_grpc.GuidanceServiceAsyncStub, tuple[tuple[str, str], ...]]:
+        token = self._tokens.get(tenant_id)
         if token is None:
-            raise FailedPrecondition(f"routing has no guidance-tts token for tenant {flow.tenant_id}")
+            raise FailedPrecondition(f"routing has no guidance-tts token for tenant {tenant_id}")
         if self._channel is None:
             self._channel = grpc.aio.insecure_channel(self._address)
-        request = pb.SetGuidanceUsageRequest(
-            user_id=f"routing-flow/{flow.id}",
-            display_name=f"{flow.name} v{version}"[:200],
-            version=version,
-            guidance_ids=sorted(guidance_ids),
+        return pb_grpc.GuidanceServiceStub(self._channel), (("authorization", f"Bearer {token}"),)
+
+    async def existing(self, tenant_id: str, ids: Set[str]) -> set[str]:
+        """The guidances among `ids` the tenant has (GetOriginalGuidance); UNAVAILABLE if it cannot answer."""
+        stub, metadata = self._stub(tenant_id)
+
+        async def exists(guidance_id: str) -> bool:
+            try:
+                await stub.GetOriginalGuidance(
+                    pb.GetOriginalGuidanceRequest(id=guidance_id), metadata=metadata, timeout=self._timeout
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                    return False
+                raise GuidanceServiceUnavailable(
+                    f"guidance-tts did not answer: {error.code().name}"
+                ) from error
+            return True
+
+        ids_in_order = sorted(ids)
+        found = await asyncio.gather(*(exists(g) for g in ids_in_order))
+        return {g for g, present in zip(ids_in_order, found, strict=True) if present}
+
+    async def record_draft(self, flow: Flow, guidance_ids: Set[str], *, settled: bool) -> None:
+        """The guidances the draft names (those the tenant does not have are left out), as user
+        `routing-flow/<id>`: its version grows with the revision, then the published version, then `settled`
+        (an exact record after the save outranks the cautious one made before it)."""
+        await self._set(
+            flow,
+            pb.SetGuidanceUsageRequest(
+                user_id=f"routing-flow/{flow.id}",
+                display_name=f"{flow.name} (draft)"[:200],
+                version=draft_usage_version(flow, settled),
+                guidance_ids=sorted(guidance_ids),
+                skip_unknown=True,
+            ),
         )
+
+    async def record_version(
+        self,
+        flow: Flow,
+        version: int,
+        guidance_ids: Set[str],
+        content_revisions: Mapping[str, int] | None = None,
+        *,
+        skip_unknown: bool = False,
+    ) -> dict[str, int]:
+        """A published version's guidances as user `routing-flow/<id>/v<version>`, pinned to their current
+        content or to `content_revisions`; returns the content revision of each guidance."""
+        response = await self._set(
+            flow,
+            pb.SetGuidanceUsageRequest(
+                user_id=f"routing-flow/{flow.id}/v{version}",
+                display_name=f"{flow.name} v{version}"[:200],
+                version=version,
+                guidance_ids=sorted(guidance_ids),
+                skip_unknown=skip_unknown,
+                pin_content=True,
+                content_revisions=dict(content_revisions or {}),
+            ),
+        )
+        return dict(response.content_revisions)
+
+    async def _set(self, flow: Flow, request: pb.SetGuidanceUsageRequest) -> pb.SetGuidanceUsageResponse:
+        """FailedPrecondition when guidance-tts refuses the guidances, UNAVAILABLE when it cannot answer."""
+        stub, metadata = self._stub(flow.tenant_id)
         try:
-            await pb_grpc.GuidanceServiceStub(self._channel).SetGuidanceUsage(
-                request, metadata=(("authorization", f"Bearer {token}"),), timeout=self._timeout
+            response: pb.SetGuidanceUsageResponse = await stub.SetGuidanceUsage(
+                request, metadata=metadata, timeout=self._timeout
             )
         except grpc.aio.AioRpcError as error:
             if error.code() in _REFUSALS:
@@ -64,6 +131,7 @@ class GrpcGuidanceUsage:
                     f"guidance-tts refused the flow's guidances: {_refusal_reasons(error)}"
                 ) from error
             raise GuidanceServiceUnavailable(f"guidance-tts did not answer: {error.code().name}") from error
+        return response
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -34,6 +34,9 @@ flow_versions = Table(
     Column("definition", JSON, nullable=False),
     Column("publish_time", DateTime(timezone=True), nullable=False),
     Column("published_by", String(200), nullable=False),
+    # Guidance id → content revision pinned in guidance-tts (migration 0004); NULL when published without
+    # guidance-tts or before pinning existed: the version then plays the guidances as they are now.
+    Column("content_revisions", JSON, nullable=True),
 )
 
 call_states = Table(

@@ -25,6 +25,21 @@ class PromptReason(Enum):
     TIMEOUT = "timeout"
 
 
+class InputKind(Enum):
+    """What a PlayAndCollect collects: a menu choice, or the number capture of an SMS route."""
+
+    MENU_CHOICE = "menu_choice"
+    MOBILE_NUMBER = "mobile_number"
+    MOBILE_NUMBER_CONFIRMATION = "mobile_number_confirmation"
+
+
+class FallbackCause(Enum):
+    """Which limit of a route sent the call to its fallback."""
+
+    INVALID_INPUT = "invalid_input"
+    TIMEOUT = "timeout"
+
+
 @dataclass(frozen=True)
 class PlayAndCollect:
     """Play the prompts, then collect digits; answered by DigitsEntered or InputTimedOut."""
@@ -39,6 +54,7 @@ class PlayAndCollect:
     inter_digit_timeout: timedelta
     invalid_attempts: int
     timeout_attempts: int
+    input_kind: InputKind = InputKind.MENU_CHOICE
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,8 @@ class Step:
 
     number: int
     output: Output
+    # Set on the first call action after a route's limit was reached: it answers the input that reached it.
+    fallback: FallbackCause | None = None
 
 
 class CapturePhase(Enum):

@@ -7,9 +7,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from hibiki_runtime.errors import Aborted, InvalidArgument
+from hibiki_runtime.field_mask import update_paths
+from hibiki_runtime.phone import require_phone
 
 from .flows import FlowDefinition
-from .validation import check_shape, require_e164
+from .validation import check_shape
 
 # Field-mask paths an update may change; "nodes" replaces the whole node list.
 UPDATABLE_PATHS = ("name", "dialed_number", "entry_node_id", "nodes", "caller_rejection")
@@ -30,27 +32,22 @@ class Flow:
     update_time: datetime | None = None
 
 
-def check_flow(flow: Flow) -> None:
-    """Refuse a draft that cannot be stored (missing name, bad number, malformed nodes)."""
+def check_flow(flow: Flow) -> Flow:
+    """The draft as stored (dialed number in E.164), or InvalidArgument (missing name, bad number, nodes)."""
     if not flow.name.strip() or len(flow.name) > MAX_NAME_LENGTH:
         raise InvalidArgument.field("flow.name", f"is required, at most {MAX_NAME_LENGTH} characters")
-    require_e164("flow.dialed_number", flow.dialed_number)
+    dialed_number = require_phone("flow.dialed_number", flow.dialed_number)
     if not flow.definition.entry_node_id:
         raise InvalidArgument.field("flow.entry_node_id", "is required")
     check_shape(flow.definition)
+    return replace(flow, dialed_number=dialed_number)
 
 
 def apply_update(current: Flow, changes: Flow, paths: Sequence[str], expected_revision: int) -> Flow:
     """The draft after copying the masked fields of `changes` onto `current`; the revision moves on."""
     if expected_revision == 0:
         raise InvalidArgument.field("expected_revision", "is required (the revision you read)")
-    if not paths:
-        raise InvalidArgument.field("update_mask", f"name the fields to change: {', '.join(UPDATABLE_PATHS)}")
-    unknown = [path for path in paths if path not in UPDATABLE_PATHS]
-    if unknown:
-        raise InvalidArgument.field(
-            "update_mask", f"cannot update {', '.join(unknown)}; allowed: {', '.join(UPDATABLE_PATHS)}"
-        )
+    paths = update_paths(paths, UPDATABLE_PATHS)
     if expected_revision != current.revision:
         raise Aborted(f"flow {current.id} is at revision {current.revision}, not {expected_revision}")
     definition = current.definition
@@ -67,5 +64,4 @@ def apply_update(current: Flow, changes: Flow, paths: Sequence[str], expected_re
         definition=definition,
         revision=current.revision + 1,
     )
-    check_flow(updated)
-    return updated
+    return check_flow(updated)

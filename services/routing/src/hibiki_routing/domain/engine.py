@@ -16,7 +16,9 @@ from .calls import (
     CapturePhase,
     Decision,
     DigitsEntered,
+    FallbackCause,
     HangUp,
+    InputKind,
     InputTimedOut,
     Outcome,
     Output,
@@ -50,7 +52,7 @@ from .mobile_capture import (
     number_entry,
     readback,
 )
-from .system_prompts import INPUT_TIMEOUT, INVALID_INPUT, NOT_IN_SERVICE
+from .system_prompts import CLOSING, INPUT_TIMEOUT, INVALID_INPUT, NOT_IN_SERVICE, SMS_UNAVAILABLE
 
 # A validated flow never passes this many nodes without waiting; the guard protects against bad data.
 MAX_HOPS_PER_DECISION = 32
@@ -130,13 +132,18 @@ class _Turn:
         self.definition = definition
         self.at = at
         self.steps: list[Step] = []
+        # A route's limit was reached: the next call action is marked as the fallback (it answers that input).
+        self.fallback: FallbackCause | None = None
 
     def decision(self, outcome: Outcome) -> Decision:
         return Decision(self.state, tuple(self.steps), outcome)
 
     def emit(self, output: Output, *, wait_at: str = "") -> None:
         number = self.state.step + 1
-        self.steps.append(Step(number, output))
+        fallback = None
+        if not isinstance(output, SendSms):
+            fallback, self.fallback = self.fallback, None
+        self.steps.append(Step(number, output, fallback))
         self.state = replace(self.state, step=number)
         if wait_at:
             self.state = replace(self.state, node_id=wait_at, awaiting_step=number)
@@ -187,17 +194,21 @@ class _Turn:
             self.state = replace(self.state, capture_phase=CapturePhase.NUMBER, captured_number="")
             self.prompt(node, number_entry(kind.mobile_number_capture), PromptReason.INITIAL, ())
             return ""
-        if caller:
-            return self._request_sms(node, kind, caller, captured=False)
-        # A withheld number (非通知) cannot receive an SMS: neither the request nor its announcement happen.
-        if not kind.next_node_id:
-            self.hang_up((), "completed", node.id)
-        return kind.next_node_id
+        # The request is made even when it will be refused (a withheld number is sent as "", refused as
+        # withheld_number; a landline as landline_number …), so the report shows why; the caller is told.
+        return self._request_sms(node, kind, caller, captured=False)
 
     def _request_sms(self, node: Node, kind: SendSmsNode, recipient: str, *, captured: bool) -> str:
-        """Ask for the SMS, then announce it and/or continue; returns the node to continue with at once."""
+        """Ask for the SMS, then announce it and/or continue; returns the node to continue with at once.
+
+        Only a request to a number that can receive SMS is announced as sent; one that sms-gateway will
+        refuse is followed by system:sms_unavailable instead.
+        """
         self.emit(SendSms(kind.box_number, recipient, self.state.dialed_number, node.id, captured))
-        announcement = _guidance(kind.announcement_guidance_id)
+        if can_receive_sms(recipient):
+            announcement = _guidance(kind.announcement_guidance_id)
+        else:
+            announcement = (SMS_UNAVAILABLE,)
         if announcement and kind.next_node_id:
             self.emit(Play(announcement, node.id), wait_at=node.id)
             return ""
@@ -246,6 +257,13 @@ class _Turn:
         main: tuple[Prompt, ...] | None = None,
     ) -> None:
         """Play `before`, then the menu's prompt (or `main`, e.g. a number read back), and collect."""
+        phase = self.state.capture_phase
+        if phase is CapturePhase.NUMBER:
+            input_kind = InputKind.MOBILE_NUMBER
+        elif phase is CapturePhase.CONFIRM:
+            input_kind = InputKind.MOBILE_NUMBER_CONFIRMATION
+        else:
+            input_kind = InputKind.MENU_CHOICE
         self.emit(
             PlayAndCollect(
                 prompts=(*before, *(main if main is not None else _guidance(kind.prompt_guidance_id))),
@@ -258,6 +276,7 @@ class _Turn:
                 inter_digit_timeout=kind.inter_digit_timeout,
                 invalid_attempts=self.state.invalid_attempts.get(node.id, 0),
                 timeout_attempts=self.state.timeout_attempts.get(node.id, 0),
+                input_kind=input_kind,
             ),
             wait_at=node.id,
         )
@@ -266,7 +285,7 @@ class _Turn:
         count = self.state.invalid_attempts.get(node.id, 0) + 1
         self.state = replace(self.state, invalid_attempts={**self.state.invalid_attempts, node.id: count})
         if count >= kind.max_invalid_attempts:
-            self.fall_back(node, kind)
+            self.fall_back(node, kind, FallbackCause.INVALID_INPUT)
             return self.decision(Outcome.FALLBACK_INVALID)
         guidance = _choice_prompts(kind.invalid_input_guidance, INVALID_INPUT)
         self.prompt(node, kind, PromptReason.INVALID_INPUT, guidance, main)
@@ -276,14 +295,16 @@ class _Turn:
         count = self.state.timeout_attempts.get(node.id, 0) + 1
         self.state = replace(self.state, timeout_attempts={**self.state.timeout_attempts, node.id: count})
         if count >= kind.max_timeout_attempts:
-            self.fall_back(node, kind)
+            self.fall_back(node, kind, FallbackCause.TIMEOUT)
             return self.decision(Outcome.FALLBACK_TIMEOUT)
         guidance = _choice_prompts(kind.input_timeout_guidance, INPUT_TIMEOUT)
         self.prompt(node, kind, PromptReason.TIMEOUT, guidance, main)
         return self.decision(Outcome.REPROMPT_TIMEOUT)
 
-    def fall_back(self, node: Node, kind: MenuNode) -> None:
+    def fall_back(self, node: Node, kind: MenuNode, cause: FallbackCause) -> None:
+        """Past a limit: the fallback node, or the closing guidance and a hang-up; the next action says so."""
+        self.fallback = cause
         if kind.fallback_node_id:
             self.enter(kind.fallback_node_id)
         else:
-            self.hang_up((), "fallback", node.id)
+            self.hang_up((CLOSING,), "fallback", node.id)

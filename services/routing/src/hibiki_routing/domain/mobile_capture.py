@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
-import re
+from hibiki_runtime.phone import parse_phone
 
 from .calls import Prompt
 from .flows import MenuNode, MobileNumberCapture
 from .system_prompts import PAUSE, READBACK_CONFIRM, digit
 
-# 070/080/090 numbers, the ones Japanese carriers deliver SMS to (sms-gateway applies the same rule).
-_MOBILE_E164 = re.compile(r"\+81[789]0[0-9]{8}")
-_KEYED_MOBILE = re.compile(r"0[789]0[0-9]{8}")
+# 070/080/090 numbers, the ones Japanese carriers deliver SMS to (sms-gateway applies the same rule):
+# national significant numbers of 10 digits starting 70, 80 or 90.
+_MOBILE_PREFIXES = ("70", "80", "90")
+_MOBILE_NATIONAL_DIGITS = 10
 CONFIRM_DIGIT = "1"
 CORRECT_DIGIT = "2"
 
 
 def can_receive_sms(number: str) -> bool:
     """False for withheld (empty), landline, 050 IP-phone, toll-free and foreign numbers."""
-    return bool(_MOBILE_E164.fullmatch(number))
+    phone = parse_phone(number)
+    return (
+        phone is not None
+        and phone.e164 == number
+        and _is_japanese_mobile(phone.country_code, phone.national_number)
+    )
 
 
 def keyed_mobile_number(digits: str) -> str | None:
     """The E.164 form of an 11-digit Japanese mobile number as keyed (a trailing # is the terminator)."""
     national = digits.removesuffix("#")
-    return "+81" + national[1:] if _KEYED_MOBILE.fullmatch(national) else None
+    if not (national.isascii() and national.isdigit() and national.startswith("0")):
+        return None  # keyed domestically: a trunk 0 and digits only
+    phone = parse_phone(national)
+    if phone is None or not _is_japanese_mobile(phone.country_code, phone.national_number):
+        return None
+    return phone.e164
+
+
+def _is_japanese_mobile(country_code: int, national_number: str) -> bool:
+    return (
+        country_code == 81
+        and len(national_number) == _MOBILE_NATIONAL_DIGITS
+        and national_number.startswith(_MOBILE_PREFIXES)
+    )
 
 
 def readback(e164: str) -> tuple[Prompt, ...]:

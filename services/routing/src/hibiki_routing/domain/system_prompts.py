@@ -17,6 +17,16 @@ INPUT_TIMEOUT = Prompt(
 )
 # Played before hanging up on a dialed number without a published flow.
 NOT_IN_SERVICE = Prompt("system:not_in_service", "おかけになった電話番号は現在使われておりません。")
+# Played before hanging up when a route's retry limit is reached and the route has no fallback node.
+CLOSING = Prompt(
+    "system:closing",
+    "入力が確認できなかったため、通話を終了いたします。恐れ入りますが、もう一度おかけ直しください。",
+)
+# Played instead of an SMS route's "sent" announcement when the caller's number cannot receive SMS.
+SMS_UNAVAILABLE = Prompt(
+    "system:sms_unavailable",
+    "恐れ入りますが、おかけの電話番号にはSMSをお送りできません。携帯電話から番号を通知しておかけ直しください。",
+)
 # About 300 ms of silence, e.g. between the digit groups of a number read back.
 PAUSE = Prompt("system:pause", "-")
 # The question after a read-back; its keys are mobile_capture.CONFIRM_DIGIT and CORRECT_DIGIT.

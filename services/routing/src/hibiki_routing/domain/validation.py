@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Set
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from hibiki_runtime.errors import FieldViolation, InvalidArgument
+from hibiki_runtime.phone import is_e164
 
 from .flows import (
     AnnouncementNode,
@@ -21,10 +22,13 @@ from .flows import (
     TransferNode,
 )
 
-E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # use fullmatch: "$" would accept a trailing newline
 DTMF_KEYS = re.compile(r"^[0-9*#]+$")
 MAX_DIGITS = 32
 MAX_NODE_ID_LENGTH = 100
+# Bounds of every timer and count of a flow (documented on the fields in routing_service.proto).
+MIN_TIMEOUT = timedelta(seconds=1)
+MAX_TIMEOUT = timedelta(seconds=60)
+MAX_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -34,12 +38,6 @@ class Problem:
     node_id: str
     field: str
     description: str
-
-
-def require_e164(field: str, number: str) -> None:
-    """Raise InvalidArgument unless `number` is an E.164 number such as +81312345678."""
-    if not E164.fullmatch(number):
-        raise InvalidArgument.field(field, "must be an E.164 number such as +81312345678")
 
 
 def check_shape(definition: FlowDefinition, path: str = "flow") -> None:
@@ -65,7 +63,7 @@ def _kind_violations(node: Node, at: str) -> Iterator[FieldViolation]:
     kind = node.kind
     if isinstance(kind, MenuNode):
         if not 1 <= kind.max_digits <= MAX_DIGITS:
-            yield FieldViolation(f"{at}.menu.max_digits", f"must be between 1 and {MAX_DIGITS}")
+            yield FieldViolation(f"{at}.menu.max_digits", f"must be 1 to {MAX_DIGITS}")
         if kind.terminator not in ("", "#", "*"):
             yield FieldViolation(f"{at}.menu.terminator", 'must be "#", "*" or empty')
         for digits in kind.digit_targets:
@@ -73,10 +71,16 @@ def _kind_violations(node: Node, at: str) -> Iterator[FieldViolation]:
                 yield FieldViolation(
                     f"{at}.menu.digit_targets[{digits}]", "must be DTMF keys (0-9, *, #) within max_digits"
                 )
-        if kind.max_invalid_attempts < 1 or kind.max_timeout_attempts < 1:
-            yield FieldViolation(f"{at}.menu", "attempt limits must be at least 1")
-        if kind.first_digit_timeout.total_seconds() <= 0 or kind.inter_digit_timeout.total_seconds() <= 0:
-            yield FieldViolation(f"{at}.menu", "timeouts must be positive")
+        yield from _attempt_violations(f"{at}.menu", kind.max_invalid_attempts, kind.max_timeout_attempts)
+        for name, timeout in (
+            ("first_digit_timeout", kind.first_digit_timeout),
+            ("inter_digit_timeout", kind.inter_digit_timeout),
+        ):
+            if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:
+                yield FieldViolation(
+                    f"{at}.menu.{name}",
+                    f"must be {MIN_TIMEOUT.seconds} to {MAX_TIMEOUT.seconds} seconds",
+                )
         for name, choice in (
             ("invalid_input_guidance", kind.invalid_input_guidance),
             ("input_timeout_guidance", kind.input_timeout_guidance),
@@ -91,9 +95,13 @@ def _kind_violations(node: Node, at: str) -> Iterator[FieldViolation]:
         capture = kind.mobile_number_capture
         if capture is not None and not capture.prompt_guidance_id:
             yield FieldViolation(f"{at}.send_sms.mobile_number_capture.prompt_guidance_id", "is required")
-        if capture is not None and (capture.max_invalid_attempts < 1 or capture.max_timeout_attempts < 1):
-            yield FieldViolation(f"{at}.send_sms.mobile_number_capture", "attempt limits must be at least 1")
-    elif isinstance(kind, TransferNode) and not E164.fullmatch(kind.destination):
+        if capture is not None:
+            yield from _attempt_violations(
+                f"{at}.send_sms.mobile_number_capture",
+                capture.max_invalid_attempts,
+                capture.max_timeout_attempts,
+            )
+    elif isinstance(kind, TransferNode) and not is_e164(kind.destination):
         yield FieldViolation(f"{at}.transfer.destination", "must be an E.164 number")
     elif isinstance(kind, BusinessHoursNode):
         for w, window in enumerate(kind.windows):
@@ -108,21 +116,61 @@ def _kind_violations(node: Node, at: str) -> Iterator[FieldViolation]:
                 yield FieldViolation(f"{at}.business_hours.closed_dates", f"{closed!r} is not YYYY-MM-DD")
 
 
-def find_problems(definition: FlowDefinition, known_guidance_ids: Set[str] | None = None) -> list[Problem]:
-    """Everything that keeps a draft from being published; empty when it can run."""
+def _attempt_violations(at: str, max_invalid: int, max_timeout: int) -> Iterator[FieldViolation]:
+    for name, limit in (("max_invalid_attempts", max_invalid), ("max_timeout_attempts", max_timeout)):
+        if not 1 <= limit <= MAX_ATTEMPTS:
+            yield FieldViolation(f"{at}.{name}", f"must be 1 to {MAX_ATTEMPTS}")
+
+
+def find_problems(
+    definition: FlowDefinition,
+    known_guidance_ids: Set[str] | None = None,
+    known_box_numbers: Set[str] | None = None,
+) -> list[Problem]:
+    """Everything that keeps a draft from being published; empty when it can run.
+
+    The one check of ValidateFlow, PublishFlow, RollbackFlow and DryRunFlow: the shape rules of a save (a
+    draft stored before a rule existed is caught here), the graph, and — when the known sets are given — that
+    every guidance and SMS box the flow names exists.
+    """
     problems: list[Problem] = []
     if definition.node(definition.entry_node_id) is None:
         problems.append(Problem("", "entry_node_id", f"no node {definition.entry_node_id!r}"))
     for node in definition.nodes:
+        problems.extend(
+            Problem(node.id, violation.field.removeprefix("."), violation.description)
+            for violation in _kind_violations(node, "")
+        )
         for field, target in node.kind.targets():
             if definition.node(target) is None:
                 problems.append(Problem(node.id, field, f"targets missing node {target!r}"))
         if known_guidance_ids is not None:
             for field, guidance_id in node.kind.guidance_ids():
                 if guidance_id not in known_guidance_ids:
-                    problems.append(Problem(node.id, field, f"unknown guidance {guidance_id!r}"))
+                    problems.append(
+                        Problem(
+                            node.id, field, f"unknown guidance {guidance_id!r} (deleted, or never created)"
+                        )
+                    )
+        if (
+            known_box_numbers is not None
+            and isinstance(node.kind, SendSmsNode)
+            and node.kind.box_number not in known_box_numbers
+        ):
+            problems.append(
+                Problem(node.id, "send_sms.box_number", f"unknown SMS box {node.kind.box_number!r}")
+            )
         if isinstance(node.kind, MenuNode) and not node.kind.digit_targets:
             problems.append(Problem(node.id, "menu.digit_targets", "a menu needs at least one choice"))
+    rejection_guidance = definition.caller_rejection.announcement_guidance_id
+    if known_guidance_ids is not None and rejection_guidance and rejection_guidance not in known_guidance_ids:
+        problems.append(
+            Problem(
+                "",
+                "caller_rejection.announcement_guidance_id",
+                f"unknown guidance {rejection_guidance!r} (deleted, or never created)",
+            )
+        )
     reachable = _reachable(definition, [definition.entry_node_id])
     problems.extend(
         Problem(node.id, "id", "unreachable from the entry node")

@@ -12,6 +12,7 @@ from datetime import UTC
 from hibiki.call.v1 import call_events_pb2 as pb
 from hibiki_runtime.consumer import ConsumerEdge
 from hibiki_runtime.events import CALL_EVENTS, DecodedEvent, InvalidEvent
+from hibiki_runtime.phone import is_e164
 
 from hibiki_routing.domain.calls import (
     CallEnded,
@@ -21,7 +22,6 @@ from hibiki_routing.domain.calls import (
     PromptFinished,
 )
 from hibiki_routing.domain.commands import ContinueCall, RoutingCommand, StartCall
-from hibiki_routing.domain.validation import E164
 
 # Step numbers are ASCII digits (str.isdigit() also accepts "²" and "٣", which int() then refuses).
 _STEP = re.compile(r"[0-9]{1,9}")
@@ -43,7 +43,7 @@ def call_event_command(event: DecodedEvent) -> RoutingCommand:
         case "call_started":
             started = message.call_started
             caller = started.caller_number
-            reachable = caller if E164.fullmatch(caller) and not started.caller_withheld else ""
+            reachable = caller if is_e164(caller) and not started.caller_withheld else ""
             withheld = started.caller_withheld or not caller
             return StartCall(call_id, started.dialed_number, reachable, withheld, at)
         case "digits_collected":

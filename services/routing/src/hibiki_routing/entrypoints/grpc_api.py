@@ -39,9 +39,12 @@ def _page_token(after_id: str) -> str:
 
 def _after_id(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode() if token else ""
+        after_id = base64.urlsafe_b64decode(token.encode()).decode() if token else ""
     except ValueError as error:
         raise InvalidArgument.field("page_token", "is not a token from a previous page") from error
+    if not after_id.isprintable():  # NUL and other bytes no id holds (PostgreSQL refuses NUL in text)
+        raise InvalidArgument.field("page_token", "is not a token from a previous page")
+    return after_id
 
 
 def _script(inputs: Any) -> list[ScriptedInput]:
@@ -115,11 +118,16 @@ class RoutingServicer(pb_grpc.RoutingServiceServicer):
         self, request: pb.ValidateFlowRequest, context: Context
     ) -> pb.ValidateFlowResponse:
         principal = _reader()
-        problems = await self._flows.validate(principal.tenant_id, request.id)
+        check = await self._flows.check(principal.tenant_id, request.id)
         return pb.ValidateFlowResponse(
-            valid=not problems,
+            valid=not check.problems,
             problems=[
-                pb.FlowProblem(node_id=p.node_id, field=p.field, description=p.description) for p in problems
+                pb.FlowProblem(node_id=p.node_id, field=p.field, description=p.description)
+                for p in check.problems
+            ],
+            warnings=[
+                pb.FlowProblem(node_id=w.node_id, field=w.field, description=w.description)
+                for w in check.warnings
             ],
         )
 
@@ -154,7 +162,11 @@ class RoutingServicer(pb_grpc.RoutingServiceServicer):
     ) -> pb.RollbackFlowResponse:
         principal = _writer()
         flow = await self._flows.rollback(
-            principal.tenant_id, request.id, request.version, principal.subject or principal.role.value
+            principal.tenant_id,
+            request.id,
+            request.version,
+            principal.subject or principal.role.value,
+            discard_draft=request.discard_draft,
         )
         return pb.RollbackFlowResponse(flow=flow_to_pb(flow), version=flow.published_version)
 

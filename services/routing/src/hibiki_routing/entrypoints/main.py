@@ -12,6 +12,7 @@ from hibiki_runtime.service import ServiceRuntime
 
 from hibiki_routing.adapters.guidance_usage import GrpcGuidanceUsage
 from hibiki_routing.adapters.metrics import RoutingMetrics
+from hibiki_routing.adapters.sms_boxes import GrpcSmsBoxes
 from hibiki_routing.entrypoints import call_events_consumer
 from hibiki_routing.entrypoints.grpc_api import RoutingServicer
 from hibiki_routing.service_layer.blocklist import BlocklistService
@@ -37,7 +38,12 @@ def build_runtime(settings: RoutingSettings | None = None) -> ServiceRuntime:
     if settings.guidance_address:
         usage = GrpcGuidanceUsage(settings.guidance_address, settings.guidance_tokens)
         runtime.on_shutdown(usage.close)
-    servicer = RoutingServicer(FlowService(runtime.sessions, usage), BlocklistService(runtime.sessions))
+    sms_boxes = None
+    if settings.sms_address:
+        sms_boxes = GrpcSmsBoxes(settings.sms_address, settings.sms_tokens)
+        runtime.on_shutdown(sms_boxes.close)
+    flows = FlowService(runtime.sessions, usage, guidances=usage, sms_boxes=sms_boxes)
+    servicer = RoutingServicer(flows, BlocklistService(runtime.sessions))
     runtime.add_grpc_service(
         routing_service_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
         lambda server: routing_service_pb2_grpc.add_RoutingServiceServicer_to_server(servicer, server),

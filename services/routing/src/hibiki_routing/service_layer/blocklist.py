@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hibiki_runtime.errors import AlreadyExists, InvalidArgument, NotFound
+from hibiki_runtime.phone import require_phone
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hibiki_routing.adapters.blocklist_repository import AlreadyBlocked, BlockedNumber, BlocklistRepository
-from hibiki_routing.domain.validation import require_e164
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -18,7 +20,7 @@ class BlocklistService:
         self._sessions = sessions
 
     async def add(self, tenant_id: str, blocked: BlockedNumber) -> BlockedNumber:
-        require_e164("blocked_number.number", blocked.number)
+        blocked = replace(blocked, number=require_phone("blocked_number.number", blocked.number))
         if len(blocked.note) > MAX_NOTE_LENGTH:
             raise InvalidArgument.field("blocked_number.note", f"at most {MAX_NOTE_LENGTH} characters")
         async with self._sessions() as session, session.begin():
@@ -28,7 +30,7 @@ class BlocklistService:
                 raise AlreadyExists("the number is on the blocklist already") from error
 
     async def remove(self, tenant_id: str, number: str) -> None:
-        require_e164("number", number)
+        number = require_phone("number", number)
         async with self._sessions() as session, session.begin():
             if not await BlocklistRepository(session).remove(tenant_id, number):
                 raise NotFound("the number is not on the blocklist")

@@ -25,6 +25,7 @@ from hibiki_routing.domain.calls import Caller, CallState, Decision
 from hibiki_routing.domain.commands import ContinueCall, RoutingCommand, StartCall
 from hibiki_routing.domain.engine import decide, not_in_service, start_call
 from hibiki_routing.domain.flows import FlowDefinition
+from hibiki_routing.domain.pinning import pin_steps
 
 CONSUMER = "routing.call-events"
 MAX_CACHED_DEFINITIONS = 1000
@@ -70,6 +71,8 @@ class CallEventsHandler:
         self._metrics = metrics
         # Published versions never change, so parsed definitions can be kept.
         self._definitions: dict[tuple[str, int], FlowDefinition] = {}
+        # The guidance content each version pinned (guidance id → content revision), read with its definition.
+        self._pins: dict[tuple[str, int], Mapping[str, int]] = {}
 
     async def __call__(self, items: Sequence[Item]) -> Sequence[Rejection]:
         decided: list[tuple[Decision, datetime]] = []
@@ -84,7 +87,9 @@ class CallEventsHandler:
                     work.reject(item, rejected.reason, rejected.detail)
                     continue
                 calls.put(decision.state)
-                work.send(outgoing(decision.state, decision.steps, item.event_id, item.traceparent))
+                pins = self._pins.get((decision.state.flow_id, decision.state.flow_version))
+                steps = pin_steps(decision.steps, pins)
+                work.send(outgoing(decision.state, steps, item.event_id, item.traceparent))
                 decided.append((decision, item.occurred_at))
             await calls.flush()
         queued_at = datetime.now(UTC)
@@ -150,9 +155,11 @@ class CallEventsHandler:
         missing = versions - self._definitions.keys()
         if len(self._definitions) + len(missing) > MAX_CACHED_DEFINITIONS:
             self._definitions.clear()
+            self._pins.clear()
             missing = set(versions)
         if missing:
             self._definitions.update(await flows.definitions(missing))
+            self._pins.update(await flows.content_revisions(missing))
 
     def _rejects_blocklisted(self, live: LiveFlow | None, tenant_id: str) -> bool:
         if live is None or live.tenant_id != tenant_id:

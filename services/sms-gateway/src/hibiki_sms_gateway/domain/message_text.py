@@ -64,6 +64,8 @@ class MessagePreview:
     segments: int
     characters_left: int
     max_characters: int
+    # How far the message goes past max_characters (0 when it fits).
+    characters_over: int = 0
 
 
 def preview(
@@ -79,6 +81,7 @@ def preview(
         segments=len(split_parts(rendered)) if rendered else 0,
         characters_left=max(0, max_characters - characters),
         max_characters=max_characters,
+        characters_over=max(0, characters - max_characters),
     )
 
 
@@ -114,8 +117,8 @@ def validate_content(
             violations.append(
                 FieldViolation(
                     "message_text",
-                    f"message with URL is {result.characters} characters (UCS-2, a surrogate pair counts 2); "
-                    f"the maximum is {max_characters}",
+                    f"message with URL is {result.characters} characters (UCS-2, a surrogate pair counts 2), "
+                    f"{result.characters_over} over the maximum of {max_characters}",
                 )
             )
     if violations:

@@ -8,8 +8,9 @@ from hibiki.sms.v1 import sms_box_service_pb2 as pb
 from hibiki.sms.v1 import sms_box_service_pb2_grpc as pb_grpc
 from hibiki_runtime.auth import Principal, Role, require_role
 from hibiki_runtime.events import timestamp_of
+from hibiki_runtime.field_mask import update_paths
 
-from hibiki_sms_gateway.domain.sms_box import BoxRevision, SmsBox
+from hibiki_sms_gateway.domain.sms_box import EDITABLE_FIELDS, IMMUTABLE_FIELDS, BoxRevision, SmsBox
 from hibiki_sms_gateway.service_layer.boxes import BoxService
 from hibiki_sms_gateway.service_layer.opt_outs import OptOutService
 
@@ -45,13 +46,10 @@ def _actor(principal: Principal) -> str:
 
 
 def requested_changes(request: pb.UpdateSmsBoxRequest) -> dict[str, str]:
-    """Field name → new value; without a mask, every field the caller filled in counts as a change."""
+    """Field name → new value of each field the mask names; an absent or empty mask is refused."""
     box = request.sms_box
-    paths = list(request.update_mask.paths)
-    if not paths:
-        paths = ["message_text", "url"] + [f for f in ("box_name",) if getattr(box, f)]
-    fields = pb.SmsBox.DESCRIPTOR.fields_by_name
-    return {path: str(getattr(box, path)) if path in fields else "" for path in paths}
+    paths = update_paths(request.update_mask.paths, EDITABLE_FIELDS + IMMUTABLE_FIELDS)
+    return {path: str(getattr(box, path)) for path in paths}
 
 
 class SmsBoxServicer(pb_grpc.SmsBoxServiceServicer):
@@ -72,7 +70,8 @@ class SmsBoxServicer(pb_grpc.SmsBoxServiceServicer):
         return pb.CreateSmsBoxResponse(sms_box=_box_message(box))
 
     async def GetSmsBox(self, request: pb.GetSmsBoxRequest, context: Any) -> pb.GetSmsBoxResponse:
-        principal = require_role(*_READERS)
+        # Platform too: routing checks that the boxes a flow sends from exist before it publishes.
+        principal = require_role(*_READERS, Role.PLATFORM)
         box = await self._boxes.get(principal.tenant_id, request.box_number)
         return pb.GetSmsBoxResponse(sms_box=_box_message(box))
 
@@ -119,6 +118,7 @@ class SmsBoxServicer(pb_grpc.SmsBoxServiceServicer):
             segments=result.segments,
             characters_left=result.characters_left,
             max_characters=result.max_characters,
+            characters_over=result.characters_over,
         )
 
     async def AddOptOut(self, request: pb.AddOptOutRequest, context: Any) -> pb.AddOptOutResponse:

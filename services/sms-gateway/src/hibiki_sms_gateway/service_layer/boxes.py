@@ -18,7 +18,8 @@ MAX_PAGE_SIZE = 500
 
 def page_window(page_size: int, page_token: str) -> tuple[int, int]:
     """(offset, limit) of a page; the token is the opaque offset handed out with the previous page."""
-    if page_token and not page_token.isdigit():
+    # ASCII digits only ("²".isdigit() is true), and no more than a row count can be.
+    if page_token and not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 9):
         raise InvalidArgument.field("page_token", "is not a token returned by a previous page")
     limit = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     return int(page_token or 0), limit

@@ -21,6 +21,54 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _FallbackCause:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FallbackCauseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FallbackCause.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FALLBACK_CAUSE_UNSPECIFIED: _FallbackCause.ValueType  # 0
+    """Not a fallback (or an older producer)."""
+    FALLBACK_CAUSE_INVALID_INPUT: _FallbackCause.ValueType  # 1
+    """The invalid-input limit: the last input was one invalid input too many."""
+    FALLBACK_CAUSE_TIMEOUT: _FallbackCause.ValueType  # 2
+    """The input-timeout limit: the last input timed out once too often."""
+
+class FallbackCause(_FallbackCause, metaclass=_FallbackCauseEnumTypeWrapper):
+    """Which limit sent the call to a route's fallback."""
+
+FALLBACK_CAUSE_UNSPECIFIED: FallbackCause.ValueType  # 0
+"""Not a fallback (or an older producer)."""
+FALLBACK_CAUSE_INVALID_INPUT: FallbackCause.ValueType  # 1
+"""The invalid-input limit: the last input was one invalid input too many."""
+FALLBACK_CAUSE_TIMEOUT: FallbackCause.ValueType  # 2
+"""The input-timeout limit: the last input timed out once too often."""
+Global___FallbackCause: _TypeAlias = FallbackCause  # noqa: Y015
+
+class _InputKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InputKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InputKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INPUT_KIND_UNSPECIFIED: _InputKind.ValueType  # 0
+    """A choice of a menu (input-instruction route), or an older producer."""
+    INPUT_KIND_MOBILE_NUMBER: _InputKind.ValueType  # 1
+    """A mobile number keyed in at an SMS route whose caller cannot receive SMS (number capture)."""
+    INPUT_KIND_MOBILE_NUMBER_CONFIRMATION: _InputKind.ValueType  # 2
+    """The answer (1 = confirm, 2 = correct) to a keyed mobile number read back (number capture)."""
+
+class InputKind(_InputKind, metaclass=_InputKindEnumTypeWrapper):
+    """What a PlayAndCollect collects."""
+
+INPUT_KIND_UNSPECIFIED: InputKind.ValueType  # 0
+"""A choice of a menu (input-instruction route), or an older producer."""
+INPUT_KIND_MOBILE_NUMBER: InputKind.ValueType  # 1
+"""A mobile number keyed in at an SMS route whose caller cannot receive SMS (number capture)."""
+INPUT_KIND_MOBILE_NUMBER_CONFIRMATION: InputKind.ValueType  # 2
+"""The answer (1 = confirm, 2 = correct) to a keyed mobile number read back (number capture)."""
+Global___InputKind: _TypeAlias = InputKind  # noqa: Y015
+
 class _PromptReason:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -28,6 +76,7 @@ class _PromptReason:
 class _PromptReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PromptReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PROMPT_REASON_UNSPECIFIED: _PromptReason.ValueType  # 0
+    """Not said; consumers read it as PROMPT_REASON_INITIAL."""
     PROMPT_REASON_INITIAL: _PromptReason.ValueType  # 1
     """First time the caller reaches the route."""
     PROMPT_REASON_INVALID_INPUT: _PromptReason.ValueType  # 2
@@ -39,6 +88,7 @@ class PromptReason(_PromptReason, metaclass=_PromptReasonEnumTypeWrapper):
     """Why a PlayAndCollect is issued."""
 
 PROMPT_REASON_UNSPECIFIED: PromptReason.ValueType  # 0
+"""Not said; consumers read it as PROMPT_REASON_INITIAL."""
 PROMPT_REASON_INITIAL: PromptReason.ValueType  # 1
 """First time the caller reaches the route."""
 PROMPT_REASON_INVALID_INPUT: PromptReason.ValueType  # 2
@@ -62,28 +112,59 @@ class CallAction(_message.Message):
     STEP_FIELD_NUMBER: _builtins.int
     FLOW_ID_FIELD_NUMBER: _builtins.int
     FLOW_VERSION_FIELD_NUMBER: _builtins.int
+    FALLBACK_FIELD_NUMBER: _builtins.int
     PLAY_AND_COLLECT_FIELD_NUMBER: _builtins.int
     PLAY_FIELD_NUMBER: _builtins.int
     TRANSFER_FIELD_NUMBER: _builtins.int
     HANGUP_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
+    """The platform's id of the call, as in its CallStarted; also the record key."""
     action_id: _builtins.str
-    """Deterministic id of this action (call id + step); echoed by the events that answer it."""
+    """Deterministic id of this action, "<call_id>:<step>" (also the envelope's event_id); echoed by the events
+    that answer it. routing ignores an answer whose action_id is not the step it awaits (a stale or foreign
+    answer).
+    """
     step: _builtins.int
-    """Position of this action in the call, starting at 1."""
+    """Position of this output in the call, starting at 1. routing numbers every output of a call from one
+    counter, and an SMS request (topic `sms.requests`, request_id "<call_id>:<step>") takes a step too, so the
+    steps seen on `call.actions` can have gaps (e.g. 1, 2, 4 when step 3 requested an SMS). Several actions
+    can follow one event (e.g. a Play after an SMS request); only the last waits for an answer.
+    """
     flow_id: _builtins.str
-    """Routing flow and version the call runs on."""
+    """Routing flow the call runs on; empty when the dialed number has no published flow."""
     flow_version: _builtins.int
+    """Published version of flow_id that the call runs on (a call keeps the version it started with);
+    0 with an empty flow_id when the dialed number has no published flow (not-in-service hang-up).
+    """
+    fallback: Global___FallbackCause.ValueType
+    """Set on the first action after a route's invalid-input or timeout limit was reached (whatever kind of
+    action that is: the fallback route's PlayAndCollect, an announcement's Play, a Transfer, or the Hangup
+    with reason "fallback" when the route has no fallback node). The input that reached the limit is
+    answered by this action, not by a re-prompt, so consumers count it from here (reporting adds it to
+    the route's invalid inputs). FALLBACK_CAUSE_UNSPECIFIED on every other action.
+    """
     @_builtins.property
-    def envelope(self) -> _envelope_pb2.Envelope: ...
+    def envelope(self) -> _envelope_pb2.Envelope:
+        """Envelope of the action; its event_id equals action_id and its `schema` names the body set below
+        (e.g. "hibiki.call.v1.PlayAndCollect").
+        """
+
     @_builtins.property
-    def play_and_collect(self) -> Global___PlayAndCollect: ...
+    def play_and_collect(self) -> Global___PlayAndCollect:
+        """Play prompts and collect digits."""
+
     @_builtins.property
-    def play(self) -> Global___Play: ...
+    def play(self) -> Global___Play:
+        """Play prompts and report when done."""
+
     @_builtins.property
-    def transfer(self) -> Global___Transfer: ...
+    def transfer(self) -> Global___Transfer:
+        """Transfer the call out of the IVR."""
+
     @_builtins.property
-    def hangup(self) -> Global___Hangup: ...
+    def hangup(self) -> Global___Hangup:
+        """Play prompts and end the call."""
+
     def __init__(
         self,
         *,
@@ -93,6 +174,7 @@ class CallAction(_message.Message):
         step: _builtins.int = ...,
         flow_id: _builtins.str = ...,
         flow_version: _builtins.int = ...,
+        fallback: Global___FallbackCause.ValueType = ...,
         play_and_collect: Global___PlayAndCollect | None = ...,
         play: Global___Play | None = ...,
         transfer: Global___Transfer | None = ...,
@@ -100,7 +182,7 @@ class CallAction(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "envelope", b"envelope", "hangup", b"hangup", "play", b"play", "play_and_collect", b"play_and_collect", "transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "body", b"body", "call_id", b"call_id", "envelope", b"envelope", "flow_id", b"flow_id", "flow_version", b"flow_version", "hangup", b"hangup", "play", b"play", "play_and_collect", b"play_and_collect", "step", b"step", "transfer", b"transfer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "body", b"body", "call_id", b"call_id", "envelope", b"envelope", "fallback", b"fallback", "flow_id", b"flow_id", "flow_version", b"flow_version", "hangup", b"hangup", "play", b"play", "play_and_collect", b"play_and_collect", "step", b"step", "transfer", b"transfer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["play_and_collect", "play", "transfer", "hangup"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
@@ -124,8 +206,13 @@ class Prompt(_message.Message):
     """A guidance of the tenant, or a system prompt every tenant has (guidance-tts serves the tenant's own,
     editable version): `system:invalid_input`, `system:input_timeout` (the seed's default mistake
     guidances), `system:not_in_service`, `system:digit-0` … `system:digit-9` (one spoken digit),
-    `system:pause` (about 300 ms of silence) and `system:readback_confirm` (the question after a number
-    read back: 「でよろしければ1を、訂正は2を押してください。」). An unknown `system:` name is NOT_FOUND.
+    `system:pause` (about 300 ms of silence), `system:readback_confirm` (the question after a number
+    read back: 「でよろしければ1を、訂正は2を押してください。」), `system:sms_unavailable` (played instead of an SMS
+    route's "sent" announcement when the caller's number cannot receive SMS) and `system:closing` (played
+    before the hang-up past a route's retry limit when the route has no fallback node). An unknown
+    `system:` name is NOT_FOUND. A published flow version plays the content it was published with:
+    `<guidance id>@<content revision>` (e.g. `3f2c…@2`), fetched like any id, so a guidance changed since
+    sounds new only once the flow is published again.
     """
     audio_file_id: _builtins.str
     """An audio file of the tenant (system prompt ids are accepted here too)."""
@@ -162,23 +249,47 @@ class PlayAndCollect(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     INVALID_ATTEMPTS_FIELD_NUMBER: _builtins.int
     TIMEOUT_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    INPUT_KIND_FIELD_NUMBER: _builtins.int
     max_digits: _builtins.int
+    """Input completes when this many keys were pressed; 0 means the platform's maximum (32)."""
     terminator: _builtins.str
     """Key that ends input early (usually "#"); empty for none."""
     route_id: _builtins.str
     """The input-instruction route (menu node) being played."""
     route_name: _builtins.str
+    """Name of the route at the time of the flow version, for reports and logs."""
     reason: Global___PromptReason.ValueType
     """A reason this version does not know is read as PROMPT_REASON_INITIAL."""
     invalid_attempts: _builtins.int
-    """Invalid and timeout attempts so far on this route in this call."""
+    """Invalid inputs so far on this route in this call (counted per route for the whole call, across visits):
+    0 on the first prompt, n on the re-prompt after the n-th. With the route's limit N (max_invalid_attempts,
+    default 3) the 1st to (N-1)-th invalid inputs are answered by a re-prompt and the N-th by the route's
+    fallback (see CallAction.fallback), so a re-prompt carries at most N-1. Timeouts count separately.
+    """
     timeout_attempts: _builtins.int
+    """Input timeouts so far on this route in this call, counted like invalid_attempts against the route's
+    max_timeout_attempts (default 3): the N-th timeout goes to the fallback instead of a re-prompt.
+    """
+    input_kind: Global___InputKind.ValueType
+    """What is collected; the number capture of an SMS route (the caller already chose the SMS) is told apart
+    from a menu choice. A kind this version does not know is read as INPUT_KIND_UNSPECIFIED.
+    """
     @_builtins.property
-    def prompts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Prompt]: ...
+    def prompts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Prompt]:
+        """Played in order; a key pressed during them stops them (barge-in) and counts as input."""
+
     @_builtins.property
-    def first_digit_timeout(self) -> _duration_pb2.Duration: ...
+    def first_digit_timeout(self) -> _duration_pb2.Duration:
+        """Time allowed for the first key after the prompts; unset or zero means the platform default (5 s on
+        media-gateway), longer than 60 s is cut to 60 s.
+        """
+
     @_builtins.property
-    def inter_digit_timeout(self) -> _duration_pb2.Duration: ...
+    def inter_digit_timeout(self) -> _duration_pb2.Duration:
+        """Time allowed between keys; unset or zero means the platform default (3 s on media-gateway), longer
+        than 60 s is cut to 60 s.
+        """
+
     def __init__(
         self,
         *,
@@ -192,10 +303,11 @@ class PlayAndCollect(_message.Message):
         reason: Global___PromptReason.ValueType = ...,
         invalid_attempts: _builtins.int = ...,
         timeout_attempts: _builtins.int = ...,
+        input_kind: Global___InputKind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["first_digit_timeout", b"first_digit_timeout", "inter_digit_timeout", b"inter_digit_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_digit_timeout", b"first_digit_timeout", "inter_digit_timeout", b"inter_digit_timeout", "invalid_attempts", b"invalid_attempts", "max_digits", b"max_digits", "prompts", b"prompts", "reason", b"reason", "route_id", b"route_id", "route_name", b"route_name", "terminator", b"terminator", "timeout_attempts", b"timeout_attempts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_digit_timeout", b"first_digit_timeout", "input_kind", b"input_kind", "inter_digit_timeout", b"inter_digit_timeout", "invalid_attempts", b"invalid_attempts", "max_digits", b"max_digits", "prompts", b"prompts", "reason", b"reason", "route_id", b"route_id", "route_name", b"route_name", "terminator", b"terminator", "timeout_attempts", b"timeout_attempts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -210,8 +322,11 @@ class Play(_message.Message):
     PROMPTS_FIELD_NUMBER: _builtins.int
     ROUTE_ID_FIELD_NUMBER: _builtins.int
     route_id: _builtins.str
+    """The announcement or SMS route (flow node) that plays them."""
     @_builtins.property
-    def prompts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Prompt]: ...
+    def prompts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Prompt]:
+        """Played in order; no input is collected."""
+
     def __init__(
         self,
         *,
@@ -236,9 +351,13 @@ class Transfer(_message.Message):
     PROMPTS_FIELD_NUMBER: _builtins.int
     ROUTE_ID_FIELD_NUMBER: _builtins.int
     destination: _builtins.str
+    """E.164 number to transfer the call to (routing validates it when a flow is saved)."""
     route_id: _builtins.str
+    """The transfer route (flow node) that ordered it."""
     @_builtins.property
-    def prompts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Prompt]: ...
+    def prompts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Prompt]:
+        """Played before the transfer (e.g. 「担当者におつなぎします」); may be empty."""
+
     def __init__(
         self,
         *,
@@ -264,10 +383,18 @@ class Hangup(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     ROUTE_ID_FIELD_NUMBER: _builtins.int
     reason: _builtins.str
-    """Machine-readable reason, e.g. "completed", "not_in_service", "fallback"."""
+    """Machine-readable reason, e.g. "completed", "not_in_service", "fallback" (a route's retry limit was
+    reached and the route has no fallback node: the prompts are `system:closing`; CallAction.fallback says
+    which limit).
+    """
     route_id: _builtins.str
+    """The route (flow node) that ended the call; empty for a not-in-service or caller-rejection
+    hang-up (no route was reached).
+    """
     @_builtins.property
-    def prompts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Prompt]: ...
+    def prompts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Prompt]:
+        """Played before the call is ended; may be empty."""
+
     def __init__(
         self,
         *,

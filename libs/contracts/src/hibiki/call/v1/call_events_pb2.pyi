@@ -25,15 +25,25 @@ class _TimeoutKind:
 class _TimeoutKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimeoutKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     TIMEOUT_KIND_UNSPECIFIED: _TimeoutKind.ValueType  # 0
+    """Not said (or a kind this version does not know)."""
     TIMEOUT_KIND_FIRST_DIGIT: _TimeoutKind.ValueType  # 1
+    """No key was pressed within first_digit_timeout after the prompts."""
     TIMEOUT_KIND_INTER_DIGIT: _TimeoutKind.ValueType  # 2
+    """Keys were pressed, but the next one did not come within inter_digit_timeout; the keys so far
+    are in partial_digits (routing then treats them like collected digits).
+    """
 
 class TimeoutKind(_TimeoutKind, metaclass=_TimeoutKindEnumTypeWrapper):
     """Which timer of a PlayAndCollect expired."""
 
 TIMEOUT_KIND_UNSPECIFIED: TimeoutKind.ValueType  # 0
+"""Not said (or a kind this version does not know)."""
 TIMEOUT_KIND_FIRST_DIGIT: TimeoutKind.ValueType  # 1
+"""No key was pressed within first_digit_timeout after the prompts."""
 TIMEOUT_KIND_INTER_DIGIT: TimeoutKind.ValueType  # 2
+"""Keys were pressed, but the next one did not come within inter_digit_timeout; the keys so far
+are in partial_digits (routing then treats them like collected digits).
+"""
 Global___TimeoutKind: _TypeAlias = TimeoutKind  # noqa: Y015
 
 class _EndReason:
@@ -43,9 +53,13 @@ class _EndReason:
 class _EndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EndReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     END_REASON_UNSPECIFIED: _EndReason.ValueType  # 0
+    """Not said; reporting keeps it as "unspecified"."""
     END_REASON_CALLER_HANGUP: _EndReason.ValueType  # 1
+    """The caller hung up (or the line closed from the caller's side)."""
     END_REASON_SYSTEM_HANGUP: _EndReason.ValueType  # 2
+    """The platform hung up because it carried out a Hangup action."""
     END_REASON_TRANSFERRED: _EndReason.ValueType  # 3
+    """The call left the IVR through a Transfer (follows the CallTransferred)."""
     END_REASON_NETWORK_ERROR: _EndReason.ValueType  # 4
     """The line failed, a transfer failed, or the IVR stopped sending actions."""
     END_REASON_PLATFORM_FAILURE: _EndReason.ValueType  # 5
@@ -57,9 +71,13 @@ class EndReason(_EndReason, metaclass=_EndReasonEnumTypeWrapper):
     """Why a call ended."""
 
 END_REASON_UNSPECIFIED: EndReason.ValueType  # 0
+"""Not said; reporting keeps it as "unspecified"."""
 END_REASON_CALLER_HANGUP: EndReason.ValueType  # 1
+"""The caller hung up (or the line closed from the caller's side)."""
 END_REASON_SYSTEM_HANGUP: EndReason.ValueType  # 2
+"""The platform hung up because it carried out a Hangup action."""
 END_REASON_TRANSFERRED: EndReason.ValueType  # 3
+"""The call left the IVR through a Transfer (follows the CallTransferred)."""
 END_REASON_NETWORK_ERROR: EndReason.ValueType  # 4
 """The line failed, a transfer failed, or the IVR stopped sending actions."""
 END_REASON_PLATFORM_FAILURE: EndReason.ValueType  # 5
@@ -73,6 +91,12 @@ class CallEvent(_message.Message):
     """CallEvent is the only message type on topic `call.events`, keyed by call_id.
     Produced by the telephony platform (media-server adapter), consumed by routing and reporting.
     A record that breaks a field limit below goes to `call.events.dlq` (reason "invalid_field").
+
+    The envelope's tenant_id is the tenant the platform assigned to the dialed number: Hibiki's
+    media-gateway publishes only calls of numbers listed in its tenant configuration (an INVITE for any other
+    number is refused with 404 and produces no event); the telephony simulator puts its configured tenant on
+    every event. routing dead-letters a CallStarted whose dialed number has a published flow of another tenant
+    (reason "cross_tenant"), and any other event of a call it never saw start (reason "unknown_call").
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -88,19 +112,33 @@ class CallEvent(_message.Message):
     call_id: _builtins.str
     """The platform's id of the call: printable ASCII, 1 to 100 characters."""
     @_builtins.property
-    def envelope(self) -> _envelope_pb2.Envelope: ...
+    def envelope(self) -> _envelope_pb2.Envelope:
+        """Envelope of the event; its `schema` names the body set below (e.g. "hibiki.call.v1.CallStarted")."""
+
     @_builtins.property
-    def call_started(self) -> Global___CallStarted: ...
+    def call_started(self) -> Global___CallStarted:
+        """The call reached a dialed number; the first event of every call."""
+
     @_builtins.property
-    def digits_collected(self) -> Global___DigitsCollected: ...
+    def digits_collected(self) -> Global___DigitsCollected:
+        """The caller answered a PlayAndCollect."""
+
     @_builtins.property
-    def input_timed_out(self) -> Global___InputTimedOut: ...
+    def input_timed_out(self) -> Global___InputTimedOut:
+        """A PlayAndCollect timer expired."""
+
     @_builtins.property
-    def prompt_finished(self) -> Global___PromptFinished: ...
+    def prompt_finished(self) -> Global___PromptFinished:
+        """A Play finished."""
+
     @_builtins.property
-    def call_transferred(self) -> Global___CallTransferred: ...
+    def call_transferred(self) -> Global___CallTransferred:
+        """A Transfer was carried out."""
+
     @_builtins.property
-    def call_ended(self) -> Global___CallEnded: ...
+    def call_ended(self) -> Global___CallEnded:
+        """The call ended; the last event of every call."""
+
     def __init__(
         self,
         *,
@@ -133,7 +171,11 @@ class CallStarted(_message.Message):
     CALLER_NUMBER_FIELD_NUMBER: _builtins.int
     CALLER_WITHHELD_FIELD_NUMBER: _builtins.int
     dialed_number: _builtins.str
-    """Number the caller dialed, E.164 (e.g. "+81312345678")."""
+    """Number the caller dialed, E.164 (e.g. "+81312345678"). When no flow is published for it, routing
+    answers with a single Hangup (step 1, reason "not_in_service", prompt `system:not_in_service`) under
+    the tenant of this event's envelope, and reporting records the call as CALL_OUTCOME_NOT_IN_SERVICE for
+    that tenant.
+    """
     caller_number: _builtins.str
     """Caller's number, E.164; empty when withheld. Other printable forms (at most 32 characters) are
     accepted and treated as a number that cannot receive SMS.
@@ -167,7 +209,10 @@ class DigitsCollected(_message.Message):
     action_id: _builtins.str
     """action_id of the PlayAndCollect being answered."""
     digits: _builtins.str
-    """DTMF keys in the order pressed: 0-9, *, #, A-D; at most 32."""
+    """DTMF keys in the order pressed: 0-9, *, #, A-D; at most 32. The terminator key is not included.
+    routing matches the whole string against the route's digit map: no match (empty included) is one
+    invalid input.
+    """
     terminated_by_key: _builtins.bool
     """True when input ended with the terminator key rather than max_digits."""
     def __init__(
@@ -195,6 +240,7 @@ class InputTimedOut(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     PARTIAL_DIGITS_FIELD_NUMBER: _builtins.int
     action_id: _builtins.str
+    """action_id of the PlayAndCollect whose timer expired."""
     kind: Global___TimeoutKind.ValueType
     """A kind this version does not know is read as unspecified."""
     partial_digits: _builtins.str
@@ -222,6 +268,7 @@ class PromptFinished(_message.Message):
 
     ACTION_ID_FIELD_NUMBER: _builtins.int
     action_id: _builtins.str
+    """action_id of the Play that finished."""
     def __init__(
         self,
         *,
@@ -244,7 +291,9 @@ class CallTransferred(_message.Message):
     ACTION_ID_FIELD_NUMBER: _builtins.int
     DESTINATION_FIELD_NUMBER: _builtins.int
     action_id: _builtins.str
+    """action_id of the Transfer carried out."""
     destination: _builtins.str
+    """Destination the call was transferred to (the Transfer's destination)."""
     def __init__(
         self,
         *,
@@ -270,7 +319,14 @@ class CallEnded(_message.Message):
     reason: Global___EndReason.ValueType
     """A reason this version does not know is kept as "unknown" (never refused: the call did end)."""
     during_action_id: _builtins.str
-    """The action in progress when the call ended, if any (for abandonment analysis)."""
+    """The action in progress when the call ended, if any (for abandonment analysis):
+    - END_REASON_SYSTEM_HANGUP: the action_id of the Hangup carried out;
+    - END_REASON_TRANSFERRED: the action_id of the Transfer carried out (also in CallTransferred);
+    - any other reason: the action whose prompts were playing or whose input was being collected; empty
+      when the platform was waiting for routing's next action (an answered action is no longer in
+      progress) or no action had arrived yet, and empty in a lost-call report (END_REASON_PLATFORM_FAILURE
+      sent by another media-gateway process, event id "<call_id>:lost:ended").
+    """
     def __init__(
         self,
         *,

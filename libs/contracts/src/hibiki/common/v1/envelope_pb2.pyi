@@ -36,20 +36,34 @@ class Envelope(_message.Message):
     TRACESTATE_FIELD_NUMBER: _builtins.int
     CAUSATION_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """Unique id of this event; deterministic where the producer can make it so (e.g. call id + step).
-    Printable ASCII, 1 to 200 characters.
+    """Unique id of this event; deterministic where the producer can make it so: routing uses
+    "<call_id>:<step>" (the action_id or request_id), media-gateway "<call_id>:<sequence>:<kind>" (a lost-call
+    report "<call_id>:lost:ended"), sms-gateway "<request_id>:<outcome>" (a click
+    "<request_id>:clicked:<click_number>"). Printable ASCII, 1 to 200 characters. Also Kafka header `event-id`.
     """
     tenant_id: _builtins.str
-    """Tenant that owns the event; every consumer scopes its effects to it.
-    Letters, digits and ". _ : @ -", starting with a letter or digit, at most 64 characters.
+    """Tenant that owns the event; every consumer scopes its effects to it, and dead-letters an event about a
+    call or SMS that another tenant's events already claimed (reason "cross_tenant"). Also Kafka header
+    `tenant-id`. Letters, digits and ". _ : @ -", starting with a letter or digit, at most 64 characters.
     """
     schema: _builtins.str
-    """Fully qualified protobuf name of the body, e.g. "hibiki.call.v1.CallStarted"."""
+    """Fully qualified protobuf name of the body — the message set in the topic message's `body` oneof, not
+    the topic message itself: e.g. "hibiki.call.v1.CallStarted", "hibiki.call.v1.PlayAndCollect",
+    "hibiki.sms.v1.SmsRequested", "hibiki.sms.v1.SmsAccepted". Producers fill it from the body's descriptor;
+    consumers dead-letter a record whose schema differs from its body (reason "schema_mismatch"). Also
+    Kafka header `schema`.
+    """
     schema_version: _builtins.int
-    """Version of the body schema; consumers reject versions they do not know."""
+    """Version of the body schema. Every producer writes 1, the only version there is; consumers dead-letter
+    any other value, 0 (unset) included (reason "unsupported_schema_version").
+    """
     traceparent: _builtins.str
-    """W3C trace context of the operation that produced the event."""
+    """W3C trace context of the operation that produced the event (Kafka header `traceparent` when set).
+    media-gateway derives it from the call id and routing passes on the one of the event it answers, so a
+    call's events, actions and SMS requests share one trace; sms-gateway's results carry none (empty).
+    """
     tracestate: _builtins.str
+    """W3C tracestate that goes with traceparent; empty when there is none (no producer sets it today)."""
     causation_id: _builtins.str
     """event_id of the event that caused this one, when there is one."""
     @_builtins.property

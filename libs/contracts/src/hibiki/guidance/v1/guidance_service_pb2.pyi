@@ -28,6 +28,7 @@ class _AudioFormat:
 class _AudioFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AudioFormat.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     AUDIO_FORMAT_UNSPECIFIED: _AudioFormat.ValueType  # 0
+    """Not said: AUDIO_FORMAT_WAV_MULAW_8K where a format is requested."""
     AUDIO_FORMAT_WAV_MULAW_8K: _AudioFormat.ValueType  # 1
     """8 kHz mono μ-law WAV, the telephony format."""
     AUDIO_FORMAT_WAV_PCM16: _AudioFormat.ValueType  # 2
@@ -37,6 +38,7 @@ class AudioFormat(_AudioFormat, metaclass=_AudioFormatEnumTypeWrapper):
     """Encoding of delivered audio."""
 
 AUDIO_FORMAT_UNSPECIFIED: AudioFormat.ValueType  # 0
+"""Not said: AUDIO_FORMAT_WAV_MULAW_8K where a format is requested."""
 AUDIO_FORMAT_WAV_MULAW_8K: AudioFormat.ValueType  # 1
 """8 kHz mono μ-law WAV, the telephony format."""
 AUDIO_FORMAT_WAV_PCM16: AudioFormat.ValueType  # 2
@@ -50,6 +52,7 @@ class _GuidanceType:
 class _GuidanceTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GuidanceType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     GUIDANCE_TYPE_UNSPECIFIED: _GuidanceType.ValueType  # 0
+    """Not said: refused when creating, "any type" as a list filter."""
     GUIDANCE_TYPE_PB_ROUTING: _GuidanceType.ValueType  # 1
     """振り分けガイダンス【PB】: a prompt that asks the caller to key digits."""
     GUIDANCE_TYPE_ANNOUNCEMENT: _GuidanceType.ValueType  # 2
@@ -65,6 +68,7 @@ class GuidanceType(_GuidanceType, metaclass=_GuidanceTypeEnumTypeWrapper):
     """Kind of an original guidance."""
 
 GUIDANCE_TYPE_UNSPECIFIED: GuidanceType.ValueType  # 0
+"""Not said: refused when creating, "any type" as a list filter."""
 GUIDANCE_TYPE_PB_ROUTING: GuidanceType.ValueType  # 1
 """振り分けガイダンス【PB】: a prompt that asks the caller to key digits."""
 GUIDANCE_TYPE_ANNOUNCEMENT: GuidanceType.ValueType  # 2
@@ -79,6 +83,8 @@ Global___GuidanceType: _TypeAlias = GuidanceType  # noqa: Y015
 
 @_typing.final
 class AudioFile(_message.Message):
+    """An audio file (音声ファイル): a text and its synthesized audio."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -91,18 +97,29 @@ class AudioFile(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Id of the audio file."""
     name: _builtins.str
+    """Name, unique per tenant; 1 to 64 characters."""
     text: _builtins.str
+    """The Japanese text synthesized; 1 to 1000 characters."""
     revision: _builtins.int
+    """1 when created, incremented by every UpdateAudioFile."""
     sample_rate: _builtins.int
+    """Sample rate of the stored audio in Hz (8000)."""
     content_hash: _builtins.str
     """SHA-256 of the telephony audio."""
     @_builtins.property
-    def duration(self) -> _duration_pb2.Duration: ...
+    def duration(self) -> _duration_pb2.Duration:
+        """Length of the audio."""
+
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When its text last changed."""
+
     def __init__(
         self,
         *,
@@ -126,12 +143,18 @@ Global___AudioFile: _TypeAlias = AudioFile  # noqa: Y015
 
 @_typing.final
 class CreateAudioFileRequest(_message.Message):
+    """Asks to synthesize and store a text."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """Name, unique per tenant: 1 to 64 characters (trimmed, NFC, no control characters)."""
     text: _builtins.str
+    """Japanese text, 1 to 1000 characters; characters that cannot be spoken (emoji, other scripts) are
+    INVALID_ARGUMENT naming the character and its position.
+    """
     def __init__(
         self,
         *,
@@ -148,11 +171,15 @@ Global___CreateAudioFileRequest: _TypeAlias = CreateAudioFileRequest  # noqa: Y0
 
 @_typing.final
 class CreateAudioFileResponse(_message.Message):
+    """The new audio file."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AUDIO_FILE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def audio_file(self) -> Global___AudioFile: ...
+    def audio_file(self) -> Global___AudioFile:
+        """The audio file as stored."""
+
     def __init__(
         self,
         *,
@@ -168,10 +195,13 @@ Global___CreateAudioFileResponse: _TypeAlias = CreateAudioFileResponse  # noqa: 
 
 @_typing.final
 class GetAudioFileRequest(_message.Message):
+    """Asks for an audio file."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The audio file's id."""
     def __init__(
         self,
         *,
@@ -187,11 +217,15 @@ Global___GetAudioFileRequest: _TypeAlias = GetAudioFileRequest  # noqa: Y015
 
 @_typing.final
 class GetAudioFileResponse(_message.Message):
+    """The audio file."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AUDIO_FILE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def audio_file(self) -> Global___AudioFile: ...
+    def audio_file(self) -> Global___AudioFile:
+        """The audio file's metadata (the audio itself: StreamAudio or HTTP)."""
+
     def __init__(
         self,
         *,
@@ -207,14 +241,19 @@ Global___GetAudioFileResponse: _TypeAlias = GetAudioFileResponse  # noqa: Y015
 
 @_typing.final
 class ListAudioFilesRequest(_message.Message):
+    """Asks for the tenant's audio files."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_CONTAINS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     name_contains: _builtins.str
+    """Only files whose name contains this text; empty for all."""
     page_size: _builtins.int
+    """Files per page: 0 means 50, more than 200 means 200."""
     page_token: _builtins.str
+    """next_page_token of the previous response; empty for the first page."""
     def __init__(
         self,
         *,
@@ -232,13 +271,18 @@ Global___ListAudioFilesRequest: _TypeAlias = ListAudioFilesRequest  # noqa: Y015
 
 @_typing.final
 class ListAudioFilesResponse(_message.Message):
+    """A page of audio files."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AUDIO_FILES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def audio_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___AudioFile]: ...
+    def audio_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___AudioFile]:
+        """The audio files."""
+
     def __init__(
         self,
         *,
@@ -255,13 +299,17 @@ Global___ListAudioFilesResponse: _TypeAlias = ListAudioFilesResponse  # noqa: Y0
 
 @_typing.final
 class UpdateAudioFileRequest(_message.Message):
+    """Asks to change an audio file's text."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     EXPECTED_REVISION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The audio file's id (a system prompt's audio file id changes the tenant's version of it)."""
     text: _builtins.str
+    """The new text (same rules as CreateAudioFileRequest.text)."""
     expected_revision: _builtins.int
     """Revision the caller edited; a different current revision fails with ABORTED."""
     def __init__(
@@ -281,11 +329,15 @@ Global___UpdateAudioFileRequest: _TypeAlias = UpdateAudioFileRequest  # noqa: Y0
 
 @_typing.final
 class UpdateAudioFileResponse(_message.Message):
+    """The updated audio file."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AUDIO_FILE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def audio_file(self) -> Global___AudioFile: ...
+    def audio_file(self) -> Global___AudioFile:
+        """The audio file at its new revision."""
+
     def __init__(
         self,
         *,
@@ -301,10 +353,13 @@ Global___UpdateAudioFileResponse: _TypeAlias = UpdateAudioFileResponse  # noqa: 
 
 @_typing.final
 class DeleteAudioFileRequest(_message.Message):
+    """Asks to delete an audio file."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The audio file's id."""
     def __init__(
         self,
         *,
@@ -320,6 +375,8 @@ Global___DeleteAudioFileRequest: _TypeAlias = DeleteAudioFileRequest  # noqa: Y0
 
 @_typing.final
 class DeleteAudioFileResponse(_message.Message):
+    """Empty: the audio file was deleted."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -335,6 +392,8 @@ Global___DeleteAudioFileResponse: _TypeAlias = DeleteAudioFileResponse  # noqa: 
 
 @_typing.final
 class OriginalGuidance(_message.Message):
+    """An original guidance (オリジナルガイダンス): a named prompt routing flows play."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -347,18 +406,27 @@ class OriginalGuidance(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Id that flows and actions use (guidance_id); `system:<name>` for system prompts."""
     type: Global___GuidanceType.ValueType
+    """Kind of guidance."""
     name: _builtins.str
+    """Name, unique per tenant; 1 to 64 characters."""
     speech_synthesis: _builtins.bool
     """音声合成ガイダンス: the audio comes from a synthesized audio file."""
     audio_file_id: _builtins.str
+    """The audio file it plays."""
     system: _builtins.bool
     """System guidances (the seed's default invalid-input and timeout texts) exist for every tenant."""
     revision: _builtins.int
+    """1 when created, incremented by every UpdateOriginalGuidance."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was last changed."""
+
     def __init__(
         self,
         *,
@@ -382,6 +450,8 @@ Global___OriginalGuidance: _TypeAlias = OriginalGuidance  # noqa: Y015
 
 @_typing.final
 class CreateOriginalGuidanceRequest(_message.Message):
+    """Asks to register a guidance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: _builtins.int
@@ -389,9 +459,13 @@ class CreateOriginalGuidanceRequest(_message.Message):
     SPEECH_SYNTHESIS_FIELD_NUMBER: _builtins.int
     AUDIO_FILE_ID_FIELD_NUMBER: _builtins.int
     type: Global___GuidanceType.ValueType
+    """Kind of guidance; required."""
     name: _builtins.str
+    """Name, unique per tenant: 1 to 64 characters."""
     speech_synthesis: _builtins.bool
+    """Must be true: guidances play synthesized audio files (uploaded recordings are not supported)."""
     audio_file_id: _builtins.str
+    """The tenant's audio file to play."""
     def __init__(
         self,
         *,
@@ -410,11 +484,15 @@ Global___CreateOriginalGuidanceRequest: _TypeAlias = CreateOriginalGuidanceReque
 
 @_typing.final
 class CreateOriginalGuidanceResponse(_message.Message):
+    """The new guidance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORIGINAL_GUIDANCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def original_guidance(self) -> Global___OriginalGuidance: ...
+    def original_guidance(self) -> Global___OriginalGuidance:
+        """The guidance as stored."""
+
     def __init__(
         self,
         *,
@@ -430,10 +508,13 @@ Global___CreateOriginalGuidanceResponse: _TypeAlias = CreateOriginalGuidanceResp
 
 @_typing.final
 class GetOriginalGuidanceRequest(_message.Message):
+    """Asks for a guidance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The guidance's id, or a system prompt id (`system:<name>`)."""
     def __init__(
         self,
         *,
@@ -449,11 +530,15 @@ Global___GetOriginalGuidanceRequest: _TypeAlias = GetOriginalGuidanceRequest  # 
 
 @_typing.final
 class GetOriginalGuidanceResponse(_message.Message):
+    """The guidance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORIGINAL_GUIDANCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def original_guidance(self) -> Global___OriginalGuidance: ...
+    def original_guidance(self) -> Global___OriginalGuidance:
+        """The guidance."""
+
     def __init__(
         self,
         *,
@@ -469,6 +554,8 @@ Global___GetOriginalGuidanceResponse: _TypeAlias = GetOriginalGuidanceResponse  
 
 @_typing.final
 class ListOriginalGuidancesRequest(_message.Message):
+    """Asks for the tenant's guidances."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: _builtins.int
@@ -476,9 +563,13 @@ class ListOriginalGuidancesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     type: Global___GuidanceType.ValueType
+    """Only guidances of this type; GUIDANCE_TYPE_UNSPECIFIED for all."""
     name_contains: _builtins.str
+    """Only guidances whose name contains this text; empty for all."""
     page_size: _builtins.int
+    """Guidances per page: 0 means 50, more than 200 means 200."""
     page_token: _builtins.str
+    """next_page_token of the previous response; empty for the first page."""
     def __init__(
         self,
         *,
@@ -497,13 +588,18 @@ Global___ListOriginalGuidancesRequest: _TypeAlias = ListOriginalGuidancesRequest
 
 @_typing.final
 class ListOriginalGuidancesResponse(_message.Message):
+    """A page of guidances."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORIGINAL_GUIDANCES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def original_guidances(self) -> _containers.RepeatedCompositeFieldContainer[Global___OriginalGuidance]: ...
+    def original_guidances(self) -> _containers.RepeatedCompositeFieldContainer[Global___OriginalGuidance]:
+        """The guidances."""
+
     def __init__(
         self,
         *,
@@ -520,6 +616,8 @@ Global___ListOriginalGuidancesResponse: _TypeAlias = ListOriginalGuidancesRespon
 
 @_typing.final
 class UpdateOriginalGuidanceRequest(_message.Message):
+    """Asks to change a guidance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -527,9 +625,13 @@ class UpdateOriginalGuidanceRequest(_message.Message):
     AUDIO_FILE_ID_FIELD_NUMBER: _builtins.int
     EXPECTED_REVISION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The guidance's id."""
     name: _builtins.str
+    """New name; empty keeps the name (system guidances cannot be renamed)."""
     audio_file_id: _builtins.str
+    """New audio file; empty keeps the current one."""
     expected_revision: _builtins.int
+    """Revision the caller edited; 0 means any, another stale value is ABORTED."""
     def __init__(
         self,
         *,
@@ -548,11 +650,15 @@ Global___UpdateOriginalGuidanceRequest: _TypeAlias = UpdateOriginalGuidanceReque
 
 @_typing.final
 class UpdateOriginalGuidanceResponse(_message.Message):
+    """The updated guidance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORIGINAL_GUIDANCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def original_guidance(self) -> Global___OriginalGuidance: ...
+    def original_guidance(self) -> Global___OriginalGuidance:
+        """The guidance at its new revision."""
+
     def __init__(
         self,
         *,
@@ -568,10 +674,13 @@ Global___UpdateOriginalGuidanceResponse: _TypeAlias = UpdateOriginalGuidanceResp
 
 @_typing.final
 class DeleteOriginalGuidanceRequest(_message.Message):
+    """Asks to delete a guidance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The guidance's id (system guidances cannot be deleted)."""
     def __init__(
         self,
         *,
@@ -587,6 +696,8 @@ Global___DeleteOriginalGuidanceRequest: _TypeAlias = DeleteOriginalGuidanceReque
 
 @_typing.final
 class DeleteOriginalGuidanceResponse(_message.Message):
+    """Empty: the guidance was deleted."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -602,14 +713,21 @@ Global___DeleteOriginalGuidanceResponse: _TypeAlias = DeleteOriginalGuidanceResp
 
 @_typing.final
 class StreamAudioRequest(_message.Message):
+    """Asks for the audio of a guidance or audio file."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     GUIDANCE_ID_FIELD_NUMBER: _builtins.int
     AUDIO_FILE_ID_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     guidance_id: _builtins.str
+    """A guidance's id, or `<guidance id>@<content revision>` for the content a user pinned (see
+    SetGuidanceUsage).
+    """
     audio_file_id: _builtins.str
+    """An audio file's id."""
     format: Global___AudioFormat.ValueType
+    """Wanted encoding; unspecified means AUDIO_FORMAT_WAV_MULAW_8K."""
     def __init__(
         self,
         *,
@@ -629,6 +747,8 @@ Global___StreamAudioRequest: _TypeAlias = StreamAudioRequest  # noqa: Y015
 
 @_typing.final
 class StreamAudioResponse(_message.Message):
+    """A chunk (32 KiB) of a WAV file."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATA_FIELD_NUMBER: _builtins.int
@@ -636,8 +756,11 @@ class StreamAudioResponse(_message.Message):
     SAMPLE_RATE_FIELD_NUMBER: _builtins.int
     TOTAL_BYTES_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
+    """Bytes of the WAV file; concatenate the chunks in order."""
     format: Global___AudioFormat.ValueType
+    """Encoding of the file."""
     sample_rate: _builtins.int
+    """Sample rate in Hz (8000)."""
     total_bytes: _builtins.int
     """Size of the whole file, sent with the first chunk."""
     def __init__(
@@ -658,12 +781,16 @@ Global___StreamAudioResponse: _TypeAlias = StreamAudioResponse  # noqa: Y015
 
 @_typing.final
 class PreviewRequest(_message.Message):
+    """Asks to synthesize a text without storing it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TEXT_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    """Text to synthesize (same rules as CreateAudioFileRequest.text)."""
     format: Global___AudioFormat.ValueType
+    """Wanted encoding; unspecified means AUDIO_FORMAT_WAV_MULAW_8K."""
     def __init__(
         self,
         *,
@@ -680,15 +807,21 @@ Global___PreviewRequest: _TypeAlias = PreviewRequest  # noqa: Y015
 
 @_typing.final
 class PreviewResponse(_message.Message):
+    """The synthesized audio."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AUDIO_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     DURATION_FIELD_NUMBER: _builtins.int
     audio: _builtins.bytes
+    """The whole WAV file."""
     format: Global___AudioFormat.ValueType
+    """Its encoding."""
     @_builtins.property
-    def duration(self) -> _duration_pb2.Duration: ...
+    def duration(self) -> _duration_pb2.Duration:
+        """Its length."""
+
     def __init__(
         self,
         *,
@@ -706,21 +839,60 @@ Global___PreviewResponse: _TypeAlias = PreviewResponse  # noqa: Y015
 
 @_typing.final
 class SetGuidanceUsageRequest(_message.Message):
+    """The guidances one user plays now."""
+
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ContentRevisionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     USER_ID_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     GUIDANCE_IDS_FIELD_NUMBER: _builtins.int
+    SKIP_UNKNOWN_FIELD_NUMBER: _builtins.int
+    PIN_CONTENT_FIELD_NUMBER: _builtins.int
+    CONTENT_REVISIONS_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """Stable id of the user, e.g. "routing-flow/<flow id>"."""
     display_name: _builtins.str
     """How refusals name the user, e.g. "受付フロー v3"."""
     version: _builtins.int
     """Increases with every change of the user (e.g. the published version); older versions are ignored."""
+    skip_unknown: _builtins.bool
+    """Leave out guidances the tenant does not have instead of refusing them (e.g. for a draft, which may name
+    a guidance not created yet).
+    """
+    pin_content: _builtins.bool
+    """Pin what each guidance sounds like for this user (e.g. a published version): its current content, or
+    the revision named in content_revisions.
+    """
     @_builtins.property
     def guidance_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Every guidance the user plays now; empty when it plays none (unpublished or deleted)."""
+
+    @_builtins.property
+    def content_revisions(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """With pin_content: guidance id → the content revision (of an earlier SetGuidanceUsageResponse) to keep
+        pinned; guidances not named are pinned to their current content. An unknown revision is INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,
@@ -729,10 +901,13 @@ class SetGuidanceUsageRequest(_message.Message):
         display_name: _builtins.str = ...,
         version: _builtins.int = ...,
         guidance_ids: _abc.Iterable[_builtins.str] | None = ...,
+        skip_unknown: _builtins.bool = ...,
+        pin_content: _builtins.bool = ...,
+        content_revisions: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "guidance_ids", b"guidance_ids", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_revisions", b"content_revisions", "display_name", b"display_name", "guidance_ids", b"guidance_ids", "pin_content", b"pin_content", "skip_unknown", b"skip_unknown", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -740,19 +915,49 @@ Global___SetGuidanceUsageRequest: _TypeAlias = SetGuidanceUsageRequest  # noqa: 
 
 @_typing.final
 class SetGuidanceUsageResponse(_message.Message):
+    """Whether the usage was recorded."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ContentRevisionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     APPLIED_FIELD_NUMBER: _builtins.int
+    CONTENT_REVISIONS_FIELD_NUMBER: _builtins.int
     applied: _builtins.bool
     """False when a newer version of the user was recorded already."""
+    @_builtins.property
+    def content_revisions(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """With pin_content: guidance id → the content revision pinned (1, 2, …; a new number whenever the
+        guidance's audio changed since it was last pinned). Play it as `<guidance id>@<content revision>`.
+        """
+
     def __init__(
         self,
         *,
         applied: _builtins.bool = ...,
+        content_revisions: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "content_revisions", b"content_revisions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -109,19 +109,23 @@ class GuidanceServiceServicer:
     """
 
     def CreateAudioFile(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Synthesizes a text and stores it as a new audio file; ALREADY_EXISTS when the tenant has an audio
+        file of that name, RESOURCE_EXHAUSTED when the synthesis queue is full (give it a 30 s deadline).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetAudioFile(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Reads an audio file's metadata; NOT_FOUND for an id the tenant does not have.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAudioFiles(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the tenant's audio files, paged.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -134,37 +138,43 @@ class GuidanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteAudioFile(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes an audio file; FAILED_PRECONDITION while a guidance plays it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateOriginalGuidance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Registers an original guidance that plays an audio file; ALREADY_EXISTS for a name the tenant has.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetOriginalGuidance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Reads a guidance; a system prompt id (`system:<name>`) gives its system guidance, created if needed.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListOriginalGuidances(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the tenant's guidances, paged.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateOriginalGuidance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Renames a guidance and/or points it at another audio file (empty fields stay unchanged).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteOriginalGuidance(self, request, context):
-        """Refused with FAILED_PRECONDITION while a published routing flow uses the guidance.
+        """Refused with FAILED_PRECONDITION while a user recorded by SetGuidanceUsage plays the guidance (a routing
+        flow's draft or any of its published versions); the message names them, e.g. "受付フロー v3".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -185,9 +195,12 @@ class GuidanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetGuidanceUsage(self, request, context):
-        """Records which guidances a user (e.g. a routing flow's published version) plays, replacing what that
-        user played before; called by routing before it publishes (platform role). Guidances in use cannot be
-        deleted, and guidance-tts never has to ask routing.
+        """Records which guidances a user (e.g. a routing flow's draft, or one of its published versions) plays,
+        replacing what that user played before; called by routing when it saves, publishes or rolls back a flow
+        (platform role). Guidances in use cannot be deleted, and guidance-tts never has to ask routing. A user
+        that pins content keeps hearing the audio it was recorded with: the response gives each guidance's
+        content revision, and `<guidance id>@<content revision>` plays that audio (StreamAudio, GET /audio)
+        for as long as a user pins it, whatever the guidance or its audio file says now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,25 +36,40 @@ class GuidanceServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> GuidanceServiceAsyncStub: ...
     CreateAudioFile: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.CreateAudioFileRequest, _guidance_service_pb2.CreateAudioFileResponse]
+    """Synthesizes a text and stores it as a new audio file; ALREADY_EXISTS when the tenant has an audio
+    file of that name, RESOURCE_EXHAUSTED when the synthesis queue is full (give it a 30 s deadline).
+    """
     GetAudioFile: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.GetAudioFileRequest, _guidance_service_pb2.GetAudioFileResponse]
+    """Reads an audio file's metadata; NOT_FOUND for an id the tenant does not have."""
     ListAudioFiles: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.ListAudioFilesRequest, _guidance_service_pb2.ListAudioFilesResponse]
+    """Lists the tenant's audio files, paged."""
     UpdateAudioFile: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.UpdateAudioFileRequest, _guidance_service_pb2.UpdateAudioFileResponse]
     """New text is synthesized again and stored as a new revision."""
     DeleteAudioFile: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.DeleteAudioFileRequest, _guidance_service_pb2.DeleteAudioFileResponse]
+    """Deletes an audio file; FAILED_PRECONDITION while a guidance plays it."""
     CreateOriginalGuidance: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.CreateOriginalGuidanceRequest, _guidance_service_pb2.CreateOriginalGuidanceResponse]
+    """Registers an original guidance that plays an audio file; ALREADY_EXISTS for a name the tenant has."""
     GetOriginalGuidance: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.GetOriginalGuidanceRequest, _guidance_service_pb2.GetOriginalGuidanceResponse]
+    """Reads a guidance; a system prompt id (`system:<name>`) gives its system guidance, created if needed."""
     ListOriginalGuidances: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.ListOriginalGuidancesRequest, _guidance_service_pb2.ListOriginalGuidancesResponse]
+    """Lists the tenant's guidances, paged."""
     UpdateOriginalGuidance: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.UpdateOriginalGuidanceRequest, _guidance_service_pb2.UpdateOriginalGuidanceResponse]
+    """Renames a guidance and/or points it at another audio file (empty fields stay unchanged)."""
     DeleteOriginalGuidance: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.DeleteOriginalGuidanceRequest, _guidance_service_pb2.DeleteOriginalGuidanceResponse]
-    """Refused with FAILED_PRECONDITION while a published routing flow uses the guidance."""
+    """Refused with FAILED_PRECONDITION while a user recorded by SetGuidanceUsage plays the guidance (a routing
+    flow's draft or any of its published versions); the message names them, e.g. "受付フロー v3".
+    """
     StreamAudio: _grpc.UnaryStreamMultiCallable[_guidance_service_pb2.StreamAudioRequest, _guidance_service_pb2.StreamAudioResponse]
     """Streams the audio of a guidance or audio file in chunks, for media servers."""
     Preview: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.PreviewRequest, _guidance_service_pb2.PreviewResponse]
     """Synthesizes text without storing it, for editors."""
     SetGuidanceUsage: _grpc.UnaryUnaryMultiCallable[_guidance_service_pb2.SetGuidanceUsageRequest, _guidance_service_pb2.SetGuidanceUsageResponse]
-    """Records which guidances a user (e.g. a routing flow's published version) plays, replacing what that
-    user played before; called by routing before it publishes (platform role). Guidances in use cannot be
-    deleted, and guidance-tts never has to ask routing.
+    """Records which guidances a user (e.g. a routing flow's draft, or one of its published versions) plays,
+    replacing what that user played before; called by routing when it saves, publishes or rolls back a flow
+    (platform role). Guidances in use cannot be deleted, and guidance-tts never has to ask routing. A user
+    that pins content keeps hearing the audio it was recorded with: the response gives each guidance's
+    content revision, and `<guidance id>@<content revision>` plays that audio (StreamAudio, GET /audio)
+    for as long as a user pins it, whatever the guidance or its audio file says now.
     """
 
 @_typing.type_check_only
@@ -65,25 +80,40 @@ class GuidanceServiceAsyncStub(GuidanceServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateAudioFile: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.CreateAudioFileRequest, _guidance_service_pb2.CreateAudioFileResponse]  # type: ignore[assignment]
+    """Synthesizes a text and stores it as a new audio file; ALREADY_EXISTS when the tenant has an audio
+    file of that name, RESOURCE_EXHAUSTED when the synthesis queue is full (give it a 30 s deadline).
+    """
     GetAudioFile: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.GetAudioFileRequest, _guidance_service_pb2.GetAudioFileResponse]  # type: ignore[assignment]
+    """Reads an audio file's metadata; NOT_FOUND for an id the tenant does not have."""
     ListAudioFiles: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.ListAudioFilesRequest, _guidance_service_pb2.ListAudioFilesResponse]  # type: ignore[assignment]
+    """Lists the tenant's audio files, paged."""
     UpdateAudioFile: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.UpdateAudioFileRequest, _guidance_service_pb2.UpdateAudioFileResponse]  # type: ignore[assignment]
     """New text is synthesized again and stored as a new revision."""
     DeleteAudioFile: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.DeleteAudioFileRequest, _guidance_service_pb2.DeleteAudioFileResponse]  # type: ignore[assignment]
+    """Deletes an audio file; FAILED_PRECONDITION while a guidance plays it."""
     CreateOriginalGuidance: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.CreateOriginalGuidanceRequest, _guidance_service_pb2.CreateOriginalGuidanceResponse]  # type: ignore[assignment]
+    """Registers an original guidance that plays an audio file; ALREADY_EXISTS for a name the tenant has."""
     GetOriginalGuidance: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.GetOriginalGuidanceRequest, _guidance_service_pb2.GetOriginalGuidanceResponse]  # type: ignore[assignment]
+    """Reads a guidance; a system prompt id (`system:<name>`) gives its system guidance, created if needed."""
     ListOriginalGuidances: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.ListOriginalGuidancesRequest, _guidance_service_pb2.ListOriginalGuidancesResponse]  # type: ignore[assignment]
+    """Lists the tenant's guidances, paged."""
     UpdateOriginalGuidance: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.UpdateOriginalGuidanceRequest, _guidance_service_pb2.UpdateOriginalGuidanceResponse]  # type: ignore[assignment]
+    """Renames a guidance and/or points it at another audio file (empty fields stay unchanged)."""
     DeleteOriginalGuidance: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.DeleteOriginalGuidanceRequest, _guidance_service_pb2.DeleteOriginalGuidanceResponse]  # type: ignore[assignment]
-    """Refused with FAILED_PRECONDITION while a published routing flow uses the guidance."""
+    """Refused with FAILED_PRECONDITION while a user recorded by SetGuidanceUsage plays the guidance (a routing
+    flow's draft or any of its published versions); the message names them, e.g. "受付フロー v3".
+    """
     StreamAudio: _aio.UnaryStreamMultiCallable[_guidance_service_pb2.StreamAudioRequest, _guidance_service_pb2.StreamAudioResponse]  # type: ignore[assignment]
     """Streams the audio of a guidance or audio file in chunks, for media servers."""
     Preview: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.PreviewRequest, _guidance_service_pb2.PreviewResponse]  # type: ignore[assignment]
     """Synthesizes text without storing it, for editors."""
     SetGuidanceUsage: _aio.UnaryUnaryMultiCallable[_guidance_service_pb2.SetGuidanceUsageRequest, _guidance_service_pb2.SetGuidanceUsageResponse]  # type: ignore[assignment]
-    """Records which guidances a user (e.g. a routing flow's published version) plays, replacing what that
-    user played before; called by routing before it publishes (platform role). Guidances in use cannot be
-    deleted, and guidance-tts never has to ask routing.
+    """Records which guidances a user (e.g. a routing flow's draft, or one of its published versions) plays,
+    replacing what that user played before; called by routing when it saves, publishes or rolls back a flow
+    (platform role). Guidances in use cannot be deleted, and guidance-tts never has to ask routing. A user
+    that pins content keeps hearing the audio it was recorded with: the response gives each guidance's
+    content revision, and `<guidance id>@<content revision>` plays that audio (StreamAudio, GET /audio)
+    for as long as a user pins it, whatever the guidance or its audio file says now.
     """
 
 class GuidanceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -96,21 +126,26 @@ class GuidanceServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _guidance_service_pb2.CreateAudioFileRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_guidance_service_pb2.CreateAudioFileResponse, _abc.Awaitable[_guidance_service_pb2.CreateAudioFileResponse]]: ...
+    ) -> _typing.Union[_guidance_service_pb2.CreateAudioFileResponse, _abc.Awaitable[_guidance_service_pb2.CreateAudioFileResponse]]:
+        """Synthesizes a text and stores it as a new audio file; ALREADY_EXISTS when the tenant has an audio
+        file of that name, RESOURCE_EXHAUSTED when the synthesis queue is full (give it a 30 s deadline).
+        """
 
     @_abc_1.abstractmethod
     def GetAudioFile(
         self,
         request: _guidance_service_pb2.GetAudioFileRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_guidance_service_pb2.GetAudioFileResponse, _abc.Awaitable[_guidance_service_pb2.GetAudioFileResponse]]: ...
+    ) -> _typing.Union[_guidance_service_pb2.GetAudioFileResponse, _abc.Awaitable[_guidance_service_pb2.GetAudioFileResponse]]:
+        """Reads an audio file's metadata; NOT_FOUND for an id the tenant does not have."""
 
     @_abc_1.abstractmethod
     def ListAudioFiles(
         self,
         request: _guidance_service_pb2.ListAudioFilesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_guidance_service_pb2.ListAudioFilesResponse, _abc.Awaitable[_guidance_service_pb2.ListAudioFilesResponse]]: ...
+    ) -> _typing.Union[_guidance_service_pb2.ListAudioFilesResponse, _abc.Awaitable[_guidance_service_pb2.ListAudioFilesResponse]]:
+        """Lists the tenant's audio files, paged."""
 
     @_abc_1.abstractmethod
     def UpdateAudioFile(
@@ -125,35 +160,40 @@ class GuidanceServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _guidance_service_pb2.DeleteAudioFileRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_guidance_service_pb2.DeleteAudioFileResponse, _abc.Awaitable[_guidance_service_pb2.DeleteAudioFileResponse]]: ...
+    ) -> _typing.Union[_guidance_service_pb2.DeleteAudioFileResponse, _abc.Awaitable[_guidance_service_pb2.DeleteAudioFileResponse]]:
+        """Deletes an audio file; FAILED_PRECONDITION while a guidance plays it."""
 
     @_abc_1.abstractmethod
     def CreateOriginalGuidance(
         self,
         request: _guidance_service_pb2.CreateOriginalGuidanceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_guidance_service_pb2.CreateOriginalGuidanceResponse, _abc.Awaitable[_guidance_service_pb2.CreateOriginalGuidanceResponse]]: ...
+    ) -> _typing.Union[_guidance_service_pb2.CreateOriginalGuidanceResponse, _abc.Awaitable[_guidance_service_pb2.CreateOriginalGuidanceResponse]]:
+        """Registers an original guidance that plays an audio file; ALREADY_EXISTS for a name the tenant has."""
 
     @_abc_1.abstractmethod
     def GetOriginalGuidance(
         self,
         request: _guidance_service_pb2.GetOriginalGuidanceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_guidance_service_pb2.GetOriginalGuidanceResponse, _abc.Awaitable[_guidance_service_pb2.GetOriginalGuidanceResponse]]: ...
+    ) -> _typing.Union[_guidance_service_pb2.GetOriginalGuidanceResponse, _abc.Awaitable[_guidance_service_pb2.GetOriginalGuidanceResponse]]:
+        """Reads a guidance; a system prompt id (`system:<name>`) gives its system guidance, created if needed."""
 
     @_abc_1.abstractmethod
     def ListOriginalGuidances(
         self,
         request: _guidance_service_pb2.ListOriginalGuidancesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_guidance_service_pb2.ListOriginalGuidancesResponse, _abc.Awaitable[_guidance_service_pb2.ListOriginalGuidancesResponse]]: ...
+    ) -> _typing.Union[_guidance_service_pb2.ListOriginalGuidancesResponse, _abc.Awaitable[_guidance_service_pb2.ListOriginalGuidancesResponse]]:
+        """Lists the tenant's guidances, paged."""
 
     @_abc_1.abstractmethod
     def UpdateOriginalGuidance(
         self,
         request: _guidance_service_pb2.UpdateOriginalGuidanceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_guidance_service_pb2.UpdateOriginalGuidanceResponse, _abc.Awaitable[_guidance_service_pb2.UpdateOriginalGuidanceResponse]]: ...
+    ) -> _typing.Union[_guidance_service_pb2.UpdateOriginalGuidanceResponse, _abc.Awaitable[_guidance_service_pb2.UpdateOriginalGuidanceResponse]]:
+        """Renames a guidance and/or points it at another audio file (empty fields stay unchanged)."""
 
     @_abc_1.abstractmethod
     def DeleteOriginalGuidance(
@@ -161,7 +201,9 @@ class GuidanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _guidance_service_pb2.DeleteOriginalGuidanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_guidance_service_pb2.DeleteOriginalGuidanceResponse, _abc.Awaitable[_guidance_service_pb2.DeleteOriginalGuidanceResponse]]:
-        """Refused with FAILED_PRECONDITION while a published routing flow uses the guidance."""
+        """Refused with FAILED_PRECONDITION while a user recorded by SetGuidanceUsage plays the guidance (a routing
+        flow's draft or any of its published versions); the message names them, e.g. "受付フロー v3".
+        """
 
     @_abc_1.abstractmethod
     def StreamAudio(
@@ -185,9 +227,12 @@ class GuidanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _guidance_service_pb2.SetGuidanceUsageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_guidance_service_pb2.SetGuidanceUsageResponse, _abc.Awaitable[_guidance_service_pb2.SetGuidanceUsageResponse]]:
-        """Records which guidances a user (e.g. a routing flow's published version) plays, replacing what that
-        user played before; called by routing before it publishes (platform role). Guidances in use cannot be
-        deleted, and guidance-tts never has to ask routing.
+        """Records which guidances a user (e.g. a routing flow's draft, or one of its published versions) plays,
+        replacing what that user played before; called by routing when it saves, publishes or rolls back a flow
+        (platform role). Guidances in use cannot be deleted, and guidance-tts never has to ask routing. A user
+        that pins content keeps hearing the audio it was recorded with: the response gives each guidance's
+        content revision, and `<guidance id>@<content revision>` plays that audio (StreamAudio, GET /audio)
+        for as long as a user pins it, whatever the guidance or its audio file says now.
         """
 
 def add_GuidanceServiceServicer_to_server(servicer: GuidanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

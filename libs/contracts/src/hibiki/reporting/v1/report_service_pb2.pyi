@@ -28,34 +28,66 @@ class _CallOutcome:
 class _CallOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallOutcome.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CALL_OUTCOME_UNSPECIFIED: _CallOutcome.ValueType  # 0
+    """Not said; as a ListCalls filter, every outcome."""
     CALL_OUTCOME_IN_PROGRESS: _CallOutcome.ValueType  # 1
+    """No terminal target and no end yet."""
     CALL_OUTCOME_COMPLETED: _CallOutcome.ValueType  # 2
+    """Reached another terminal target: an announcement or hang-up route, or a hang-up by routing (e.g. a
+    route's retry limit without a fallback node).
+    """
     CALL_OUTCOME_SMS_SENT: _CallOutcome.ValueType  # 3
+    """routing requested an SMS during the call (whatever became of the SMS)."""
     CALL_OUTCOME_TRANSFERRED: _CallOutcome.ValueType  # 4
+    """A transfer was ordered or reported."""
     CALL_OUTCOME_ABANDONED: _CallOutcome.ValueType  # 5
+    """途中放棄: the caller hung up while a prompt waited for input, or before the first prompt."""
     CALL_OUTCOME_NOT_IN_SERVICE: _CallOutcome.ValueType  # 6
+    """The dialed number had no published flow: the caller heard the not-in-service announcement.
+    Counted in DailyReportRow.calls.
+    """
     CALL_OUTCOME_REJECTED: _CallOutcome.ValueType  # 7
     """Turned away before the flow: withheld number (非通知) or the tenant's blocklist."""
     CALL_OUTCOME_PLATFORM_FAILURE: _CallOutcome.ValueType  # 8
     """Cut off by the platform (CallEnded reason PLATFORM_FAILURE) before a terminal target: the caller did not
     abandon, so the call is never ABANDONED whatever it was waiting for.
     """
+    CALL_OUTCOME_ABANDONED_IN_NUMBER_CAPTURE: _CallOutcome.ValueType  # 9
+    """Abandoned (途中放棄) during the number capture of an SMS route: the caller chose the SMS but hung up while
+    asked for a mobile number or its confirmation. Counted in abandoned_calls and in
+    abandoned_in_number_capture; a ListCalls filter on CALL_OUTCOME_ABANDONED does not return these.
+    """
 
 class CallOutcome(_CallOutcome, metaclass=_CallOutcomeEnumTypeWrapper):
     """How a call ended."""
 
 CALL_OUTCOME_UNSPECIFIED: CallOutcome.ValueType  # 0
+"""Not said; as a ListCalls filter, every outcome."""
 CALL_OUTCOME_IN_PROGRESS: CallOutcome.ValueType  # 1
+"""No terminal target and no end yet."""
 CALL_OUTCOME_COMPLETED: CallOutcome.ValueType  # 2
+"""Reached another terminal target: an announcement or hang-up route, or a hang-up by routing (e.g. a
+route's retry limit without a fallback node).
+"""
 CALL_OUTCOME_SMS_SENT: CallOutcome.ValueType  # 3
+"""routing requested an SMS during the call (whatever became of the SMS)."""
 CALL_OUTCOME_TRANSFERRED: CallOutcome.ValueType  # 4
+"""A transfer was ordered or reported."""
 CALL_OUTCOME_ABANDONED: CallOutcome.ValueType  # 5
+"""途中放棄: the caller hung up while a prompt waited for input, or before the first prompt."""
 CALL_OUTCOME_NOT_IN_SERVICE: CallOutcome.ValueType  # 6
+"""The dialed number had no published flow: the caller heard the not-in-service announcement.
+Counted in DailyReportRow.calls.
+"""
 CALL_OUTCOME_REJECTED: CallOutcome.ValueType  # 7
 """Turned away before the flow: withheld number (非通知) or the tenant's blocklist."""
 CALL_OUTCOME_PLATFORM_FAILURE: CallOutcome.ValueType  # 8
 """Cut off by the platform (CallEnded reason PLATFORM_FAILURE) before a terminal target: the caller did not
 abandon, so the call is never ABANDONED whatever it was waiting for.
+"""
+CALL_OUTCOME_ABANDONED_IN_NUMBER_CAPTURE: CallOutcome.ValueType  # 9
+"""Abandoned (途中放棄) during the number capture of an SMS route: the caller chose the SMS but hung up while
+asked for a mobile number or its confirmation. Counted in abandoned_calls and in
+abandoned_in_number_capture; a ListCalls filter on CALL_OUTCOME_ABANDONED does not return these.
 """
 Global___CallOutcome: _TypeAlias = CallOutcome  # noqa: Y015
 
@@ -66,23 +98,37 @@ class _SmsStatus:
 class _SmsStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SmsStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     SMS_STATUS_UNSPECIFIED: _SmsStatus.ValueType  # 0
+    """Not said."""
     SMS_STATUS_REQUESTED: _SmsStatus.ValueType  # 1
+    """Requested, no result yet."""
     SMS_STATUS_ACCEPTED: _SmsStatus.ValueType  # 2
+    """送信完了: accepted by the carrier, no receipt yet."""
     SMS_STATUS_DELIVERED: _SmsStatus.ValueType  # 3
+    """A receipt said delivered."""
     SMS_STATUS_UNDELIVERED: _SmsStatus.ValueType  # 4
+    """A receipt said not delivered."""
     SMS_STATUS_REJECTED: _SmsStatus.ValueType  # 5
+    """Refused before any carrier saw it."""
     SMS_STATUS_FAILED: _SmsStatus.ValueType  # 6
+    """Given up, or its outcome uncertain."""
 
 class SmsStatus(_SmsStatus, metaclass=_SmsStatusEnumTypeWrapper):
     """Final state of an SMS as the report keeps it."""
 
 SMS_STATUS_UNSPECIFIED: SmsStatus.ValueType  # 0
+"""Not said."""
 SMS_STATUS_REQUESTED: SmsStatus.ValueType  # 1
+"""Requested, no result yet."""
 SMS_STATUS_ACCEPTED: SmsStatus.ValueType  # 2
+"""送信完了: accepted by the carrier, no receipt yet."""
 SMS_STATUS_DELIVERED: SmsStatus.ValueType  # 3
+"""A receipt said delivered."""
 SMS_STATUS_UNDELIVERED: SmsStatus.ValueType  # 4
+"""A receipt said not delivered."""
 SMS_STATUS_REJECTED: SmsStatus.ValueType  # 5
+"""Refused before any carrier saw it."""
 SMS_STATUS_FAILED: SmsStatus.ValueType  # 6
+"""Given up, or its outcome uncertain."""
 Global___SmsStatus: _TypeAlias = SmsStatus  # noqa: Y015
 
 class _TraceVerdict:
@@ -92,11 +138,13 @@ class _TraceVerdict:
 class _TraceVerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TraceVerdict.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     TRACE_VERDICT_UNSPECIFIED: _TraceVerdict.ValueType  # 0
+    """Not said."""
     TRACE_VERDICT_NO_CALL_FOUND: _TraceVerdict.ValueType  # 1
     """No call from this number in the range: the caller probably did not call."""
     TRACE_VERDICT_NO_SMS_REQUESTED: _TraceVerdict.ValueType  # 2
     """Calls found, but none asked for an SMS."""
     TRACE_VERDICT_SMS_DELIVERED: _TraceVerdict.ValueType  # 3
+    """The latest SMS was delivered to the handset."""
     TRACE_VERDICT_SMS_ACCEPTED: _TraceVerdict.ValueType  # 4
     """Accepted by the carrier without a receipt yet."""
     TRACE_VERDICT_SMS_UNDELIVERED: _TraceVerdict.ValueType  # 5
@@ -104,7 +152,9 @@ class _TraceVerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TraceVer
     TRACE_VERDICT_SMS_REJECTED: _TraceVerdict.ValueType  # 6
     """Never sent: not a mobile number, unsupported carrier, ..."""
     TRACE_VERDICT_SMS_FAILED: _TraceVerdict.ValueType  # 7
+    """The latest SMS was given up (or its outcome is uncertain); support can resend."""
     TRACE_VERDICT_SMS_PENDING: _TraceVerdict.ValueType  # 8
+    """The latest SMS was requested and has no result yet."""
     TRACE_VERDICT_CALL_REJECTED: _TraceVerdict.ValueType  # 9
     """Every call found was turned away by the caller rejection (the number is on the blocklist)."""
 
@@ -112,11 +162,13 @@ class TraceVerdict(_TraceVerdict, metaclass=_TraceVerdictEnumTypeWrapper):
     """The seed's checklist for "the SMS did not arrive", answered at once."""
 
 TRACE_VERDICT_UNSPECIFIED: TraceVerdict.ValueType  # 0
+"""Not said."""
 TRACE_VERDICT_NO_CALL_FOUND: TraceVerdict.ValueType  # 1
 """No call from this number in the range: the caller probably did not call."""
 TRACE_VERDICT_NO_SMS_REQUESTED: TraceVerdict.ValueType  # 2
 """Calls found, but none asked for an SMS."""
 TRACE_VERDICT_SMS_DELIVERED: TraceVerdict.ValueType  # 3
+"""The latest SMS was delivered to the handset."""
 TRACE_VERDICT_SMS_ACCEPTED: TraceVerdict.ValueType  # 4
 """Accepted by the carrier without a receipt yet."""
 TRACE_VERDICT_SMS_UNDELIVERED: TraceVerdict.ValueType  # 5
@@ -124,7 +176,9 @@ TRACE_VERDICT_SMS_UNDELIVERED: TraceVerdict.ValueType  # 5
 TRACE_VERDICT_SMS_REJECTED: TraceVerdict.ValueType  # 6
 """Never sent: not a mobile number, unsupported carrier, ..."""
 TRACE_VERDICT_SMS_FAILED: TraceVerdict.ValueType  # 7
+"""The latest SMS was given up (or its outcome is uncertain); support can resend."""
 TRACE_VERDICT_SMS_PENDING: TraceVerdict.ValueType  # 8
+"""The latest SMS was requested and has no result yet."""
 TRACE_VERDICT_CALL_REJECTED: TraceVerdict.ValueType  # 9
 """Every call found was turned away by the caller rejection (the number is on the blocklist)."""
 Global___TraceVerdict: _TypeAlias = TraceVerdict  # noqa: Y015
@@ -136,6 +190,7 @@ class _CsvEncoding:
 class _CsvEncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CsvEncoding.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CSV_ENCODING_UNSPECIFIED: _CsvEncoding.ValueType  # 0
+    """Not said: UTF-8 with BOM."""
     CSV_ENCODING_UTF8_BOM: _CsvEncoding.ValueType  # 1
     """UTF-8 with a byte-order mark, so Excel detects it."""
     CSV_ENCODING_CP932: _CsvEncoding.ValueType  # 2
@@ -145,11 +200,51 @@ class CsvEncoding(_CsvEncoding, metaclass=_CsvEncodingEnumTypeWrapper):
     """Text encoding of a CSV export."""
 
 CSV_ENCODING_UNSPECIFIED: CsvEncoding.ValueType  # 0
+"""Not said: UTF-8 with BOM."""
 CSV_ENCODING_UTF8_BOM: CsvEncoding.ValueType  # 1
 """UTF-8 with a byte-order mark, so Excel detects it."""
 CSV_ENCODING_CP932: CsvEncoding.ValueType  # 2
 """Shift_JIS (Windows code page 932) for older Excel."""
 Global___CsvEncoding: _TypeAlias = CsvEncoding  # noqa: Y015
+
+class _CsvKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CsvKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CsvKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CSV_KIND_UNSPECIFIED: _CsvKind.ValueType  # 0
+    """Not said: the daily report."""
+    CSV_KIND_DAILY: _CsvKind.ValueType  # 1
+    """The daily report: one line per day and dialed number, the figures of DailyReportRow."""
+    CSV_KIND_CALLS: _CsvKind.ValueType  # 2
+    """One line per call (着信履歴): day, start and end time (JST), dialed and caller number (非通知 when
+    withheld), outcome, end reason, call id.
+    """
+    CSV_KIND_SMS: _CsvKind.ValueType  # 3
+    """One line per SMS request (SMS送信履歴): day, request time, dialed number, recipient, box, status, reason,
+    carrier, time of the status, link clicks, call id, request id.
+    """
+
+class CsvKind(_CsvKind, metaclass=_CsvKindEnumTypeWrapper):
+    """What a CSV export lists. Phone numbers in every kind are written as operators in Japan write them
+    ("03-1234-5678"; a foreign number as dialled from Japan, "010 1 650-253-0000"); cells a spreadsheet would
+    evaluate as a formula start with a single quote.
+    """
+
+CSV_KIND_UNSPECIFIED: CsvKind.ValueType  # 0
+"""Not said: the daily report."""
+CSV_KIND_DAILY: CsvKind.ValueType  # 1
+"""The daily report: one line per day and dialed number, the figures of DailyReportRow."""
+CSV_KIND_CALLS: CsvKind.ValueType  # 2
+"""One line per call (着信履歴): day, start and end time (JST), dialed and caller number (非通知 when
+withheld), outcome, end reason, call id.
+"""
+CSV_KIND_SMS: CsvKind.ValueType  # 3
+"""One line per SMS request (SMS送信履歴): day, request time, dialed number, recipient, box, status, reason,
+carrier, time of the status, link clicks, call id, request id.
+"""
+Global___CsvKind: _TypeAlias = CsvKind  # noqa: Y015
 
 @_typing.final
 class DateRange(_message.Message):
@@ -160,7 +255,9 @@ class DateRange(_message.Message):
     START_DATE_FIELD_NUMBER: _builtins.int
     END_DATE_FIELD_NUMBER: _builtins.int
     start_date: _builtins.str
+    """First day, "YYYY-MM-DD"."""
     end_date: _builtins.str
+    """Last day, "YYYY-MM-DD"; not before start_date, and at most 399 days after it (400 days in all)."""
     def __init__(
         self,
         *,
@@ -177,12 +274,16 @@ Global___DateRange: _TypeAlias = DateRange  # noqa: Y015
 
 @_typing.final
 class RejectionCount(_message.Message):
+    """How many SMS of a day were rejected for one reason."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REASON_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     reason: _sms_results_pb2.RejectReason.ValueType
+    """The reject reason."""
     count: _builtins.int
+    """SMS whose current status is rejected with this reason."""
     def __init__(
         self,
         *,
@@ -199,6 +300,14 @@ Global___RejectionCount: _TypeAlias = RejectionCount  # noqa: Y015
 
 @_typing.final
 class DailyReportRow(_message.Message):
+    """Figures of one Asia/Tokyo day and dialed number of the tenant.
+
+    A call counts on the day it started (the day of its earliest event until its CallStarted arrives), once,
+    with its current outcome. An SMS counts on the day it was requested (the day of its earliest result until
+    the request arrives), once, with its current status (SMS_STATUS_*): a receipt outranks the acceptance it
+    confirms, whatever the order of arrival. Figures of a day that is not final can still change.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATE_FIELD_NUMBER: _builtins.int
@@ -216,21 +325,47 @@ class DailyReportRow(_message.Message):
     REJECTED_CALLS_FIELD_NUMBER: _builtins.int
     SMS_REQUESTED_TO_CAPTURED_NUMBER_FIELD_NUMBER: _builtins.int
     PLATFORM_FAILURES_FIELD_NUMBER: _builtins.int
+    ABANDONED_IN_NUMBER_CAPTURE_FIELD_NUMBER: _builtins.int
+    CHANGES_AFTER_FINALIZATION_FIELD_NUMBER: _builtins.int
     date: _builtins.str
+    """The day, "YYYY-MM-DD" (Asia/Tokyo)."""
     dialed_number: _builtins.str
+    """The dialed number, E.164."""
     calls: _builtins.int
+    """Every call to the number that started this day, whatever its outcome: in progress, completed, SMS sent,
+    transferred, abandoned, rejected, platform failure and not-in-service calls (a dialed number without a
+    published flow) all count.
+    """
     abandoned_calls: _builtins.int
+    """Of `calls`: those abandoned (途中放棄: the caller hung up while a prompt waited for input, or before the
+    first prompt, i.e. before a terminal target): outcome CALL_OUTCOME_ABANDONED or
+    CALL_OUTCOME_ABANDONED_IN_NUMBER_CAPTURE (the latter also counted in abandoned_in_number_capture).
+    """
     abandonment_rate: _builtins.float
     """abandoned_calls / (calls - rejected_calls - platform_failures): of the calls whose callers could
-    abandon, how many did; 0 when there are none.
+    abandon, how many did; 0 when there are none. Not-in-service calls stay in the denominator (they are
+    part of `calls` and never abandoned).
     """
     sms_requested: _builtins.int
+    """Every SMS routing requested this day, whatever its status now (pending, accepted, delivered,
+    undelivered, rejected or failed): sms_requested = sms_accepted + rejected + sms_failed + those still
+    awaiting a result.
+    """
     sms_accepted: _builtins.int
+    """送信完了: SMS the carrier accepted, cumulative — those with a delivery receipt since (sms_delivered,
+    sms_undelivered) are included, so sms_accepted >= sms_delivered + sms_undelivered.
+    """
     sms_delivered: _builtins.int
+    """Of sms_accepted: SMS whose delivery receipt said delivered."""
     sms_undelivered: _builtins.int
+    """Of sms_accepted: SMS whose delivery receipt said not delivered."""
     sms_failed: _builtins.int
+    """SMS given up (or with an uncertain outcome); not part of sms_accepted."""
     final: _builtins.bool
-    """False while late receipts may still change the day (see GetFinalizationStatus)."""
+    """True once the day is final (確定, see GetFinalizationStatus): its figures are then those it had at that
+    moment, and what changed since is in changes_after_finalization. False while late receipts may still
+    change the day's figures.
+    """
     rejected_calls: _builtins.int
     """Calls turned away by the dialed number's caller rejection (withheld or blocklisted numbers); they are
     part of `calls`, never abandoned, and left out of abandonment_rate's denominator.
@@ -243,8 +378,25 @@ class DailyReportRow(_message.Message):
     abandonment_rate's denominator like rejected_calls. A call lost after its terminal target (SMS requested,
     transfer, announcement, hang-up) keeps that outcome and is not counted here.
     """
+    abandoned_in_number_capture: _builtins.int
+    """Of abandoned_calls: callers who chose an SMS route, were asked for a mobile number (their own could not
+    receive SMS) and hung up during that number capture (entry or read-back), before any SMS was requested.
+    Such calls have outcome CALL_OUTCOME_ABANDONED_IN_NUMBER_CAPTURE.
+    """
     @_builtins.property
-    def sms_rejected(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectionCount]: ...
+    def sms_rejected(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectionCount]:
+        """SMS refused before any carrier saw them, per reason (only reasons with a count); not part of
+        sms_accepted.
+        """
+
+    @_builtins.property
+    def changes_after_finalization(self) -> _containers.RepeatedCompositeFieldContainer[Global___FigureChange]:
+        """On a final day (`final`), the figures above are those the day had when it became final (確定) and never
+        change after; results that arrived since (late delivery receipts, late events) are listed here as the
+        change of each figure that moved, so current = frozen + change. Empty on days that are not final and on
+        final days nothing changed since.
+        """
+
     def __init__(
         self,
         *,
@@ -263,17 +415,51 @@ class DailyReportRow(_message.Message):
         rejected_calls: _builtins.int = ...,
         sms_requested_to_captured_number: _builtins.int = ...,
         platform_failures: _builtins.int = ...,
+        abandoned_in_number_capture: _builtins.int = ...,
+        changes_after_finalization: _abc.Iterable[Global___FigureChange] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_calls", b"abandoned_calls", "abandonment_rate", b"abandonment_rate", "calls", b"calls", "date", b"date", "dialed_number", b"dialed_number", "final", b"final", "platform_failures", b"platform_failures", "rejected_calls", b"rejected_calls", "sms_accepted", b"sms_accepted", "sms_delivered", b"sms_delivered", "sms_failed", b"sms_failed", "sms_rejected", b"sms_rejected", "sms_requested", b"sms_requested", "sms_requested_to_captured_number", b"sms_requested_to_captured_number", "sms_undelivered", b"sms_undelivered"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_calls", b"abandoned_calls", "abandoned_in_number_capture", b"abandoned_in_number_capture", "abandonment_rate", b"abandonment_rate", "calls", b"calls", "changes_after_finalization", b"changes_after_finalization", "date", b"date", "dialed_number", b"dialed_number", "final", b"final", "platform_failures", b"platform_failures", "rejected_calls", b"rejected_calls", "sms_accepted", b"sms_accepted", "sms_delivered", b"sms_delivered", "sms_failed", b"sms_failed", "sms_rejected", b"sms_rejected", "sms_requested", b"sms_requested", "sms_requested_to_captured_number", b"sms_requested_to_captured_number", "sms_undelivered", b"sms_undelivered"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DailyReportRow: _TypeAlias = DailyReportRow  # noqa: Y015
 
 @_typing.final
+class FigureChange(_message.Message):
+    """How much one figure of a final day moved after the day became final."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIGURE_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    figure: _builtins.str
+    """The figure: the name of a DailyReportRow field ("calls", "sms_delivered", …), or "sms_rejected" for
+    the total of sms_rejected.
+    """
+    change: _builtins.int
+    """Current value minus the value frozen at finalization; negative when results moved messages out of the
+    figure (e.g. a failed SMS whose delivery receipt came late leaves sms_failed).
+    """
+    def __init__(
+        self,
+        *,
+        figure: _builtins.str = ...,
+        change: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "figure", b"figure"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FigureChange: _TypeAlias = FigureChange  # noqa: Y015
+
+@_typing.final
 class GetDailyReportRequest(_message.Message):
+    """Asks for the daily report of the caller's tenant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RANGE_FIELD_NUMBER: _builtins.int
@@ -281,7 +467,9 @@ class GetDailyReportRequest(_message.Message):
     dialed_number: _builtins.str
     """Empty for every dialed number of the tenant."""
     @_builtins.property
-    def range(self) -> Global___DateRange: ...
+    def range(self) -> Global___DateRange:
+        """Days to report."""
+
     def __init__(
         self,
         *,
@@ -298,11 +486,15 @@ Global___GetDailyReportRequest: _TypeAlias = GetDailyReportRequest  # noqa: Y015
 
 @_typing.final
 class GetDailyReportResponse(_message.Message):
+    """The daily report."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ROWS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyReportRow]: ...
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyReportRow]:
+        """One row per day and dialed number that has a call or an SMS, ordered by day, then number."""
+
     def __init__(
         self,
         *,
@@ -318,6 +510,8 @@ Global___GetDailyReportResponse: _TypeAlias = GetDailyReportResponse  # noqa: Y0
 
 @_typing.final
 class RouteFunnelRow(_message.Message):
+    """One route of the funnel."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ROUTE_ID_FIELD_NUMBER: _builtins.int
@@ -326,12 +520,26 @@ class RouteFunnelRow(_message.Message):
     INVALID_INPUTS_FIELD_NUMBER: _builtins.int
     TIMEOUTS_FIELD_NUMBER: _builtins.int
     ABANDONED_FIELD_NUMBER: _builtins.int
+    FLOW_ID_FIELD_NUMBER: _builtins.int
+    DIALED_NUMBER_FIELD_NUMBER: _builtins.int
     route_id: _builtins.str
+    """The route (flow node)."""
     route_name: _builtins.str
+    """Its name, as last played."""
     reached: _builtins.int
+    """Calls whose prompt for this route was played at least once (each call once)."""
     invalid_inputs: _builtins.int
+    """Invalid inputs at this route over those calls, the one that sent a call to the fallback included."""
     timeouts: _builtins.int
+    """Input timeouts at this route over those calls, the one that sent a call to the fallback included."""
     abandoned: _builtins.int
+    """Calls abandoned (途中放棄) at this route."""
+    flow_id: _builtins.str
+    """The routing flow the route belongs to: route ids are unique within a flow only, so rows are per flow
+    and route ("" for calls folded before reporting kept flows).
+    """
+    dialed_number: _builtins.str
+    """The flow's dialed number (the latest one seen), to tell flows apart."""
     def __init__(
         self,
         *,
@@ -341,10 +549,12 @@ class RouteFunnelRow(_message.Message):
         invalid_inputs: _builtins.int = ...,
         timeouts: _builtins.int = ...,
         abandoned: _builtins.int = ...,
+        flow_id: _builtins.str = ...,
+        dialed_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned", b"abandoned", "invalid_inputs", b"invalid_inputs", "reached", b"reached", "route_id", b"route_id", "route_name", b"route_name", "timeouts", b"timeouts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned", b"abandoned", "dialed_number", b"dialed_number", "flow_id", b"flow_id", "invalid_inputs", b"invalid_inputs", "reached", b"reached", "route_id", b"route_id", "route_name", b"route_name", "timeouts", b"timeouts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -352,13 +562,18 @@ Global___RouteFunnelRow: _TypeAlias = RouteFunnelRow  # noqa: Y015
 
 @_typing.final
 class GetRouteFunnelRequest(_message.Message):
+    """Asks for the route funnel of the caller's tenant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RANGE_FIELD_NUMBER: _builtins.int
     DIALED_NUMBER_FIELD_NUMBER: _builtins.int
     dialed_number: _builtins.str
+    """Empty for every dialed number of the tenant."""
     @_builtins.property
-    def range(self) -> Global___DateRange: ...
+    def range(self) -> Global___DateRange:
+        """Days whose calls are counted (by start day)."""
+
     def __init__(
         self,
         *,
@@ -375,11 +590,15 @@ Global___GetRouteFunnelRequest: _TypeAlias = GetRouteFunnelRequest  # noqa: Y015
 
 @_typing.final
 class GetRouteFunnelResponse(_message.Message):
+    """The route funnel."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ROWS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___RouteFunnelRow]: ...
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___RouteFunnelRow]:
+        """One row per route reached, most reached first (then by route_id)."""
+
     def __init__(
         self,
         *,
@@ -395,6 +614,8 @@ Global___GetRouteFunnelResponse: _TypeAlias = GetRouteFunnelResponse  # noqa: Y0
 
 @_typing.final
 class RouteStep(_message.Message):
+    """One visit of a call to a route; re-prompts after a mistake belong to the visit they repeat."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ROUTE_ID_FIELD_NUMBER: _builtins.int
@@ -403,10 +624,15 @@ class RouteStep(_message.Message):
     INVALID_ATTEMPTS_FIELD_NUMBER: _builtins.int
     TIMEOUT_ATTEMPTS_FIELD_NUMBER: _builtins.int
     route_id: _builtins.str
+    """The route (flow node)."""
     route_name: _builtins.str
+    """Its name at the time."""
     digits: _builtins.str
+    """Digits the caller keyed at the visit's last prompt; empty when none were collected."""
     invalid_attempts: _builtins.int
+    """Invalid inputs during this visit (the one that sent the call to the fallback included)."""
     timeout_attempts: _builtins.int
+    """Input timeouts during this visit."""
     def __init__(
         self,
         *,
@@ -426,6 +652,8 @@ Global___RouteStep: _TypeAlias = RouteStep  # noqa: Y015
 
 @_typing.final
 class CallRecord(_message.Message):
+    """A call as the report keeps it, folded from all of its events (arrival order does not matter)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CALL_ID_FIELD_NUMBER: _builtins.int
@@ -439,23 +667,36 @@ class CallRecord(_message.Message):
     ABANDONED_STAGE_FIELD_NUMBER: _builtins.int
     END_REASON_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
+    """The platform's id of the call."""
     dialed_number: _builtins.str
+    """Number the caller dialed, E.164."""
     caller_number: _builtins.str
+    """Caller's number as reported by the platform; empty when withheld."""
     outcome: Global___CallOutcome.ValueType
+    """How the call ended (or IN_PROGRESS)."""
     abandoned_route_id: _builtins.str
-    """For abandoned calls: the route and stage ("prompt", "invalid_input", "timeout") where the caller hung up."""
+    """For abandoned calls: the route and stage ("prompt", "invalid_input", "timeout", or "number_capture" for
+    CALL_OUTCOME_ABANDONED_IN_NUMBER_CAPTURE) where the caller hung up.
+    """
     abandoned_stage: _builtins.str
+    """See abandoned_route_id; empty unless the call was abandoned."""
     end_reason: _builtins.str
     """Why the call ended, as hibiki.call.v1.EndReason without its prefix, lower case: "caller_hangup",
     "system_hangup", "transferred", "network_error", "platform_failure"; "unknown" for a reason this version
     does not name; empty while no end was reported (or for calls recorded before end reasons were kept).
     """
     @_builtins.property
-    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When the call started; unset while its CallStarted has not arrived."""
+
     @_builtins.property
-    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When the call ended; unset while no CallEnded arrived."""
+
     @_builtins.property
-    def path(self) -> _containers.RepeatedCompositeFieldContainer[Global___RouteStep]: ...
+    def path(self) -> _containers.RepeatedCompositeFieldContainer[Global___RouteStep]:
+        """Routes visited, in order."""
+
     def __init__(
         self,
         *,
@@ -480,6 +721,8 @@ Global___CallRecord: _TypeAlias = CallRecord  # noqa: Y015
 
 @_typing.final
 class ListCallsRequest(_message.Message):
+    """Asks for call records of the caller's tenant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RANGE_FIELD_NUMBER: _builtins.int
@@ -489,12 +732,19 @@ class ListCallsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     dialed_number: _builtins.str
+    """Only calls to this number ("+81..." or domestic "03-..."); empty for all."""
     caller_number: _builtins.str
+    """Only calls from this number ("+81..." or domestic "090-..."); empty for all."""
     outcome: Global___CallOutcome.ValueType
+    """Only calls with this outcome; CALL_OUTCOME_UNSPECIFIED for all."""
     page_size: _builtins.int
+    """Calls per page: 0 means 50, more than 500 is INVALID_ARGUMENT."""
     page_token: _builtins.str
+    """next_page_token of the previous response; empty for the first page."""
     @_builtins.property
-    def range(self) -> Global___DateRange: ...
+    def range(self) -> Global___DateRange:
+        """Days on which the calls started."""
+
     def __init__(
         self,
         *,
@@ -515,13 +765,18 @@ Global___ListCallsRequest: _TypeAlias = ListCallsRequest  # noqa: Y015
 
 @_typing.final
 class ListCallsResponse(_message.Message):
+    """A page of call records."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CALLS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallRecord]: ...
+    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallRecord]:
+        """The calls, in the order they were first seen."""
+
     def __init__(
         self,
         *,
@@ -538,6 +793,8 @@ Global___ListCallsResponse: _TypeAlias = ListCallsResponse  # noqa: Y015
 
 @_typing.final
 class SmsRecord(_message.Message):
+    """An SMS as the report keeps it, folded from its request and results."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
@@ -553,10 +810,15 @@ class SmsRecord(_message.Message):
     FIRST_CLICK_TIME_FIELD_NUMBER: _builtins.int
     RECIPIENT_CAPTURED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """request_id of the SmsRequest ("<call_id>:<step>")."""
     call_id: _builtins.str
+    """The call that asked for it."""
     recipient: _builtins.str
+    """Recipient as requested."""
     carrier: _sms_results_pb2.Carrier.ValueType
+    """Carrier named by the latest result that names one."""
     status: Global___SmsStatus.ValueType
+    """Current status."""
     reason: _builtins.str
     """Machine-readable reason of the status (receipt state, reject reason, failure reason)."""
     clicks: _builtins.int
@@ -564,11 +826,17 @@ class SmsRecord(_message.Message):
     recipient_captured: _builtins.bool
     """The caller keyed this recipient in during the call (their own number could not receive SMS)."""
     @_builtins.property
-    def snapshot(self) -> _sms_results_pb2.MessageSnapshot: ...
+    def snapshot(self) -> _sms_results_pb2.MessageSnapshot:
+        """Text and URL as sent (from the latest result that has one)."""
+
     @_builtins.property
-    def request_time(self) -> _timestamp_pb2.Timestamp: ...
+    def request_time(self) -> _timestamp_pb2.Timestamp:
+        """When routing requested it; unset while the request has not arrived."""
+
     @_builtins.property
-    def status_time(self) -> _timestamp_pb2.Timestamp: ...
+    def status_time(self) -> _timestamp_pb2.Timestamp:
+        """When the current status was reached."""
+
     @_builtins.property
     def first_click_time(self) -> _timestamp_pb2.Timestamp:
         """The first open; unset while nobody opened the link."""
@@ -599,14 +867,20 @@ Global___SmsRecord: _TypeAlias = SmsRecord  # noqa: Y015
 
 @_typing.final
 class CallTrace(_message.Message):
+    """A call of the traced caller with the SMS it requested."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CALL_FIELD_NUMBER: _builtins.int
     SMS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def call(self) -> Global___CallRecord: ...
+    def call(self) -> Global___CallRecord:
+        """The call."""
+
     @_builtins.property
-    def sms(self) -> _containers.RepeatedCompositeFieldContainer[Global___SmsRecord]: ...
+    def sms(self) -> _containers.RepeatedCompositeFieldContainer[Global___SmsRecord]:
+        """SMS requested during the call."""
+
     def __init__(
         self,
         *,
@@ -623,13 +897,18 @@ Global___CallTrace: _TypeAlias = CallTrace  # noqa: Y015
 
 @_typing.final
 class TraceCallerRequest(_message.Message):
+    """Asks for the trace of a caller number in the caller's tenant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CALLER_NUMBER_FIELD_NUMBER: _builtins.int
     RANGE_FIELD_NUMBER: _builtins.int
     caller_number: _builtins.str
+    """The caller's number, "+81..." or domestic ("090-1234-5678")."""
     @_builtins.property
-    def range(self) -> Global___DateRange: ...
+    def range(self) -> Global___DateRange:
+        """Days to search."""
+
     def __init__(
         self,
         *,
@@ -646,16 +925,21 @@ Global___TraceCallerRequest: _TypeAlias = TraceCallerRequest  # noqa: Y015
 
 @_typing.final
 class TraceCallerResponse(_message.Message):
+    """The trace."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     VERDICT_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
     CALLS_FIELD_NUMBER: _builtins.int
     verdict: Global___TraceVerdict.ValueType
+    """The verdict, on the latest SMS requested (or on the calls when none was)."""
     summary: _builtins.str
     """A sentence for support staff, in Japanese."""
     @_builtins.property
-    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallTrace]: ...
+    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallTrace]:
+        """The calls found, with their SMS."""
+
     def __init__(
         self,
         *,
@@ -673,6 +957,8 @@ Global___TraceCallerResponse: _TypeAlias = TraceCallerResponse  # noqa: Y015
 
 @_typing.final
 class GetFinalizationStatusRequest(_message.Message):
+    """Asks which days are final."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AS_OF_FIELD_NUMBER: _builtins.int
@@ -695,6 +981,10 @@ Global___GetFinalizationStatusRequest: _TypeAlias = GetFinalizationStatusRequest
 
 @_typing.final
 class GetFinalizationStatusResponse(_message.Message):
+    """Finalization of days (確定/速報), by the old product's rule: day D is final at 13:00 JST two
+    business days later.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FINAL_THROUGH_DATE_FIELD_NUMBER: _builtins.int
@@ -705,7 +995,9 @@ class GetFinalizationStatusResponse(_message.Message):
     next_final_through_date: _builtins.str
     """The day that the next finalization makes final."""
     @_builtins.property
-    def next_finalization_time(self) -> _timestamp_pb2.Timestamp: ...
+    def next_finalization_time(self) -> _timestamp_pb2.Timestamp:
+        """When the next day becomes final."""
+
     def __init__(
         self,
         *,
@@ -723,25 +1015,35 @@ Global___GetFinalizationStatusResponse: _TypeAlias = GetFinalizationStatusRespon
 
 @_typing.final
 class ExportCsvRequest(_message.Message):
+    """Asks for the daily report (or the calls or SMS of the days) as CSV."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RANGE_FIELD_NUMBER: _builtins.int
     DIALED_NUMBER_FIELD_NUMBER: _builtins.int
     ENCODING_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     dialed_number: _builtins.str
+    """Empty for every dialed number of the tenant."""
     encoding: Global___CsvEncoding.ValueType
+    """CSV_ENCODING_UNSPECIFIED means UTF-8 with BOM; an unknown value is INVALID_ARGUMENT."""
+    kind: Global___CsvKind.ValueType
+    """CSV_KIND_UNSPECIFIED means the daily report; an unknown value is INVALID_ARGUMENT."""
     @_builtins.property
-    def range(self) -> Global___DateRange: ...
+    def range(self) -> Global___DateRange:
+        """Days to export."""
+
     def __init__(
         self,
         *,
         range: Global___DateRange | None = ...,
         dialed_number: _builtins.str = ...,
         encoding: Global___CsvEncoding.ValueType = ...,
+        kind: Global___CsvKind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["range", b"range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dialed_number", b"dialed_number", "encoding", b"encoding", "range", b"range"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dialed_number", b"dialed_number", "encoding", b"encoding", "kind", b"kind", "range", b"range"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -749,10 +1051,13 @@ Global___ExportCsvRequest: _TypeAlias = ExportCsvRequest  # noqa: Y015
 
 @_typing.final
 class ExportCsvResponse(_message.Message):
+    """A chunk of the CSV file."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATA_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
+    """Bytes of the file in the requested encoding; concatenate the chunks in order."""
     def __init__(
         self,
         *,
@@ -768,6 +1073,8 @@ Global___ExportCsvResponse: _TypeAlias = ExportCsvResponse  # noqa: Y015
 
 @_typing.final
 class LinkClickRow(_message.Message):
+    """Short-link clicks of one day and SMS box."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DATE_FIELD_NUMBER: _builtins.int
@@ -777,7 +1084,9 @@ class LinkClickRow(_message.Message):
     CLICKS_FIELD_NUMBER: _builtins.int
     CLICK_THROUGH_RATE_FIELD_NUMBER: _builtins.int
     date: _builtins.str
+    """The day the SMS were requested, "YYYY-MM-DD" (Asia/Tokyo)."""
     box_number: _builtins.str
+    """The SMS box."""
     sms_accepted: _builtins.int
     """SMS accepted by a carrier (送信完了, including delivered and undelivered ones)."""
     sms_clicked: _builtins.int
@@ -806,6 +1115,8 @@ Global___LinkClickRow: _TypeAlias = LinkClickRow  # noqa: Y015
 
 @_typing.final
 class GetLinkClickReportRequest(_message.Message):
+    """Asks for the link-click report of the caller's tenant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RANGE_FIELD_NUMBER: _builtins.int
@@ -813,7 +1124,9 @@ class GetLinkClickReportRequest(_message.Message):
     dialed_number: _builtins.str
     """Empty for every dialed number of the tenant."""
     @_builtins.property
-    def range(self) -> Global___DateRange: ...
+    def range(self) -> Global___DateRange:
+        """Days on which the SMS were requested."""
+
     def __init__(
         self,
         *,
@@ -830,11 +1143,15 @@ Global___GetLinkClickReportRequest: _TypeAlias = GetLinkClickReportRequest  # no
 
 @_typing.final
 class GetLinkClickReportResponse(_message.Message):
+    """The link-click report."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ROWS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkClickRow]: ...
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkClickRow]:
+        """One row per day and box with an accepted SMS or a click."""
+
     def __init__(
         self,
         *,

@@ -79,37 +79,45 @@ class ReportServiceServicer:
     """
 
     def GetDailyReport(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Daily figures per dialed number for a range of days (at most 400), ordered by day and number; a
+        day/number pair appears once it has a call or an SMS.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRouteFunnel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Per route: calls that reached it, mistakes made there and callers lost there, over the calls that
+        started in the range; most reached first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListCalls(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Call records that started in the range (in order of first sight), filtered and paged.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def TraceCaller(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The "SMS did not arrive" trace: the calls of a caller number in the range with their SMS, and a verdict.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetFinalizationStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Which days are final (確定) and when the next one becomes final.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExportCsv(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The daily report as CSV (Japanese headers, formula-safe), streamed in chunks.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -36,11 +36,21 @@ class ReportServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ReportServiceAsyncStub: ...
     GetDailyReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetDailyReportRequest, _report_service_pb2.GetDailyReportResponse]
+    """Daily figures per dialed number for a range of days (at most 400), ordered by day and number; a
+    day/number pair appears once it has a call or an SMS.
+    """
     GetRouteFunnel: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetRouteFunnelRequest, _report_service_pb2.GetRouteFunnelResponse]
+    """Per route: calls that reached it, mistakes made there and callers lost there, over the calls that
+    started in the range; most reached first.
+    """
     ListCalls: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.ListCallsRequest, _report_service_pb2.ListCallsResponse]
+    """Call records that started in the range (in order of first sight), filtered and paged."""
     TraceCaller: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.TraceCallerRequest, _report_service_pb2.TraceCallerResponse]
+    """The "SMS did not arrive" trace: the calls of a caller number in the range with their SMS, and a verdict."""
     GetFinalizationStatus: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetFinalizationStatusRequest, _report_service_pb2.GetFinalizationStatusResponse]
+    """Which days are final (確定) and when the next one becomes final."""
     ExportCsv: _grpc.UnaryStreamMultiCallable[_report_service_pb2.ExportCsvRequest, _report_service_pb2.ExportCsvResponse]
+    """The daily report as CSV (Japanese headers, formula-safe), streamed in chunks."""
     GetLinkClickReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetLinkClickReportRequest, _report_service_pb2.GetLinkClickReportResponse]
     """Short-link clicks and click-through rate per SMS box and day (the day the SMS was requested)."""
 
@@ -52,11 +62,21 @@ class ReportServiceAsyncStub(ReportServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetDailyReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetDailyReportRequest, _report_service_pb2.GetDailyReportResponse]  # type: ignore[assignment]
+    """Daily figures per dialed number for a range of days (at most 400), ordered by day and number; a
+    day/number pair appears once it has a call or an SMS.
+    """
     GetRouteFunnel: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetRouteFunnelRequest, _report_service_pb2.GetRouteFunnelResponse]  # type: ignore[assignment]
+    """Per route: calls that reached it, mistakes made there and callers lost there, over the calls that
+    started in the range; most reached first.
+    """
     ListCalls: _aio.UnaryUnaryMultiCallable[_report_service_pb2.ListCallsRequest, _report_service_pb2.ListCallsResponse]  # type: ignore[assignment]
+    """Call records that started in the range (in order of first sight), filtered and paged."""
     TraceCaller: _aio.UnaryUnaryMultiCallable[_report_service_pb2.TraceCallerRequest, _report_service_pb2.TraceCallerResponse]  # type: ignore[assignment]
+    """The "SMS did not arrive" trace: the calls of a caller number in the range with their SMS, and a verdict."""
     GetFinalizationStatus: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetFinalizationStatusRequest, _report_service_pb2.GetFinalizationStatusResponse]  # type: ignore[assignment]
+    """Which days are final (確定) and when the next one becomes final."""
     ExportCsv: _aio.UnaryStreamMultiCallable[_report_service_pb2.ExportCsvRequest, _report_service_pb2.ExportCsvResponse]  # type: ignore[assignment]
+    """The daily report as CSV (Japanese headers, formula-safe), streamed in chunks."""
     GetLinkClickReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetLinkClickReportRequest, _report_service_pb2.GetLinkClickReportResponse]  # type: ignore[assignment]
     """Short-link clicks and click-through rate per SMS box and day (the day the SMS was requested)."""
 
@@ -70,42 +90,52 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _report_service_pb2.GetDailyReportRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_report_service_pb2.GetDailyReportResponse, _abc.Awaitable[_report_service_pb2.GetDailyReportResponse]]: ...
+    ) -> _typing.Union[_report_service_pb2.GetDailyReportResponse, _abc.Awaitable[_report_service_pb2.GetDailyReportResponse]]:
+        """Daily figures per dialed number for a range of days (at most 400), ordered by day and number; a
+        day/number pair appears once it has a call or an SMS.
+        """
 
     @_abc_1.abstractmethod
     def GetRouteFunnel(
         self,
         request: _report_service_pb2.GetRouteFunnelRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_report_service_pb2.GetRouteFunnelResponse, _abc.Awaitable[_report_service_pb2.GetRouteFunnelResponse]]: ...
+    ) -> _typing.Union[_report_service_pb2.GetRouteFunnelResponse, _abc.Awaitable[_report_service_pb2.GetRouteFunnelResponse]]:
+        """Per route: calls that reached it, mistakes made there and callers lost there, over the calls that
+        started in the range; most reached first.
+        """
 
     @_abc_1.abstractmethod
     def ListCalls(
         self,
         request: _report_service_pb2.ListCallsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_report_service_pb2.ListCallsResponse, _abc.Awaitable[_report_service_pb2.ListCallsResponse]]: ...
+    ) -> _typing.Union[_report_service_pb2.ListCallsResponse, _abc.Awaitable[_report_service_pb2.ListCallsResponse]]:
+        """Call records that started in the range (in order of first sight), filtered and paged."""
 
     @_abc_1.abstractmethod
     def TraceCaller(
         self,
         request: _report_service_pb2.TraceCallerRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_report_service_pb2.TraceCallerResponse, _abc.Awaitable[_report_service_pb2.TraceCallerResponse]]: ...
+    ) -> _typing.Union[_report_service_pb2.TraceCallerResponse, _abc.Awaitable[_report_service_pb2.TraceCallerResponse]]:
+        """The "SMS did not arrive" trace: the calls of a caller number in the range with their SMS, and a verdict."""
 
     @_abc_1.abstractmethod
     def GetFinalizationStatus(
         self,
         request: _report_service_pb2.GetFinalizationStatusRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_report_service_pb2.GetFinalizationStatusResponse, _abc.Awaitable[_report_service_pb2.GetFinalizationStatusResponse]]: ...
+    ) -> _typing.Union[_report_service_pb2.GetFinalizationStatusResponse, _abc.Awaitable[_report_service_pb2.GetFinalizationStatusResponse]]:
+        """Which days are final (確定) and when the next one becomes final."""
 
     @_abc_1.abstractmethod
     def ExportCsv(
         self,
         request: _report_service_pb2.ExportCsvRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_report_service_pb2.ExportCsvResponse], _abc.AsyncIterator[_report_service_pb2.ExportCsvResponse]]: ...
+    ) -> _typing.Union[_abc.Iterator[_report_service_pb2.ExportCsvResponse], _abc.AsyncIterator[_report_service_pb2.ExportCsvResponse]]:
+        """The daily report as CSV (Japanese headers, formula-safe), streamed in chunks."""
 
     @_abc_1.abstractmethod
     def GetLinkClickReport(

@@ -32,6 +32,7 @@ class _GuidanceChoiceKind:
 class _GuidanceChoiceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GuidanceChoiceKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     GUIDANCE_CHOICE_KIND_UNSPECIFIED: _GuidanceChoiceKind.ValueType  # 0
+    """Not said: read as GUIDANCE_CHOICE_KIND_SYSTEM_DEFAULT."""
     GUIDANCE_CHOICE_KIND_SYSTEM_DEFAULT: _GuidanceChoiceKind.ValueType  # 1
     """The seed's default text (入力が間違っています… / 入力が確認できません…)."""
     GUIDANCE_CHOICE_KIND_ORIGINAL_GUIDANCE: _GuidanceChoiceKind.ValueType  # 2
@@ -43,6 +44,7 @@ class GuidanceChoiceKind(_GuidanceChoiceKind, metaclass=_GuidanceChoiceKindEnumT
     """Which guidance plays on invalid input or input timeout."""
 
 GUIDANCE_CHOICE_KIND_UNSPECIFIED: GuidanceChoiceKind.ValueType  # 0
+"""Not said: read as GUIDANCE_CHOICE_KIND_SYSTEM_DEFAULT."""
 GUIDANCE_CHOICE_KIND_SYSTEM_DEFAULT: GuidanceChoiceKind.ValueType  # 1
 """The seed's default text (入力が間違っています… / 入力が確認できません…)."""
 GUIDANCE_CHOICE_KIND_ORIGINAL_GUIDANCE: GuidanceChoiceKind.ValueType  # 2
@@ -67,18 +69,25 @@ class Flow(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     CALLER_REJECTION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Id given by CreateFlow (a UUID); ignored in CreateFlow requests."""
     name: _builtins.str
+    """Name shown to the tenant."""
     dialed_number: _builtins.str
     """Dialed number the flow answers, E.164."""
     entry_node_id: _builtins.str
+    """Node where calls start."""
     revision: _builtins.int
     """Draft revision; the optimistic-concurrency token for UpdateFlow."""
     published_version: _builtins.int
     """Live published version, 0 when never published."""
     @_builtins.property
-    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Node]: ...
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Node]:
+        """The flow's nodes (routes); ids are unique within the flow."""
+
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the draft was last saved (for a published version read with GetFlow: when it was published)."""
+
     @_builtins.property
     def caller_rejection(self) -> Global___CallerRejection:
         """Which callers the dialed number turns away before the flow starts."""
@@ -116,7 +125,9 @@ class CallerRejection(_message.Message):
     REJECT_BLOCKLISTED_FIELD_NUMBER: _builtins.int
     ANNOUNCEMENT_GUIDANCE_ID_FIELD_NUMBER: _builtins.int
     reject_withheld: _builtins.bool
+    """Turn away callers who withhold their number (非通知)."""
     reject_blocklisted: _builtins.bool
+    """Turn away callers whose number is on the tenant's blocklist."""
     announcement_guidance_id: _builtins.str
     """Played before the hang-up; empty for a silent hang-up."""
     def __init__(
@@ -136,6 +147,8 @@ Global___CallerRejection: _TypeAlias = CallerRejection  # noqa: Y015
 
 @_typing.final
 class Node(_message.Message):
+    """A node of a flow (a route in the seed's words)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -147,19 +160,33 @@ class Node(_message.Message):
     HANGUP_FIELD_NUMBER: _builtins.int
     BUSINESS_HOURS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Id unique within the flow; actions and reports name the node by it (route_id)."""
     name: _builtins.str
+    """Name shown to the tenant and in reports (route_name)."""
     @_builtins.property
-    def menu(self) -> Global___MenuNode: ...
+    def menu(self) -> Global___MenuNode:
+        """Play a prompt, collect digits, branch (入力指示ルーティング)."""
+
     @_builtins.property
-    def announcement(self) -> Global___AnnouncementNode: ...
+    def announcement(self) -> Global___AnnouncementNode:
+        """Play an announcement."""
+
     @_builtins.property
-    def send_sms(self) -> Global___SendSmsNode: ...
+    def send_sms(self) -> Global___SendSmsNode:
+        """Send an SMS box's message to the caller."""
+
     @_builtins.property
-    def transfer(self) -> Global___TransferNode: ...
+    def transfer(self) -> Global___TransferNode:
+        """Transfer the call."""
+
     @_builtins.property
-    def hangup(self) -> Global___HangupNode: ...
+    def hangup(self) -> Global___HangupNode:
+        """Hang up."""
+
     @_builtins.property
-    def business_hours(self) -> Global___BusinessHoursNode: ...
+    def business_hours(self) -> Global___BusinessHoursNode:
+        """Branch on business hours."""
+
     def __init__(
         self,
         *,
@@ -184,11 +211,14 @@ Global___Node: _TypeAlias = Node  # noqa: Y015
 
 @_typing.final
 class GuidanceChoice(_message.Message):
+    """The guidance played before a re-prompt."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KIND_FIELD_NUMBER: _builtins.int
     GUIDANCE_ID_FIELD_NUMBER: _builtins.int
     kind: Global___GuidanceChoiceKind.ValueType
+    """Which guidance; unspecified means GUIDANCE_CHOICE_KIND_SYSTEM_DEFAULT."""
     guidance_id: _builtins.str
     """With GUIDANCE_CHOICE_KIND_ORIGINAL_GUIDANCE."""
     def __init__(
@@ -243,17 +273,33 @@ class MenuNode(_message.Message):
     MAX_TIMEOUT_ATTEMPTS_FIELD_NUMBER: _builtins.int
     FALLBACK_NODE_ID_FIELD_NUMBER: _builtins.int
     prompt_guidance_id: _builtins.str
+    """The guidance played to ask for input."""
     max_digits: _builtins.int
+    """Keys collected at most (1 to 32); 0 means 1."""
     terminator: _builtins.str
+    """Key that ends input early: "#", "*" or empty for none."""
     max_invalid_attempts: _builtins.int
-    """Limits counted separately per route and call; 0 means the default of 3."""
+    """Invalid-input limit N, counted separately from timeouts, per route and call (across visits); 0 means
+    the default of 3. The 1st to (N-1)-th invalid inputs are answered by the invalid-input guidance and
+    the prompt again; the N-th goes to fallback_node_id instead (so with 3, the caller hears the prompt at
+    most three times: once, then after the 1st and the 2nd mistake). Saved values must be 1 to 10.
+    """
     max_timeout_attempts: _builtins.int
+    """Timeout limit, counted like max_invalid_attempts: the N-th input timeout on this route in a call
+    goes to fallback_node_id instead of a re-prompt; 0 means the default of 3, saved values are 1 to 10.
+    """
     fallback_node_id: _builtins.str
-    """Where the call goes past either limit."""
+    """Where the call goes past either limit; empty plays `system:closing` (the tenant's closing guidance)
+    and hangs up with reason "fallback".
+    """
     @_builtins.property
-    def first_digit_timeout(self) -> _duration_pb2.Duration: ...
+    def first_digit_timeout(self) -> _duration_pb2.Duration:
+        """Time allowed for the first key, 1 to 60 s; unset means 5 s."""
+
     @_builtins.property
-    def inter_digit_timeout(self) -> _duration_pb2.Duration: ...
+    def inter_digit_timeout(self) -> _duration_pb2.Duration:
+        """Time allowed between keys, 1 to 60 s; unset means 3 s."""
+
     @_builtins.property
     def digit_targets(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Digits → target node id."""
@@ -298,7 +344,9 @@ class AnnouncementNode(_message.Message):
     GUIDANCE_ID_FIELD_NUMBER: _builtins.int
     NEXT_NODE_ID_FIELD_NUMBER: _builtins.int
     guidance_id: _builtins.str
+    """The guidance played."""
     next_node_id: _builtins.str
+    """Node to continue with once it has played; empty to hang up after it (reason "completed")."""
     def __init__(
         self,
         *,
@@ -324,9 +372,16 @@ class SendSmsNode(_message.Message):
     NEXT_NODE_ID_FIELD_NUMBER: _builtins.int
     MOBILE_NUMBER_CAPTURE_FIELD_NUMBER: _builtins.int
     box_number: _builtins.str
+    """Number of the SMS box (蓄積BOX番号) whose message is sent."""
     announcement_guidance_id: _builtins.str
-    """Played after the request is made (e.g. "SMSをお送りしました")."""
+    """Played after a request to a number that can receive SMS (e.g. "SMSをお送りしました"). A caller whose
+    number cannot receive SMS (withheld, landline, 050, foreign) and who is not asked for a mobile number
+    hears `system:sms_unavailable` instead; the request is still made (empty recipient for a withheld
+    caller), so sms-gateway refuses it with its reason (e.g. REJECT_REASON_WITHHELD_NUMBER) and the report
+    shows it.
+    """
     next_node_id: _builtins.str
+    """Node to continue with; empty to hang up after the announcement (reason "completed")."""
     @_builtins.property
     def mobile_number_capture(self) -> Global___MobileNumberCapture:
         """When set, a caller whose number cannot receive SMS (withheld, landline, 050, foreign) is asked for a
@@ -365,15 +420,27 @@ class MobileNumberCapture(_message.Message):
     MAX_TIMEOUT_ATTEMPTS_FIELD_NUMBER: _builtins.int
     FALLBACK_NODE_ID_FIELD_NUMBER: _builtins.int
     prompt_guidance_id: _builtins.str
+    """The guidance asking for the mobile number."""
     max_invalid_attempts: _builtins.int
-    """0 means the default of 3."""
+    """Invalid-entry limit N, counted like MenuNode.max_invalid_attempts (the N-th invalid entry or read-back
+    answer goes to fallback_node_id); 0 means the default of 3, saved values are 1 to 10.
+    """
     max_timeout_attempts: _builtins.int
+    """Timeout limit, counted like max_invalid_attempts; 0 means the default of 3, saved values are 1 to 10."""
     fallback_node_id: _builtins.str
-    """Where the call goes past either limit; empty hangs up with reason "fallback"."""
+    """Where the call goes past either limit; empty plays `system:closing` and hangs up with reason
+    "fallback".
+    """
     @_builtins.property
-    def invalid_input_guidance(self) -> Global___GuidanceChoice: ...
+    def invalid_input_guidance(self) -> Global___GuidanceChoice:
+        """Played before asking again after an entry that is not a mobile number (or a wrong answer to the
+        read-back).
+        """
+
     @_builtins.property
-    def input_timeout_guidance(self) -> Global___GuidanceChoice: ...
+    def input_timeout_guidance(self) -> Global___GuidanceChoice:
+        """Played before asking again after a timeout."""
+
     def __init__(
         self,
         *,
@@ -394,12 +461,16 @@ Global___MobileNumberCapture: _TypeAlias = MobileNumberCapture  # noqa: Y015
 
 @_typing.final
 class TransferNode(_message.Message):
+    """Transfer the call to a number; the call leaves the IVR."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DESTINATION_FIELD_NUMBER: _builtins.int
     ANNOUNCEMENT_GUIDANCE_ID_FIELD_NUMBER: _builtins.int
     destination: _builtins.str
+    """E.164 number to transfer to."""
     announcement_guidance_id: _builtins.str
+    """Played before the transfer; empty for none."""
     def __init__(
         self,
         *,
@@ -416,10 +487,13 @@ Global___TransferNode: _TypeAlias = TransferNode  # noqa: Y015
 
 @_typing.final
 class HangupNode(_message.Message):
+    """End the call (reason "completed")."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ANNOUNCEMENT_GUIDANCE_ID_FIELD_NUMBER: _builtins.int
     announcement_guidance_id: _builtins.str
+    """Played before the hang-up; empty for none."""
     def __init__(
         self,
         *,
@@ -445,6 +519,7 @@ class TimeWindow(_message.Message):
     start_time: _builtins.str
     """"HH:MM", start inclusive, end exclusive."""
     end_time: _builtins.str
+    """"HH:MM", exclusive."""
     @_builtins.property
     def weekdays(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """ISO weekdays, 1 = Monday … 7 = Sunday."""
@@ -476,10 +551,15 @@ class BusinessHoursNode(_message.Message):
     OPEN_NODE_ID_FIELD_NUMBER: _builtins.int
     CLOSED_NODE_ID_FIELD_NUMBER: _builtins.int
     closed_on_public_holidays: _builtins.bool
+    """Closed on Japanese public holidays, whatever the windows say."""
     open_node_id: _builtins.str
+    """Node to continue with when open."""
     closed_node_id: _builtins.str
+    """Node to continue with when closed."""
     @_builtins.property
-    def windows(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimeWindow]: ...
+    def windows(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimeWindow]:
+        """Opening windows (Asia/Tokyo); the node is open when the moment the call reaches it falls in one of them."""
+
     @_builtins.property
     def closed_dates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """"YYYY-MM-DD" dates the tenant is closed."""
@@ -503,11 +583,15 @@ Global___BusinessHoursNode: _TypeAlias = BusinessHoursNode  # noqa: Y015
 
 @_typing.final
 class CreateFlowRequest(_message.Message):
+    """Asks to create a flow."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FLOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def flow(self) -> Global___Flow: ...
+    def flow(self) -> Global___Flow:
+        """The flow; id, revision, published_version and update_time are ignored."""
+
     def __init__(
         self,
         *,
@@ -523,11 +607,15 @@ Global___CreateFlowRequest: _TypeAlias = CreateFlowRequest  # noqa: Y015
 
 @_typing.final
 class CreateFlowResponse(_message.Message):
+    """The created flow."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FLOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def flow(self) -> Global___Flow: ...
+    def flow(self) -> Global___Flow:
+        """The flow as stored, with its id and revision 1."""
+
     def __init__(
         self,
         *,
@@ -543,11 +631,14 @@ Global___CreateFlowResponse: _TypeAlias = CreateFlowResponse  # noqa: Y015
 
 @_typing.final
 class GetFlowRequest(_message.Message):
+    """Asks for a flow."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The flow's id."""
     version: _builtins.int
     """0 for the draft, otherwise a published version."""
     def __init__(
@@ -566,11 +657,15 @@ Global___GetFlowRequest: _TypeAlias = GetFlowRequest  # noqa: Y015
 
 @_typing.final
 class GetFlowResponse(_message.Message):
+    """The flow."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FLOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def flow(self) -> Global___Flow: ...
+    def flow(self) -> Global___Flow:
+        """The draft, or the flow with the published version's nodes."""
+
     def __init__(
         self,
         *,
@@ -586,6 +681,8 @@ Global___GetFlowResponse: _TypeAlias = GetFlowResponse  # noqa: Y015
 
 @_typing.final
 class SearchFlowsRequest(_message.Message):
+    """Asks for the tenant's flows that match every filter set."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_CONTAINS_FIELD_NUMBER: _builtins.int
@@ -594,11 +691,15 @@ class SearchFlowsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     name_contains: _builtins.str
+    """Flows whose name contains this text; empty for any."""
     dialed_number: _builtins.str
+    """The flow of this dialed number ("+81..." or domestic); empty for any."""
     guidance_id: _builtins.str
     """Flows whose nodes use this guidance."""
     page_size: _builtins.int
+    """Flows per page: 0 means 50, at most 200."""
     page_token: _builtins.str
+    """next_page_token of the previous response; empty for the first page."""
     def __init__(
         self,
         *,
@@ -618,13 +719,18 @@ Global___SearchFlowsRequest: _TypeAlias = SearchFlowsRequest  # noqa: Y015
 
 @_typing.final
 class SearchFlowsResponse(_message.Message):
+    """A page of flows."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FLOWS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def flows(self) -> _containers.RepeatedCompositeFieldContainer[Global___Flow]: ...
+    def flows(self) -> _containers.RepeatedCompositeFieldContainer[Global___Flow]:
+        """The flows (drafts), in id order."""
+
     def __init__(
         self,
         *,
@@ -641,16 +747,23 @@ Global___SearchFlowsResponse: _TypeAlias = SearchFlowsResponse  # noqa: Y015
 
 @_typing.final
 class UpdateFlowRequest(_message.Message):
+    """Asks to change the draft of a flow."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FLOW_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     EXPECTED_REVISION_FIELD_NUMBER: _builtins.int
     expected_revision: _builtins.int
+    """The revision that was read; required (0 is INVALID_ARGUMENT), another draft revision is ABORTED."""
     @_builtins.property
-    def flow(self) -> Global___Flow: ...
+    def flow(self) -> Global___Flow:
+        """The flow with its id and the new values of the masked fields."""
+
     @_builtins.property
-    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields to change: name, dialed_number, entry_node_id, nodes (the whole list) and caller_rejection."""
+
     def __init__(
         self,
         *,
@@ -668,11 +781,15 @@ Global___UpdateFlowRequest: _TypeAlias = UpdateFlowRequest  # noqa: Y015
 
 @_typing.final
 class UpdateFlowResponse(_message.Message):
+    """The updated draft."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FLOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def flow(self) -> Global___Flow: ...
+    def flow(self) -> Global___Flow:
+        """The draft, at the next revision."""
+
     def __init__(
         self,
         *,
@@ -688,10 +805,13 @@ Global___UpdateFlowResponse: _TypeAlias = UpdateFlowResponse  # noqa: Y015
 
 @_typing.final
 class ValidateFlowRequest(_message.Message):
+    """Asks to check a flow's draft."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The flow's id."""
     def __init__(
         self,
         *,
@@ -707,15 +827,19 @@ Global___ValidateFlowRequest: _TypeAlias = ValidateFlowRequest  # noqa: Y015
 
 @_typing.final
 class FlowProblem(_message.Message):
+    """One reason the draft cannot be published."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NODE_ID_FIELD_NUMBER: _builtins.int
     FIELD_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
+    """The node concerned; empty for the flow as a whole."""
     field: _builtins.str
     """Field path, e.g. "nodes[menu].menu.digit_targets[3]"."""
     description: _builtins.str
+    """What is wrong, in English."""
     def __init__(
         self,
         *,
@@ -733,22 +857,36 @@ Global___FlowProblem: _TypeAlias = FlowProblem  # noqa: Y015
 
 @_typing.final
 class ValidateFlowResponse(_message.Message):
+    """The result of the check."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     VALID_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     valid: _builtins.bool
+    """True when there is no problem."""
     @_builtins.property
-    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlowProblem]: ...
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlowProblem]:
+        """The problems found."""
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlowProblem]:
+        """What could not be checked and does not make the draft invalid, e.g. field "guidances" when routing has
+        no guidance-tts address (HIBIKI_GUIDANCE_ADDRESS) or "sms_boxes" without an sms-gateway address
+        (HIBIKI_SMS_ADDRESS): publishing then does not check those references either.
+        """
+
     def __init__(
         self,
         *,
         valid: _builtins.bool = ...,
         problems: _abc.Iterable[Global___FlowProblem] | None = ...,
+        warnings: _abc.Iterable[Global___FlowProblem] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["problems", b"problems", "valid", b"valid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["problems", b"problems", "valid", b"valid", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -756,12 +894,16 @@ Global___ValidateFlowResponse: _TypeAlias = ValidateFlowResponse  # noqa: Y015
 
 @_typing.final
 class PublishFlowRequest(_message.Message):
+    """Asks to publish a flow's draft."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     EXPECTED_REVISION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The flow's id."""
     expected_revision: _builtins.int
+    """The draft revision that was validated; another is ABORTED. 0 skips the check."""
     def __init__(
         self,
         *,
@@ -778,13 +920,18 @@ Global___PublishFlowRequest: _TypeAlias = PublishFlowRequest  # noqa: Y015
 
 @_typing.final
 class PublishFlowResponse(_message.Message):
+    """The published flow."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FLOW_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     version: _builtins.int
+    """The new version number (1, 2, ...)."""
     @_builtins.property
-    def flow(self) -> Global___Flow: ...
+    def flow(self) -> Global___Flow:
+        """The flow, with published_version set to the new version."""
+
     def __init__(
         self,
         *,
@@ -801,6 +948,8 @@ Global___PublishFlowResponse: _TypeAlias = PublishFlowResponse  # noqa: Y015
 
 @_typing.final
 class FlowVersion(_message.Message):
+    """A published version of a flow."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     VERSION_FIELD_NUMBER: _builtins.int
@@ -808,10 +957,15 @@ class FlowVersion(_message.Message):
     PUBLISHED_BY_FIELD_NUMBER: _builtins.int
     LIVE_FIELD_NUMBER: _builtins.int
     version: _builtins.int
+    """The version number."""
     published_by: _builtins.str
+    """Subject of the caller who published it."""
     live: _builtins.bool
+    """True for the version new calls use."""
     @_builtins.property
-    def publish_time(self) -> _timestamp_pb2.Timestamp: ...
+    def publish_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was published."""
+
     def __init__(
         self,
         *,
@@ -830,10 +984,13 @@ Global___FlowVersion: _TypeAlias = FlowVersion  # noqa: Y015
 
 @_typing.final
 class ListFlowVersionsRequest(_message.Message):
+    """Asks for a flow's published versions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The flow's id."""
     def __init__(
         self,
         *,
@@ -849,11 +1006,15 @@ Global___ListFlowVersionsRequest: _TypeAlias = ListFlowVersionsRequest  # noqa: 
 
 @_typing.final
 class ListFlowVersionsResponse(_message.Message):
+    """A flow's published versions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     VERSIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlowVersion]: ...
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlowVersion]:
+        """Every published version."""
+
     def __init__(
         self,
         *,
@@ -869,21 +1030,32 @@ Global___ListFlowVersionsResponse: _TypeAlias = ListFlowVersionsResponse  # noqa
 
 @_typing.final
 class RollbackFlowRequest(_message.Message):
+    """Asks to make an earlier version live again."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    DISCARD_DRAFT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The flow's id."""
     version: _builtins.int
+    """The published version to go back to (required)."""
+    discard_draft: _builtins.bool
+    """The rollback also makes the version's definition the draft, so that the next publish cannot bring the
+    rolled-back change back. A draft with changes that were never published is refused
+    (FAILED_PRECONDITION) unless this is set: then those changes are dropped.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         version: _builtins.int = ...,
+        discard_draft: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["discard_draft", b"discard_draft", "id", b"id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -891,13 +1063,18 @@ Global___RollbackFlowRequest: _TypeAlias = RollbackFlowRequest  # noqa: Y015
 
 @_typing.final
 class RollbackFlowResponse(_message.Message):
+    """The rollback's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FLOW_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     version: _builtins.int
+    """The new version number, whose nodes are those of the requested version."""
     @_builtins.property
-    def flow(self) -> Global___Flow: ...
+    def flow(self) -> Global___Flow:
+        """The flow's draft, now equal to the version made live."""
+
     def __init__(
         self,
         *,
@@ -944,6 +1121,8 @@ Global___ScriptedInput: _TypeAlias = ScriptedInput  # noqa: Y015
 
 @_typing.final
 class DryRunFlowRequest(_message.Message):
+    """Asks for a dry run of a flow version."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -953,13 +1132,17 @@ class DryRunFlowRequest(_message.Message):
     CALLER_WITHHELD_FIELD_NUMBER: _builtins.int
     CALL_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The flow's id."""
     version: _builtins.int
     """0 for the draft, otherwise a published version."""
     caller_number: _builtins.str
     """E.164; empty with caller_withheld for a withheld number."""
     caller_withheld: _builtins.bool
+    """True for a caller who withholds the number (非通知)."""
     @_builtins.property
-    def inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScriptedInput]: ...
+    def inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScriptedInput]:
+        """The scripted caller's inputs, at most 100."""
+
     @_builtins.property
     def call_time(self) -> _timestamp_pb2.Timestamp:
         """When the call starts (business hours); now when unset."""
@@ -993,6 +1176,7 @@ class DryRunStep(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     SMS_REQUEST_FIELD_NUMBER: _builtins.int
     step: _builtins.int
+    """Step number, counted like CallAction.step (an SMS request takes one too)."""
     answered: _builtins.str
     """What the step answers: "" for the call start, the digits, "timeout", or "prompt_finished" (the
     scripted caller listens to every announcement to its end).
@@ -1025,6 +1209,8 @@ Global___DryRunStep: _TypeAlias = DryRunStep  # noqa: Y015
 
 @_typing.final
 class DryRunFlowResponse(_message.Message):
+    """What the engine produced for the script."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STEPS_FIELD_NUMBER: _builtins.int
@@ -1038,7 +1224,9 @@ class DryRunFlowResponse(_message.Message):
     awaiting_route_id: _builtins.str
     """The route still waiting for input when the script ran out; empty when the call ended."""
     @_builtins.property
-    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___DryRunStep]: ...
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___DryRunStep]:
+        """Every output, in step order (at most 500)."""
+
     def __init__(
         self,
         *,
@@ -1057,6 +1245,8 @@ Global___DryRunFlowResponse: _TypeAlias = DryRunFlowResponse  # noqa: Y015
 
 @_typing.final
 class BlockedNumber(_message.Message):
+    """A caller number on the tenant's blocklist."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NUMBER_FIELD_NUMBER: _builtins.int
@@ -1065,8 +1255,11 @@ class BlockedNumber(_message.Message):
     number: _builtins.str
     """E.164."""
     note: _builtins.str
+    """Why it is blocked, for the tenant's staff; at most 200 characters."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was added."""
+
     def __init__(
         self,
         *,
@@ -1084,11 +1277,15 @@ Global___BlockedNumber: _TypeAlias = BlockedNumber  # noqa: Y015
 
 @_typing.final
 class AddBlockedNumberRequest(_message.Message):
+    """Asks to add a number to the blocklist."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BLOCKED_NUMBER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def blocked_number(self) -> Global___BlockedNumber: ...
+    def blocked_number(self) -> Global___BlockedNumber:
+        """The number and note; ALREADY_EXISTS when the number is on the blocklist."""
+
     def __init__(
         self,
         *,
@@ -1104,11 +1301,15 @@ Global___AddBlockedNumberRequest: _TypeAlias = AddBlockedNumberRequest  # noqa: 
 
 @_typing.final
 class AddBlockedNumberResponse(_message.Message):
+    """The added entry."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BLOCKED_NUMBER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def blocked_number(self) -> Global___BlockedNumber: ...
+    def blocked_number(self) -> Global___BlockedNumber:
+        """The entry as stored."""
+
     def __init__(
         self,
         *,
@@ -1124,10 +1325,13 @@ Global___AddBlockedNumberResponse: _TypeAlias = AddBlockedNumberResponse  # noqa
 
 @_typing.final
 class RemoveBlockedNumberRequest(_message.Message):
+    """Asks to remove a number from the blocklist."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NUMBER_FIELD_NUMBER: _builtins.int
     number: _builtins.str
+    """The number, E.164."""
     def __init__(
         self,
         *,
@@ -1143,6 +1347,8 @@ Global___RemoveBlockedNumberRequest: _TypeAlias = RemoveBlockedNumberRequest  # 
 
 @_typing.final
 class RemoveBlockedNumberResponse(_message.Message):
+    """Empty: the number was removed."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1158,12 +1364,16 @@ Global___RemoveBlockedNumberResponse: _TypeAlias = RemoveBlockedNumberResponse  
 
 @_typing.final
 class ListBlockedNumbersRequest(_message.Message):
+    """Asks for the blocklist."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """Entries per page: 0 means 100, at most 1000."""
     page_token: _builtins.str
+    """next_page_token of the previous response; empty for the first page."""
     def __init__(
         self,
         *,
@@ -1180,13 +1390,18 @@ Global___ListBlockedNumbersRequest: _TypeAlias = ListBlockedNumbersRequest  # no
 
 @_typing.final
 class ListBlockedNumbersResponse(_message.Message):
+    """A page of the blocklist."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BLOCKED_NUMBERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def blocked_numbers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlockedNumber]: ...
+    def blocked_numbers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlockedNumber]:
+        """The entries."""
+
     def __init__(
         self,
         *,

@@ -104,19 +104,23 @@ class RoutingServiceServicer:
     """
 
     def CreateFlow(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a flow (a draft at revision 1, never published) with a new id; ALREADY_EXISTS when the dialed
+        number has a flow already.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetFlow(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Reads a flow's draft or one of its published versions; NOT_FOUND when there is none.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SearchFlows(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Searches the tenant's flows, paged in id order.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -129,7 +133,12 @@ class RoutingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ValidateFlow(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists what would keep the draft from being published (an empty list: it can be). It is the very check
+        PublishFlow, RollbackFlow (of the version named) and DryRunFlow make before running a definition: the
+        bounds of every timer and count, the graph, and that every guidance (guidance-tts) and SMS box
+        (sms-gateway) the flow names exists; a reference check routing is not configured for is a warning.
+        UNAVAILABLE when guidance-tts or sms-gateway cannot be asked.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -142,7 +151,8 @@ class RoutingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListFlowVersions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the published versions of a flow.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -170,13 +180,15 @@ class RoutingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RemoveBlockedNumber(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Removes a number from the blocklist; NOT_FOUND when it is not on it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListBlockedNumbers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the blocklist, paged.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -36,14 +36,26 @@ class RoutingServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RoutingServiceAsyncStub: ...
     CreateFlow: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.CreateFlowRequest, _routing_service_pb2.CreateFlowResponse]
+    """Creates a flow (a draft at revision 1, never published) with a new id; ALREADY_EXISTS when the dialed
+    number has a flow already.
+    """
     GetFlow: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.GetFlowRequest, _routing_service_pb2.GetFlowResponse]
+    """Reads a flow's draft or one of its published versions; NOT_FOUND when there is none."""
     SearchFlows: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.SearchFlowsRequest, _routing_service_pb2.SearchFlowsResponse]
+    """Searches the tenant's flows, paged in id order."""
     UpdateFlow: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.UpdateFlowRequest, _routing_service_pb2.UpdateFlowResponse]
     """Partial update of the draft; a stale expected_revision fails with ABORTED."""
     ValidateFlow: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.ValidateFlowRequest, _routing_service_pb2.ValidateFlowResponse]
+    """Lists what would keep the draft from being published (an empty list: it can be). It is the very check
+    PublishFlow, RollbackFlow (of the version named) and DryRunFlow make before running a definition: the
+    bounds of every timer and count, the graph, and that every guidance (guidance-tts) and SMS box
+    (sms-gateway) the flow names exists; a reference check routing is not configured for is a warning.
+    UNAVAILABLE when guidance-tts or sms-gateway cannot be asked.
+    """
     PublishFlow: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.PublishFlowRequest, _routing_service_pb2.PublishFlowResponse]
     """Freezes the draft as a new immutable version that new calls use."""
     ListFlowVersions: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.ListFlowVersionsRequest, _routing_service_pb2.ListFlowVersionsResponse]
+    """Lists the published versions of a flow."""
     RollbackFlow: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.RollbackFlowRequest, _routing_service_pb2.RollbackFlowResponse]
     """Makes an earlier published version the live one again (as a new version)."""
     DryRunFlow: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.DryRunFlowRequest, _routing_service_pb2.DryRunFlowResponse]
@@ -53,7 +65,9 @@ class RoutingServiceStub:
     AddBlockedNumber: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.AddBlockedNumberRequest, _routing_service_pb2.AddBlockedNumberResponse]
     """The tenant's blocklist of caller numbers, used by flows whose caller_rejection rejects blocklisted callers."""
     RemoveBlockedNumber: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.RemoveBlockedNumberRequest, _routing_service_pb2.RemoveBlockedNumberResponse]
+    """Removes a number from the blocklist; NOT_FOUND when it is not on it."""
     ListBlockedNumbers: _grpc.UnaryUnaryMultiCallable[_routing_service_pb2.ListBlockedNumbersRequest, _routing_service_pb2.ListBlockedNumbersResponse]
+    """Lists the blocklist, paged."""
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
@@ -63,14 +77,26 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateFlow: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.CreateFlowRequest, _routing_service_pb2.CreateFlowResponse]  # type: ignore[assignment]
+    """Creates a flow (a draft at revision 1, never published) with a new id; ALREADY_EXISTS when the dialed
+    number has a flow already.
+    """
     GetFlow: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.GetFlowRequest, _routing_service_pb2.GetFlowResponse]  # type: ignore[assignment]
+    """Reads a flow's draft or one of its published versions; NOT_FOUND when there is none."""
     SearchFlows: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.SearchFlowsRequest, _routing_service_pb2.SearchFlowsResponse]  # type: ignore[assignment]
+    """Searches the tenant's flows, paged in id order."""
     UpdateFlow: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.UpdateFlowRequest, _routing_service_pb2.UpdateFlowResponse]  # type: ignore[assignment]
     """Partial update of the draft; a stale expected_revision fails with ABORTED."""
     ValidateFlow: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.ValidateFlowRequest, _routing_service_pb2.ValidateFlowResponse]  # type: ignore[assignment]
+    """Lists what would keep the draft from being published (an empty list: it can be). It is the very check
+    PublishFlow, RollbackFlow (of the version named) and DryRunFlow make before running a definition: the
+    bounds of every timer and count, the graph, and that every guidance (guidance-tts) and SMS box
+    (sms-gateway) the flow names exists; a reference check routing is not configured for is a warning.
+    UNAVAILABLE when guidance-tts or sms-gateway cannot be asked.
+    """
     PublishFlow: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.PublishFlowRequest, _routing_service_pb2.PublishFlowResponse]  # type: ignore[assignment]
     """Freezes the draft as a new immutable version that new calls use."""
     ListFlowVersions: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.ListFlowVersionsRequest, _routing_service_pb2.ListFlowVersionsResponse]  # type: ignore[assignment]
+    """Lists the published versions of a flow."""
     RollbackFlow: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.RollbackFlowRequest, _routing_service_pb2.RollbackFlowResponse]  # type: ignore[assignment]
     """Makes an earlier published version the live one again (as a new version)."""
     DryRunFlow: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.DryRunFlowRequest, _routing_service_pb2.DryRunFlowResponse]  # type: ignore[assignment]
@@ -80,7 +106,9 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     AddBlockedNumber: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.AddBlockedNumberRequest, _routing_service_pb2.AddBlockedNumberResponse]  # type: ignore[assignment]
     """The tenant's blocklist of caller numbers, used by flows whose caller_rejection rejects blocklisted callers."""
     RemoveBlockedNumber: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.RemoveBlockedNumberRequest, _routing_service_pb2.RemoveBlockedNumberResponse]  # type: ignore[assignment]
+    """Removes a number from the blocklist; NOT_FOUND when it is not on it."""
     ListBlockedNumbers: _aio.UnaryUnaryMultiCallable[_routing_service_pb2.ListBlockedNumbersRequest, _routing_service_pb2.ListBlockedNumbersResponse]  # type: ignore[assignment]
+    """Lists the blocklist, paged."""
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     """RoutingService edits the routing flows (入力指示ルーティング) of a tenant's dialed numbers:
@@ -92,21 +120,26 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _routing_service_pb2.CreateFlowRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_routing_service_pb2.CreateFlowResponse, _abc.Awaitable[_routing_service_pb2.CreateFlowResponse]]: ...
+    ) -> _typing.Union[_routing_service_pb2.CreateFlowResponse, _abc.Awaitable[_routing_service_pb2.CreateFlowResponse]]:
+        """Creates a flow (a draft at revision 1, never published) with a new id; ALREADY_EXISTS when the dialed
+        number has a flow already.
+        """
 
     @_abc_1.abstractmethod
     def GetFlow(
         self,
         request: _routing_service_pb2.GetFlowRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_routing_service_pb2.GetFlowResponse, _abc.Awaitable[_routing_service_pb2.GetFlowResponse]]: ...
+    ) -> _typing.Union[_routing_service_pb2.GetFlowResponse, _abc.Awaitable[_routing_service_pb2.GetFlowResponse]]:
+        """Reads a flow's draft or one of its published versions; NOT_FOUND when there is none."""
 
     @_abc_1.abstractmethod
     def SearchFlows(
         self,
         request: _routing_service_pb2.SearchFlowsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_routing_service_pb2.SearchFlowsResponse, _abc.Awaitable[_routing_service_pb2.SearchFlowsResponse]]: ...
+    ) -> _typing.Union[_routing_service_pb2.SearchFlowsResponse, _abc.Awaitable[_routing_service_pb2.SearchFlowsResponse]]:
+        """Searches the tenant's flows, paged in id order."""
 
     @_abc_1.abstractmethod
     def UpdateFlow(
@@ -121,7 +154,13 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _routing_service_pb2.ValidateFlowRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_routing_service_pb2.ValidateFlowResponse, _abc.Awaitable[_routing_service_pb2.ValidateFlowResponse]]: ...
+    ) -> _typing.Union[_routing_service_pb2.ValidateFlowResponse, _abc.Awaitable[_routing_service_pb2.ValidateFlowResponse]]:
+        """Lists what would keep the draft from being published (an empty list: it can be). It is the very check
+        PublishFlow, RollbackFlow (of the version named) and DryRunFlow make before running a definition: the
+        bounds of every timer and count, the graph, and that every guidance (guidance-tts) and SMS box
+        (sms-gateway) the flow names exists; a reference check routing is not configured for is a warning.
+        UNAVAILABLE when guidance-tts or sms-gateway cannot be asked.
+        """
 
     @_abc_1.abstractmethod
     def PublishFlow(
@@ -136,7 +175,8 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _routing_service_pb2.ListFlowVersionsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_routing_service_pb2.ListFlowVersionsResponse, _abc.Awaitable[_routing_service_pb2.ListFlowVersionsResponse]]: ...
+    ) -> _typing.Union[_routing_service_pb2.ListFlowVersionsResponse, _abc.Awaitable[_routing_service_pb2.ListFlowVersionsResponse]]:
+        """Lists the published versions of a flow."""
 
     @_abc_1.abstractmethod
     def RollbackFlow(
@@ -169,13 +209,15 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _routing_service_pb2.RemoveBlockedNumberRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_routing_service_pb2.RemoveBlockedNumberResponse, _abc.Awaitable[_routing_service_pb2.RemoveBlockedNumberResponse]]: ...
+    ) -> _typing.Union[_routing_service_pb2.RemoveBlockedNumberResponse, _abc.Awaitable[_routing_service_pb2.RemoveBlockedNumberResponse]]:
+        """Removes a number from the blocklist; NOT_FOUND when it is not on it."""
 
     @_abc_1.abstractmethod
     def ListBlockedNumbers(
         self,
         request: _routing_service_pb2.ListBlockedNumbersRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_routing_service_pb2.ListBlockedNumbersResponse, _abc.Awaitable[_routing_service_pb2.ListBlockedNumbersResponse]]: ...
+    ) -> _typing.Union[_routing_service_pb2.ListBlockedNumbersResponse, _abc.Awaitable[_routing_service_pb2.ListBlockedNumbersResponse]]:
+        """Lists the blocklist, paged."""
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

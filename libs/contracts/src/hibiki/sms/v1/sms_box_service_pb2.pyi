@@ -22,6 +22,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class SmsBox(_message.Message):
+    """An SMS box (蓄積BOX): the message routing's SMS routes send."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BOX_NUMBER_FIELD_NUMBER: _builtins.int
@@ -32,15 +34,25 @@ class SmsBox(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     box_number: _builtins.str
+    """Box number (蓄積BOX番号), unique per tenant: 1 to 32 letters, digits, '-' or '_', starting with a letter or
+    digit. Never changes.
+    """
     box_name: _builtins.str
+    """Box name, 1 to 100 characters. Never changes."""
     message_text: _builtins.str
+    """Message text; sent as message_text + "\\n" + url, UCS-2, within the configured maximum length."""
     url: _builtins.str
+    """URL sent after the text; http(s)."""
     revision: _builtins.int
     """Increases by one with every saved change; the optimistic-concurrency token."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the box was created."""
+
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the text or URL last changed."""
+
     def __init__(
         self,
         *,
@@ -62,6 +74,8 @@ Global___SmsBox: _TypeAlias = SmsBox  # noqa: Y015
 
 @_typing.final
 class CreateSmsBoxRequest(_message.Message):
+    """Asks to create a box."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BOX_NUMBER_FIELD_NUMBER: _builtins.int
@@ -69,9 +83,13 @@ class CreateSmsBoxRequest(_message.Message):
     MESSAGE_TEXT_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
     box_number: _builtins.str
+    """Box number (see SmsBox.box_number)."""
     box_name: _builtins.str
+    """Box name (see SmsBox.box_name)."""
     message_text: _builtins.str
+    """Message text (see SmsBox.message_text)."""
     url: _builtins.str
+    """URL (see SmsBox.url)."""
     def __init__(
         self,
         *,
@@ -90,11 +108,15 @@ Global___CreateSmsBoxRequest: _TypeAlias = CreateSmsBoxRequest  # noqa: Y015
 
 @_typing.final
 class CreateSmsBoxResponse(_message.Message):
+    """The new box."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SMS_BOX_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def sms_box(self) -> Global___SmsBox: ...
+    def sms_box(self) -> Global___SmsBox:
+        """The box as stored."""
+
     def __init__(
         self,
         *,
@@ -110,10 +132,13 @@ Global___CreateSmsBoxResponse: _TypeAlias = CreateSmsBoxResponse  # noqa: Y015
 
 @_typing.final
 class GetSmsBoxRequest(_message.Message):
+    """Asks for a box."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BOX_NUMBER_FIELD_NUMBER: _builtins.int
     box_number: _builtins.str
+    """The box number."""
     def __init__(
         self,
         *,
@@ -129,11 +154,15 @@ Global___GetSmsBoxRequest: _TypeAlias = GetSmsBoxRequest  # noqa: Y015
 
 @_typing.final
 class GetSmsBoxResponse(_message.Message):
+    """The box."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SMS_BOX_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def sms_box(self) -> Global___SmsBox: ...
+    def sms_box(self) -> Global___SmsBox:
+        """The box."""
+
     def __init__(
         self,
         *,
@@ -149,6 +178,8 @@ Global___GetSmsBoxResponse: _TypeAlias = GetSmsBoxResponse  # noqa: Y015
 
 @_typing.final
 class SearchSmsBoxesRequest(_message.Message):
+    """Asks for the tenant's boxes."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     QUERY_FIELD_NUMBER: _builtins.int
@@ -157,7 +188,9 @@ class SearchSmsBoxesRequest(_message.Message):
     query: _builtins.str
     """Matches box number or name (substring); empty lists all."""
     page_size: _builtins.int
+    """Boxes per page: 0 means 50, more than 500 means 500."""
     page_token: _builtins.str
+    """next_page_token of the previous response; empty for the first page."""
     def __init__(
         self,
         *,
@@ -175,13 +208,18 @@ Global___SearchSmsBoxesRequest: _TypeAlias = SearchSmsBoxesRequest  # noqa: Y015
 
 @_typing.final
 class SearchSmsBoxesResponse(_message.Message):
+    """A page of boxes."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SMS_BOXES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def sms_boxes(self) -> _containers.RepeatedCompositeFieldContainer[Global___SmsBox]: ...
+    def sms_boxes(self) -> _containers.RepeatedCompositeFieldContainer[Global___SmsBox]:
+        """The boxes."""
+
     def __init__(
         self,
         *,
@@ -198,6 +236,8 @@ Global___SearchSmsBoxesResponse: _TypeAlias = SearchSmsBoxesResponse  # noqa: Y0
 
 @_typing.final
 class UpdateSmsBoxRequest(_message.Message):
+    """Asks to change a box's text and/or URL."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SMS_BOX_FIELD_NUMBER: _builtins.int
@@ -210,7 +250,11 @@ class UpdateSmsBoxRequest(_message.Message):
         """box_number names the box; the fields named in update_mask are changed."""
 
     @_builtins.property
-    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields to change: message_text and/or url. box_number, or a box_name different from the box's, is
+        INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -228,11 +272,15 @@ Global___UpdateSmsBoxRequest: _TypeAlias = UpdateSmsBoxRequest  # noqa: Y015
 
 @_typing.final
 class UpdateSmsBoxResponse(_message.Message):
+    """The updated box."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SMS_BOX_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def sms_box(self) -> Global___SmsBox: ...
+    def sms_box(self) -> Global___SmsBox:
+        """The box at its new revision."""
+
     def __init__(
         self,
         *,
@@ -248,6 +296,8 @@ Global___UpdateSmsBoxResponse: _TypeAlias = UpdateSmsBoxResponse  # noqa: Y015
 
 @_typing.final
 class SmsBoxRevision(_message.Message):
+    """One saved change of a box: who, when, and text/URL before and after."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REVISION_FIELD_NUMBER: _builtins.int
@@ -258,13 +308,21 @@ class SmsBoxRevision(_message.Message):
     URL_BEFORE_FIELD_NUMBER: _builtins.int
     URL_AFTER_FIELD_NUMBER: _builtins.int
     revision: _builtins.int
+    """The box revision this change made (1: the creation, with empty "before" values)."""
     actor: _builtins.str
+    """Who saved it (the caller's subject)."""
     message_text_before: _builtins.str
+    """Message text before the change."""
     message_text_after: _builtins.str
+    """Message text after the change."""
     url_before: _builtins.str
+    """URL before the change."""
     url_after: _builtins.str
+    """URL after the change."""
     @_builtins.property
-    def change_time(self) -> _timestamp_pb2.Timestamp: ...
+    def change_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was saved."""
+
     def __init__(
         self,
         *,
@@ -286,14 +344,19 @@ Global___SmsBoxRevision: _TypeAlias = SmsBoxRevision  # noqa: Y015
 
 @_typing.final
 class ListSmsBoxRevisionsRequest(_message.Message):
+    """Asks for a box's revisions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BOX_NUMBER_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     box_number: _builtins.str
+    """The box number."""
     page_size: _builtins.int
+    """Revisions per page: 0 means 50, more than 500 means 500."""
     page_token: _builtins.str
+    """next_page_token of the previous response; empty for the first page."""
     def __init__(
         self,
         *,
@@ -311,13 +374,18 @@ Global___ListSmsBoxRevisionsRequest: _TypeAlias = ListSmsBoxRevisionsRequest  # 
 
 @_typing.final
 class ListSmsBoxRevisionsResponse(_message.Message):
+    """A page of revisions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REVISIONS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
     @_builtins.property
-    def revisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SmsBoxRevision]: ...
+    def revisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SmsBoxRevision]:
+        """The revisions."""
+
     def __init__(
         self,
         *,
@@ -334,12 +402,16 @@ Global___ListSmsBoxRevisionsResponse: _TypeAlias = ListSmsBoxRevisionsResponse  
 
 @_typing.final
 class PreviewMessageRequest(_message.Message):
+    """A text and URL to preview."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MESSAGE_TEXT_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
     message_text: _builtins.str
+    """Message text."""
     url: _builtins.str
+    """URL; empty for none."""
     def __init__(
         self,
         *,
@@ -356,6 +428,8 @@ Global___PreviewMessageRequest: _TypeAlias = PreviewMessageRequest  # noqa: Y015
 
 @_typing.final
 class PreviewMessageResponse(_message.Message):
+    """The message as it would be sent."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RENDERED_TEXT_FIELD_NUMBER: _builtins.int
@@ -364,14 +438,23 @@ class PreviewMessageResponse(_message.Message):
     SEGMENTS_FIELD_NUMBER: _builtins.int
     CHARACTERS_LEFT_FIELD_NUMBER: _builtins.int
     MAX_CHARACTERS_FIELD_NUMBER: _builtins.int
+    CHARACTERS_OVER_FIELD_NUMBER: _builtins.int
     rendered_text: _builtins.str
+    """The text handed to the carrier: message_text, a line break and the URL."""
     encoding: _builtins.str
     """"UCS-2" for Japanese text."""
     characters: _builtins.int
     """Characters as the handset counts them (a surrogate pair counts as two)."""
     segments: _builtins.int
+    """SMS parts: 1 up to 70 characters, else one per 67 characters."""
     characters_left: _builtins.int
+    """max_characters minus characters (0 when over the limit)."""
     max_characters: _builtins.int
+    """The configured maximum length of a message (HIBIKI_SMS_MAX_CHARACTERS, default 660)."""
+    characters_over: _builtins.int
+    """How many characters the message goes past max_characters: what to cut before CreateSmsBox or
+    UpdateSmsBox accept it (0 when it fits).
+    """
     def __init__(
         self,
         *,
@@ -381,10 +464,11 @@ class PreviewMessageResponse(_message.Message):
         segments: _builtins.int = ...,
         characters_left: _builtins.int = ...,
         max_characters: _builtins.int = ...,
+        characters_over: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["characters", b"characters", "characters_left", b"characters_left", "encoding", b"encoding", "max_characters", b"max_characters", "rendered_text", b"rendered_text", "segments", b"segments"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["characters", b"characters", "characters_left", b"characters_left", "characters_over", b"characters_over", "encoding", b"encoding", "max_characters", b"max_characters", "rendered_text", b"rendered_text", "segments", b"segments"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -392,6 +476,8 @@ Global___PreviewMessageResponse: _TypeAlias = PreviewMessageResponse  # noqa: Y0
 
 @_typing.final
 class AddOptOutRequest(_message.Message):
+    """Asks to put a recipient on the opt-out list."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RECIPIENT_FIELD_NUMBER: _builtins.int
@@ -412,6 +498,8 @@ Global___AddOptOutRequest: _TypeAlias = AddOptOutRequest  # noqa: Y015
 
 @_typing.final
 class AddOptOutResponse(_message.Message):
+    """The recipient on the list."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RECIPIENT_FIELD_NUMBER: _builtins.int
@@ -432,10 +520,13 @@ Global___AddOptOutResponse: _TypeAlias = AddOptOutResponse  # noqa: Y015
 
 @_typing.final
 class RemoveOptOutRequest(_message.Message):
+    """Asks to take a recipient off the opt-out list."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RECIPIENT_FIELD_NUMBER: _builtins.int
     recipient: _builtins.str
+    """Japanese mobile number, national (09012345678) or E.164 (+819012345678)."""
     def __init__(
         self,
         *,
@@ -451,6 +542,8 @@ Global___RemoveOptOutRequest: _TypeAlias = RemoveOptOutRequest  # noqa: Y015
 
 @_typing.final
 class RemoveOptOutResponse(_message.Message):
+    """Whether the recipient was taken off."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REMOVED_FIELD_NUMBER: _builtins.int

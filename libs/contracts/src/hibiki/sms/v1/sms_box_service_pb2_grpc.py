@@ -84,19 +84,23 @@ class SmsBoxServiceServicer:
     """
 
     def CreateSmsBox(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a box at revision 1; ALREADY_EXISTS when the tenant has a box with that number.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSmsBox(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Reads a box; NOT_FOUND for a number the tenant does not have. Platform tokens may read too: routing
+        checks that the boxes of a flow exist before it publishes it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SearchSmsBoxes(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Searches the tenant's boxes, paged.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -109,13 +113,16 @@ class SmsBoxServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSmsBoxRevisions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists a box's saved changes (revision 1 is its creation), paged.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PreviewMessage(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Renders a text and URL as they would be sent, with their length in characters and parts; nothing is
+        stored.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -36,12 +36,21 @@ class SmsBoxServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SmsBoxServiceAsyncStub: ...
     CreateSmsBox: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.CreateSmsBoxRequest, _sms_box_service_pb2.CreateSmsBoxResponse]
+    """Creates a box at revision 1; ALREADY_EXISTS when the tenant has a box with that number."""
     GetSmsBox: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.GetSmsBoxRequest, _sms_box_service_pb2.GetSmsBoxResponse]
+    """Reads a box; NOT_FOUND for a number the tenant does not have. Platform tokens may read too: routing
+    checks that the boxes of a flow exist before it publishes it.
+    """
     SearchSmsBoxes: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.SearchSmsBoxesRequest, _sms_box_service_pb2.SearchSmsBoxesResponse]
+    """Searches the tenant's boxes, paged."""
     UpdateSmsBox: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.UpdateSmsBoxRequest, _sms_box_service_pb2.UpdateSmsBoxResponse]
     """Changes message_text and/or url; number and name are refused with INVALID_ARGUMENT."""
     ListSmsBoxRevisions: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.ListSmsBoxRevisionsRequest, _sms_box_service_pb2.ListSmsBoxRevisionsResponse]
+    """Lists a box's saved changes (revision 1 is its creation), paged."""
     PreviewMessage: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.PreviewMessageRequest, _sms_box_service_pb2.PreviewMessageResponse]
+    """Renders a text and URL as they would be sent, with their length in characters and parts; nothing is
+    stored.
+    """
     AddOptOut: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.AddOptOutRequest, _sms_box_service_pb2.AddOptOutResponse]
     """Puts a recipient on the tenant's opt-out list: requests for that number are rejected (REJECT_REASON_OPTED_OUT)."""
     RemoveOptOut: _grpc.UnaryUnaryMultiCallable[_sms_box_service_pb2.RemoveOptOutRequest, _sms_box_service_pb2.RemoveOptOutResponse]
@@ -55,12 +64,21 @@ class SmsBoxServiceAsyncStub(SmsBoxServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateSmsBox: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.CreateSmsBoxRequest, _sms_box_service_pb2.CreateSmsBoxResponse]  # type: ignore[assignment]
+    """Creates a box at revision 1; ALREADY_EXISTS when the tenant has a box with that number."""
     GetSmsBox: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.GetSmsBoxRequest, _sms_box_service_pb2.GetSmsBoxResponse]  # type: ignore[assignment]
+    """Reads a box; NOT_FOUND for a number the tenant does not have. Platform tokens may read too: routing
+    checks that the boxes of a flow exist before it publishes it.
+    """
     SearchSmsBoxes: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.SearchSmsBoxesRequest, _sms_box_service_pb2.SearchSmsBoxesResponse]  # type: ignore[assignment]
+    """Searches the tenant's boxes, paged."""
     UpdateSmsBox: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.UpdateSmsBoxRequest, _sms_box_service_pb2.UpdateSmsBoxResponse]  # type: ignore[assignment]
     """Changes message_text and/or url; number and name are refused with INVALID_ARGUMENT."""
     ListSmsBoxRevisions: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.ListSmsBoxRevisionsRequest, _sms_box_service_pb2.ListSmsBoxRevisionsResponse]  # type: ignore[assignment]
+    """Lists a box's saved changes (revision 1 is its creation), paged."""
     PreviewMessage: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.PreviewMessageRequest, _sms_box_service_pb2.PreviewMessageResponse]  # type: ignore[assignment]
+    """Renders a text and URL as they would be sent, with their length in characters and parts; nothing is
+    stored.
+    """
     AddOptOut: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.AddOptOutRequest, _sms_box_service_pb2.AddOptOutResponse]  # type: ignore[assignment]
     """Puts a recipient on the tenant's opt-out list: requests for that number are rejected (REJECT_REASON_OPTED_OUT)."""
     RemoveOptOut: _aio.UnaryUnaryMultiCallable[_sms_box_service_pb2.RemoveOptOutRequest, _sms_box_service_pb2.RemoveOptOutResponse]  # type: ignore[assignment]
@@ -76,21 +94,26 @@ class SmsBoxServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _sms_box_service_pb2.CreateSmsBoxRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_sms_box_service_pb2.CreateSmsBoxResponse, _abc.Awaitable[_sms_box_service_pb2.CreateSmsBoxResponse]]: ...
+    ) -> _typing.Union[_sms_box_service_pb2.CreateSmsBoxResponse, _abc.Awaitable[_sms_box_service_pb2.CreateSmsBoxResponse]]:
+        """Creates a box at revision 1; ALREADY_EXISTS when the tenant has a box with that number."""
 
     @_abc_1.abstractmethod
     def GetSmsBox(
         self,
         request: _sms_box_service_pb2.GetSmsBoxRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_sms_box_service_pb2.GetSmsBoxResponse, _abc.Awaitable[_sms_box_service_pb2.GetSmsBoxResponse]]: ...
+    ) -> _typing.Union[_sms_box_service_pb2.GetSmsBoxResponse, _abc.Awaitable[_sms_box_service_pb2.GetSmsBoxResponse]]:
+        """Reads a box; NOT_FOUND for a number the tenant does not have. Platform tokens may read too: routing
+        checks that the boxes of a flow exist before it publishes it.
+        """
 
     @_abc_1.abstractmethod
     def SearchSmsBoxes(
         self,
         request: _sms_box_service_pb2.SearchSmsBoxesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_sms_box_service_pb2.SearchSmsBoxesResponse, _abc.Awaitable[_sms_box_service_pb2.SearchSmsBoxesResponse]]: ...
+    ) -> _typing.Union[_sms_box_service_pb2.SearchSmsBoxesResponse, _abc.Awaitable[_sms_box_service_pb2.SearchSmsBoxesResponse]]:
+        """Searches the tenant's boxes, paged."""
 
     @_abc_1.abstractmethod
     def UpdateSmsBox(
@@ -105,14 +128,18 @@ class SmsBoxServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _sms_box_service_pb2.ListSmsBoxRevisionsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_sms_box_service_pb2.ListSmsBoxRevisionsResponse, _abc.Awaitable[_sms_box_service_pb2.ListSmsBoxRevisionsResponse]]: ...
+    ) -> _typing.Union[_sms_box_service_pb2.ListSmsBoxRevisionsResponse, _abc.Awaitable[_sms_box_service_pb2.ListSmsBoxRevisionsResponse]]:
+        """Lists a box's saved changes (revision 1 is its creation), paged."""
 
     @_abc_1.abstractmethod
     def PreviewMessage(
         self,
         request: _sms_box_service_pb2.PreviewMessageRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_sms_box_service_pb2.PreviewMessageResponse, _abc.Awaitable[_sms_box_service_pb2.PreviewMessageResponse]]: ...
+    ) -> _typing.Union[_sms_box_service_pb2.PreviewMessageResponse, _abc.Awaitable[_sms_box_service_pb2.PreviewMessageResponse]]:
+        """Renders a text and URL as they would be sent, with their length in characters and parts; nothing is
+        stored.
+        """
 
     @_abc_1.abstractmethod
     def AddOptOut(

@@ -30,11 +30,17 @@ class SmsRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     SMS_REQUESTED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Deterministic id (call id + step): sms-gateway sends at most once per request_id."""
+    """Deterministic id "<call_id>:<step>": the request takes a step of the call like an action does (see
+    hibiki.call.v1.CallAction.step). Also the record key; sms-gateway sends at most once per request_id.
+    """
     @_builtins.property
-    def envelope(self) -> _envelope_pb2.Envelope: ...
+    def envelope(self) -> _envelope_pb2.Envelope:
+        """Envelope; its event_id equals request_id and its `schema` is "hibiki.sms.v1.SmsRequested"."""
+
     @_builtins.property
-    def sms_requested(self) -> Global___SmsRequested: ...
+    def sms_requested(self) -> Global___SmsRequested:
+        """Send an SMS box's message."""
+
     def __init__(
         self,
         *,
@@ -65,11 +71,13 @@ class SmsRequested(_message.Message):
     ROUTE_ID_FIELD_NUMBER: _builtins.int
     RECIPIENT_CAPTURED_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
+    """The call that asked for the SMS."""
     box_number: _builtins.str
     """Number of the SMS box (蓄積BOX番号) whose message text and URL are sent."""
     recipient: _builtins.str
     """Recipient, E.164. Another printable form (at most 32 characters) is refused by sms-gateway with
-    an SmsRejected that says why (e.g. REJECT_REASON_INVALID_NUMBER), not dead-lettered.
+    an SmsRejected that says why (e.g. REJECT_REASON_INVALID_NUMBER), not dead-lettered. Empty when the
+    caller withheld the number (非通知): refused with REJECT_REASON_WITHHELD_NUMBER.
     """
     dialed_number: _builtins.str
     """The number the caller dialed, E.164."""

@@ -27,19 +27,29 @@ class _Carrier:
 class _CarrierEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Carrier.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CARRIER_UNSPECIFIED: _Carrier.ValueType  # 0
+    """Not known (or a carrier this version does not name)."""
     CARRIER_DOCOMO: _Carrier.ValueType  # 1
+    """NTT docomo."""
     CARRIER_KDDI: _Carrier.ValueType  # 2
+    """KDDI (au)."""
     CARRIER_SOFTBANK: _Carrier.ValueType  # 3
+    """SoftBank."""
     CARRIER_RAKUTEN: _Carrier.ValueType  # 4
+    """Rakuten Mobile."""
 
 class Carrier(_Carrier, metaclass=_CarrierEnumTypeWrapper):
     """Mobile network that carries the recipient's SMS. MVNO SIMs ride one of these."""
 
 CARRIER_UNSPECIFIED: Carrier.ValueType  # 0
+"""Not known (or a carrier this version does not name)."""
 CARRIER_DOCOMO: Carrier.ValueType  # 1
+"""NTT docomo."""
 CARRIER_KDDI: Carrier.ValueType  # 2
+"""KDDI (au)."""
 CARRIER_SOFTBANK: Carrier.ValueType  # 3
+"""SoftBank."""
 CARRIER_RAKUTEN: Carrier.ValueType  # 4
+"""Rakuten Mobile."""
 Global___Carrier: _TypeAlias = Carrier  # noqa: Y015
 
 class _RejectReason:
@@ -49,33 +59,61 @@ class _RejectReason:
 class _RejectReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RejectReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     REJECT_REASON_UNSPECIFIED: _RejectReason.ValueType  # 0
+    """Not said; reporting counts it as "unspecified"."""
     REJECT_REASON_INVALID_NUMBER: _RejectReason.ValueType  # 1
+    """Not a (valid Japanese) phone number, or a Japanese number of no kind below that is not a mobile."""
     REJECT_REASON_FOREIGN_NUMBER: _RejectReason.ValueType  # 2
+    """A number outside Japan (country code other than +81)."""
     REJECT_REASON_LANDLINE_NUMBER: _RejectReason.ValueType  # 3
+    """A fixed-line number."""
     REJECT_REASON_IP_PHONE_NUMBER: _RejectReason.ValueType  # 4
+    """A 050 IP-phone number."""
     REJECT_REASON_TOLL_FREE_NUMBER: _RejectReason.ValueType  # 5
+    """A toll-free number (0120, 0800)."""
     REJECT_REASON_M2M_NUMBER: _RejectReason.ValueType  # 6
+    """A 020 M2M number while M2M sending is disabled (HIBIKI_SMS_ALLOW_M2M)."""
     REJECT_REASON_UNSUPPORTED_CARRIER: _RejectReason.ValueType  # 7
+    """The recipient's carrier is not docomo, KDDI, SoftBank or Rakuten Mobile."""
     REJECT_REASON_UNKNOWN_BOX: _RejectReason.ValueType  # 8
+    """The tenant has no SMS box with box_number."""
     REJECT_REASON_OPTED_OUT: _RejectReason.ValueType  # 9
+    """The recipient is on the tenant's opt-out list."""
     REJECT_REASON_RECIPIENT_RATE_LIMITED: _RejectReason.ValueType  # 10
+    """The per-recipient cooldown refused it (by default: within 60 s of the previous SMS, or more than 5
+    in 24 h).
+    """
     REJECT_REASON_WITHHELD_NUMBER: _RejectReason.ValueType  # 11
+    """No recipient: the caller withheld the number (empty, "anonymous", "private", ...)."""
 
 class RejectReason(_RejectReason, metaclass=_RejectReasonEnumTypeWrapper):
     """Why a request was never sent."""
 
 REJECT_REASON_UNSPECIFIED: RejectReason.ValueType  # 0
+"""Not said; reporting counts it as "unspecified"."""
 REJECT_REASON_INVALID_NUMBER: RejectReason.ValueType  # 1
+"""Not a (valid Japanese) phone number, or a Japanese number of no kind below that is not a mobile."""
 REJECT_REASON_FOREIGN_NUMBER: RejectReason.ValueType  # 2
+"""A number outside Japan (country code other than +81)."""
 REJECT_REASON_LANDLINE_NUMBER: RejectReason.ValueType  # 3
+"""A fixed-line number."""
 REJECT_REASON_IP_PHONE_NUMBER: RejectReason.ValueType  # 4
+"""A 050 IP-phone number."""
 REJECT_REASON_TOLL_FREE_NUMBER: RejectReason.ValueType  # 5
+"""A toll-free number (0120, 0800)."""
 REJECT_REASON_M2M_NUMBER: RejectReason.ValueType  # 6
+"""A 020 M2M number while M2M sending is disabled (HIBIKI_SMS_ALLOW_M2M)."""
 REJECT_REASON_UNSUPPORTED_CARRIER: RejectReason.ValueType  # 7
+"""The recipient's carrier is not docomo, KDDI, SoftBank or Rakuten Mobile."""
 REJECT_REASON_UNKNOWN_BOX: RejectReason.ValueType  # 8
+"""The tenant has no SMS box with box_number."""
 REJECT_REASON_OPTED_OUT: RejectReason.ValueType  # 9
+"""The recipient is on the tenant's opt-out list."""
 REJECT_REASON_RECIPIENT_RATE_LIMITED: RejectReason.ValueType  # 10
+"""The per-recipient cooldown refused it (by default: within 60 s of the previous SMS, or more than 5
+in 24 h).
+"""
 REJECT_REASON_WITHHELD_NUMBER: RejectReason.ValueType  # 11
+"""No recipient: the caller withheld the number (empty, "anonymous", "private", ...)."""
 Global___RejectReason: _TypeAlias = RejectReason  # noqa: Y015
 
 @_typing.final
@@ -97,20 +135,37 @@ class SmsResult(_message.Message):
     SMS_FAILED_FIELD_NUMBER: _builtins.int
     SMS_LINK_CLICKED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """request_id of the SmsRequest this result is about; also the record key."""
     @_builtins.property
-    def envelope(self) -> _envelope_pb2.Envelope: ...
+    def envelope(self) -> _envelope_pb2.Envelope:
+        """Envelope; event_id "<request_id>:<accepted|delivered|undelivered|rejected|failed>" (a click
+        "<request_id>:clicked:<click_number>"), `schema` the body set below.
+        """
+
     @_builtins.property
-    def sms_accepted(self) -> Global___SmsAccepted: ...
+    def sms_accepted(self) -> Global___SmsAccepted:
+        """送信完了: the carrier accepted every part."""
+
     @_builtins.property
-    def sms_delivered(self) -> Global___SmsDelivered: ...
+    def sms_delivered(self) -> Global___SmsDelivered:
+        """Delivery receipts say the handset received it."""
+
     @_builtins.property
-    def sms_undelivered(self) -> Global___SmsUndelivered: ...
+    def sms_undelivered(self) -> Global___SmsUndelivered:
+        """Delivery receipts say it was not delivered."""
+
     @_builtins.property
-    def sms_rejected(self) -> Global___SmsRejected: ...
+    def sms_rejected(self) -> Global___SmsRejected:
+        """Refused before any carrier saw it."""
+
     @_builtins.property
-    def sms_failed(self) -> Global___SmsFailed: ...
+    def sms_failed(self) -> Global___SmsFailed:
+        """Given up, or its outcome could not be established."""
+
     @_builtins.property
-    def sms_link_clicked(self) -> Global___SmsLinkClicked: ...
+    def sms_link_clicked(self) -> Global___SmsLinkClicked:
+        """The recipient opened the message's short link."""
+
     def __init__(
         self,
         *,
@@ -147,13 +202,19 @@ class MessageSnapshot(_message.Message):
     RENDERED_TEXT_FIELD_NUMBER: _builtins.int
     SEGMENTS_FIELD_NUMBER: _builtins.int
     box_number: _builtins.str
+    """Number of the SMS box (蓄積BOX番号)."""
     box_name: _builtins.str
+    """Name of the SMS box."""
     message_text: _builtins.str
+    """The box's message text at the revision sent (without the URL)."""
     url: _builtins.str
+    """The box's URL at the revision sent."""
     box_revision: _builtins.int
+    """Revision of the box's text and URL that was sent."""
     rendered_text: _builtins.str
     """Text handed to the carrier (message with the URL), UCS-2 encoded on the wire."""
     segments: _builtins.int
+    """Number of SMS parts: 1 for up to 70 UCS-2 characters, else 67 characters per part."""
     def __init__(
         self,
         *,
@@ -184,6 +245,7 @@ class SmsAccepted(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     carrier: Global___Carrier.ValueType
+    """Carrier that accepted the message."""
     reason: _builtins.str
     """Machine-readable reason; "accepted"."""
     @_builtins.property
@@ -191,7 +253,9 @@ class SmsAccepted(_message.Message):
         """Carrier message ids, one per segment."""
 
     @_builtins.property
-    def snapshot(self) -> Global___MessageSnapshot: ...
+    def snapshot(self) -> Global___MessageSnapshot:
+        """What was sent."""
+
     def __init__(
         self,
         *,
@@ -219,12 +283,17 @@ class SmsDelivered(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     carrier: Global___Carrier.ValueType
+    """Carrier that delivered the message."""
     reason: _builtins.str
     """Receipt state, "DELIVRD"."""
     @_builtins.property
-    def carrier_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def carrier_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Carrier message ids, one per segment."""
+
     @_builtins.property
-    def snapshot(self) -> Global___MessageSnapshot: ...
+    def snapshot(self) -> Global___MessageSnapshot:
+        """What was sent."""
+
     def __init__(
         self,
         *,
@@ -253,14 +322,19 @@ class SmsUndelivered(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     carrier: Global___Carrier.ValueType
+    """Carrier that reported the non-delivery."""
     reason: _builtins.str
     """Receipt state: "UNDELIV", "EXPIRED", "REJECTD", "DELETED" or "UNKNOWN"."""
     error_code: _builtins.str
     """Network error code from the receipt, when present."""
     @_builtins.property
-    def carrier_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def carrier_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Carrier message ids, one per segment."""
+
     @_builtins.property
-    def snapshot(self) -> Global___MessageSnapshot: ...
+    def snapshot(self) -> Global___MessageSnapshot:
+        """What was sent."""
+
     def __init__(
         self,
         *,
@@ -288,9 +362,13 @@ class SmsRejected(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     reason: Global___RejectReason.ValueType
+    """Why; a reason this version does not name is kept as "unknown" by consumers."""
     detail: _builtins.str
+    """Human-readable detail in English, e.g. "050 IP-phone numbers cannot receive SMS"."""
     @_builtins.property
-    def snapshot(self) -> Global___MessageSnapshot: ...
+    def snapshot(self) -> Global___MessageSnapshot:
+        """What would have been sent, as far as it is known."""
+
     def __init__(
         self,
         *,
@@ -320,10 +398,15 @@ class SmsFailed(_message.Message):
     reason: _builtins.str
     """Machine-readable reason, e.g. "retries_exhausted", "carrier_permanent_error", "uncertain_after_crash"."""
     detail: _builtins.str
+    """Human-readable detail (e.g. the carrier's error), in English."""
     carrier: Global___Carrier.ValueType
+    """Carrier the message was submitted to; unspecified when none was reached."""
     attempts: _builtins.int
+    """Submit attempts made."""
     @_builtins.property
-    def snapshot(self) -> Global___MessageSnapshot: ...
+    def snapshot(self) -> Global___MessageSnapshot:
+        """What was (to be) sent."""
+
     def __init__(
         self,
         *,
